@@ -1,0 +1,204 @@
+#!/usr/bin/env python3
+"""Deploy template.yaml to the local AWS emulator and print the stack's outputs.
+
+The local stack's tables, queues and functions come from the same template that
+production deploys, so the two cannot drift: the template is expanded from SAM
+to CloudFormation with samtranslator (what `sam deploy` does in AWS) and created
+through the emulator's CloudFormation API.
+
+Two things differ from AWS, both forced by running without Docker:
+- CodeUri points at a zip of the locally built bootstrap uploaded to the
+  emulator's S3 (AWS would get the zip from `sam deploy`'s own upload);
+- event-source mappings are created disabled: the emulator would otherwise try
+  to run the function itself (in Docker), and the local poller plays the
+  mapping instead, reading its settings (batch size, ReportBatchItemFailures)
+  from the emulator's Lambda API.
+
+Usage: provision.py --template template.yaml --stack NAME --code-dir DIR --out FILE
+where DIR holds <LogicalId>/bootstrap for every function. FILE receives the
+stack's outputs, each function's deployed settings and its event-source mappings.
+"""
+
+import argparse
+import copy
+import io
+import json
+import os
+import sys
+import time
+import zipfile
+
+import boto3
+from botocore.exceptions import ClientError
+from cfnlint.data import Serverless
+from cfnlint.decode import decode
+from cfnlint.decode.utils import convert_dict
+from cfnlint.helpers import load_resource
+from samtranslator.parser import parser
+from samtranslator.translator.translator import Translator
+
+CODE_BUCKET = "ct-webhooks-local-code"
+
+
+def fail(msg):
+    print(f"provision: {msg}", file=sys.stderr)
+    sys.exit(1)
+
+
+def load_template(path):
+    template, matches = decode(path)
+    if matches or template is None:
+        fail(f"cannot read {path}: " + "; ".join(str(m) for m in matches))
+    return template
+
+
+def upload_code(s3, stack, code_dir, functions):
+    """Zip each function's bootstrap into the emulator's S3; return {logical id: s3 uri}."""
+    try:
+        s3.create_bucket(Bucket=CODE_BUCKET)
+    except ClientError as e:
+        if e.response["Error"]["Code"] not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
+            raise
+    uris = {}
+    for logical_id in functions:
+        path = os.path.join(code_dir, logical_id, "bootstrap")
+        if not os.path.isfile(path):
+            fail(f"{path} is missing: build the functions first (make build-local)")
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+            info = zipfile.ZipInfo("bootstrap")
+            info.external_attr = 0o755 << 16
+            with open(path, "rb") as f:
+                z.writestr(info, f.read())
+        key = f"{stack}/{logical_id}.zip"
+        s3.put_object(Bucket=CODE_BUCKET, Key=key, Body=buf.getvalue())
+        uris[logical_id] = f"s3://{CODE_BUCKET}/{key}"
+    return uris
+
+
+def translate(template, code_uris, region):
+    sam = copy.deepcopy(template)
+    for logical_id, res in sam.get("Resources", {}).items():
+        if res.get("Type") == "AWS::Serverless::Function":
+            res.setdefault("Properties", {})["CodeUri"] = code_uris[logical_id]
+    os.environ.setdefault("AWS_DEFAULT_REGION", region)
+    policies = load_resource(Serverless, "ManagedPolicies.json")
+    cfn = Translator(policies, parser.Parser()).translate(
+        sam_template=convert_dict(sam), parameter_values={}
+    )
+    for res in cfn["Resources"].values():
+        if res["Type"] == "AWS::Lambda::EventSourceMapping":
+            res["Properties"]["Enabled"] = False
+    return cfn
+
+
+def deploy(cfn_client, stack, body):
+    """Create the stack, or update it in place when it exists already (an
+    emulator that outlives one run of the local stack keeps its data)."""
+    caps = ["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM", "CAPABILITY_AUTO_EXPAND"]
+    try:
+        cfn_client.describe_stacks(StackName=stack)
+    except ClientError:
+        cfn_client.create_stack(StackName=stack, TemplateBody=json.dumps(body), Capabilities=caps)
+        return wait(cfn_client, stack, ("CREATE_COMPLETE",))
+    try:
+        cfn_client.update_stack(StackName=stack, TemplateBody=json.dumps(body), Capabilities=caps)
+    except ClientError as e:
+        if "No updates are to be performed" not in str(e):
+            raise
+    return wait(cfn_client, stack, ("CREATE_COMPLETE", "UPDATE_COMPLETE"))
+
+
+def wait(cfn_client, stack, done, gone_ok=False):
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        try:
+            s = cfn_client.describe_stacks(StackName=stack)["Stacks"][0]
+        except ClientError:
+            if gone_ok:
+                return None
+            raise
+        status = s["StackStatus"]
+        if status in done:
+            return s
+        if status.endswith("FAILED") or status.endswith("ROLLBACK_COMPLETE"):
+            events = cfn_client.describe_stack_events(StackName=stack)["StackEvents"]
+            reasons = [
+                f'{e["LogicalResourceId"]}: {e.get("ResourceStatusReason")}'
+                for e in events
+                if e.get("ResourceStatus", "").endswith("FAILED")
+            ]
+            fail(f"stack {stack} is {status}: " + "; ".join(reasons))
+        time.sleep(0.5)
+    fail(f"stack {stack} did not reach {done} within 120 s")
+
+
+def describe_functions(session, endpoint, stack):
+    """What the local runner needs to play Lambda: each function's settings as
+    deployed (environment, timeout, memory) and its event-source mappings."""
+    cfn_client = session.client("cloudformation", endpoint_url=endpoint)
+    lam = session.client("lambda", endpoint_url=endpoint)
+    functions, mappings = {}, []
+    pages = cfn_client.get_paginator("list_stack_resources").paginate(StackName=stack)
+    for page in pages:
+        for r in page["StackResourceSummaries"]:
+            if r["ResourceType"] != "AWS::Lambda::Function":
+                continue
+            conf = lam.get_function_configuration(FunctionName=r["PhysicalResourceId"])
+            env = conf.get("Environment", {}).get("Variables", {})
+            functions[r["LogicalResourceId"]] = {
+                "FunctionName": conf["FunctionName"],
+                "Timeout": conf["Timeout"],
+                "MemorySize": conf["MemorySize"],
+                "Environment": {k: str(v) for k, v in env.items()},
+            }
+            all_mappings = lam.list_event_source_mappings()["EventSourceMappings"]
+            for m in (m for m in all_mappings if m["FunctionArn"] == conf["FunctionArn"]):
+                mappings.append(
+                    {
+                        "Function": r["LogicalResourceId"],
+                        "EventSourceArn": m["EventSourceArn"],
+                        "BatchSize": m.get("BatchSize", 10),
+                        "MaximumBatchingWindowInSeconds": m.get("MaximumBatchingWindowInSeconds", 0),
+                        "FunctionResponseTypes": m.get("FunctionResponseTypes", []),
+                        "MaximumConcurrency": m.get("ScalingConfig", {}).get("MaximumConcurrency", 0),
+                    }
+                )
+    return functions, mappings
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--template", default="template.yaml")
+    ap.add_argument("--stack", required=True)
+    ap.add_argument("--code-dir", required=True)
+    ap.add_argument("--out", required=True, help="where to write the outputs JSON")
+    args = ap.parse_args()
+
+    endpoint = os.environ.get("AWS_ENDPOINT_URL")
+    if not endpoint:
+        fail("AWS_ENDPOINT_URL is not set; refusing to deploy the local stack to real AWS")
+    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+    session = boto3.session.Session(region_name=region)
+
+    template = load_template(args.template)
+    functions = [
+        k for k, v in template.get("Resources", {}).items() if v.get("Type") == "AWS::Serverless::Function"
+    ]
+    uris = upload_code(session.client("s3", endpoint_url=endpoint), args.stack, args.code_dir, functions)
+    cfn = translate(template, uris, region)
+    stack = deploy(session.client("cloudformation", endpoint_url=endpoint), args.stack, cfn)
+
+    outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
+    functions, mappings = describe_functions(session, endpoint, args.stack)
+    result = {"StackName": args.stack, "Outputs": outputs, "Functions": functions, "EventSourceMappings": mappings}
+    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+    tmp = args.out + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(result, f, indent=2, sort_keys=True)
+        f.write("\n")
+    os.replace(tmp, args.out)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,89 @@
+package api
+
+import (
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+
+	"github.com/customerthermometer/webhooks/shared/domain"
+)
+
+// statusOf is the one place that maps error codes to HTTP statuses.
+var statusOf = map[domain.Code]int{
+	domain.CodeInvalidJSON:          http.StatusBadRequest,
+	domain.CodeInvalidCursor:        http.StatusBadRequest,
+	domain.CodeValidationFailed:     http.StatusUnprocessableEntity,
+	domain.CodeUnauthorized:         http.StatusUnauthorized,
+	domain.CodeNotFound:             http.StatusNotFound,
+	domain.CodeMethodNotAllowed:     http.StatusMethodNotAllowed,
+	domain.CodeEndpointNotTested:    http.StatusConflict,
+	domain.CodePayloadTooLarge:      http.StatusRequestEntityTooLarge,
+	domain.CodeUnsupportedMediaType: http.StatusUnsupportedMediaType,
+	domain.CodeRateLimited:          http.StatusTooManyRequests,
+	domain.CodeInternal:             http.StatusInternalServerError,
+}
+
+type errorBody struct {
+	Error struct {
+		Code    domain.Code         `json:"code"`
+		Message string              `json:"message"`
+		Details []domain.FieldError `json:"details,omitempty"`
+	} `json:"error"`
+}
+
+// writeError answers with the contract's error shape. Errors that are not
+// *domain.Error are internal: their cause is logged and never shown.
+func (h *handler) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	var e *domain.Error
+	if !errors.As(err, &e) || statusOf[e.Code] == 0 || e.Code == domain.CodeInternal {
+		h.Logger.ErrorContext(r.Context(), "internal error", slog.String("path", r.URL.Path), slog.String("error", err.Error()))
+		e = domain.Errorf(domain.CodeInternal, "internal error; the request id identifies it for support")
+	}
+	var body errorBody
+	body.Error.Code, body.Error.Message, body.Error.Details = e.Code, e.Message, e.Details
+	writeJSON(w, statusOf[e.Code], body)
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		// Only our own types are encoded here; this cannot happen for them.
+		http.Error(w, `{"error":{"code":"internal","message":"internal error"}}`, http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	_, _ = w.Write(append(b, '\n'))
+}
+
+// responseWriter remembers the status and account for the request log line.
+type responseWriter struct {
+	http.ResponseWriter
+	status  int
+	account string
+}
+
+func (w *responseWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *responseWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+// discardBody lets ServeMux's not-found and method-not-allowed handlers run
+// for their status and Allow header while their plain-text body is dropped.
+type discardBody struct{ header http.Header }
+
+func (d discardBody) Header() http.Header         { return d.header }
+func (d discardBody) Write(b []byte) (int, error) { return len(b), nil }
+func (d discardBody) WriteHeader(int)             {}

@@ -1,0 +1,138 @@
+// Package config reads the service's settings from the environment, once, into
+// a typed struct. Both functions use the same settings (template.yaml sets them
+// in Globals), and a missing or malformed variable stops start-up with a message
+// that names it, instead of a failure on the first request.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Config is everything the functions read from the environment.
+type Config struct {
+	// EndpointsTable holds endpoints, thermometer links, accounts and API key hashes.
+	EndpointsTable string
+	// DeliveriesTable is the delivery log.
+	DeliveriesTable string
+	// KMSKeyID encrypts shared secrets and Basic Auth passwords at rest.
+	KMSKeyID string
+	// EventsQueueURL is the response-events queue.
+	EventsQueueURL string
+	// EventsDLQURL is where invalid events are set aside.
+	EventsDLQURL string
+	// SourceIPs are the addresses webhooks leave from, published by the API.
+	SourceIPs []netip.Addr
+	// RetrySchedule is the delay before each retry of a failed delivery.
+	RetrySchedule []time.Duration
+	// LogRetention is how long delivery-log items are kept.
+	LogRetention time.Duration
+	// LocalMode allows loopback webhook targets on any port, so tests can run
+	// receivers on the developer's machine. Never set in template.yaml.
+	LocalMode bool
+}
+
+// MaxRetryDelay is the longest single retry delay: SQS cannot hide a message
+// for longer than 12 hours.
+const MaxRetryDelay = 12 * time.Hour
+
+// Load reads the configuration through lookup (os.LookupEnv in production).
+// The error names every missing or malformed variable.
+func Load(lookup func(string) (string, bool)) (Config, error) {
+	var c Config
+	var errs []error
+	required := func(name string) string {
+		v, ok := lookup(name)
+		v = strings.TrimSpace(v)
+		if !ok || v == "" {
+			errs = append(errs, fmt.Errorf("missing required environment variable %s", name))
+		}
+		return v
+	}
+	c.EndpointsTable = required("ENDPOINTS_TABLE")
+	c.DeliveriesTable = required("DELIVERIES_TABLE")
+	c.KMSKeyID = required("KMS_KEY_ID")
+	c.EventsQueueURL = required("EVENTS_QUEUE_URL")
+	c.EventsDLQURL = required("EVENTS_DLQ_URL")
+
+	if v := required("SOURCE_IPS"); v != "" {
+		ips, err := parseIPs(v)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("SOURCE_IPS: %w", err))
+		}
+		c.SourceIPs = ips
+	}
+
+	c.RetrySchedule = DefaultRetrySchedule()
+	if v, ok := lookup("RETRY_SCHEDULE"); ok && strings.TrimSpace(v) != "" {
+		s, err := ParseRetrySchedule(v)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("RETRY_SCHEDULE: %w", err))
+		}
+		c.RetrySchedule = s
+	}
+
+	c.LogRetention = 30 * 24 * time.Hour
+	if v, ok := lookup("LOG_RETENTION_DAYS"); ok && strings.TrimSpace(v) != "" {
+		days, err := strconv.Atoi(strings.TrimSpace(v))
+		if err != nil || days < 1 || days > 3650 {
+			errs = append(errs, fmt.Errorf("LOG_RETENTION_DAYS: %q is not a whole number of days between 1 and 3650", v))
+		}
+		c.LogRetention = time.Duration(days) * 24 * time.Hour
+	}
+
+	if v, ok := lookup("LOCAL_MODE"); ok && strings.TrimSpace(v) != "" {
+		b, err := strconv.ParseBool(strings.TrimSpace(v))
+		if err != nil {
+			errs = append(errs, fmt.Errorf("LOCAL_MODE: %q is not true or false", v))
+		}
+		c.LocalMode = b
+	}
+
+	if len(errs) > 0 {
+		return Config{}, fmt.Errorf("config: %w", errors.Join(errs...))
+	}
+	return c, nil
+}
+
+// DefaultRetrySchedule is 7 retries after the first attempt (8 attempts) over
+// about 27.6 hours before jitter, as template.yaml's default.
+func DefaultRetrySchedule() []time.Duration {
+	return []time.Duration{time.Minute, 5 * time.Minute, 30 * time.Minute, 2 * time.Hour, 5 * time.Hour, 8 * time.Hour, 12 * time.Hour}
+}
+
+// ParseRetrySchedule reads a comma-separated list of Go durations ("1m,5m,2h").
+func ParseRetrySchedule(s string) ([]time.Duration, error) {
+	parts := strings.Split(s, ",")
+	if len(parts) > 50 {
+		return nil, fmt.Errorf("%d delays; at most 50", len(parts))
+	}
+	out := make([]time.Duration, 0, len(parts))
+	for _, p := range parts {
+		d, err := time.ParseDuration(strings.TrimSpace(p))
+		if err != nil {
+			return nil, fmt.Errorf("%q is not a duration like 30s, 5m or 2h", strings.TrimSpace(p))
+		}
+		if d < time.Second || d > MaxRetryDelay {
+			return nil, fmt.Errorf("delay %s is outside 1s..12h", d)
+		}
+		out = append(out, d)
+	}
+	return out, nil
+}
+
+func parseIPs(s string) ([]netip.Addr, error) {
+	var ips []netip.Addr
+	for _, p := range strings.Split(s, ",") {
+		ip, err := netip.ParseAddr(strings.TrimSpace(p))
+		if err != nil {
+			return nil, fmt.Errorf("%q is not an IP address", strings.TrimSpace(p))
+		}
+		ips = append(ips, ip)
+	}
+	return ips, nil
+}

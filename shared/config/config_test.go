@@ -1,0 +1,99 @@
+package config
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func env(m map[string]string) func(string) (string, bool) {
+	return func(k string) (string, bool) { v, ok := m[k]; return v, ok }
+}
+
+func complete() map[string]string {
+	return map[string]string{
+		"ENDPOINTS_TABLE":    "ep",
+		"DELIVERIES_TABLE":   "dl",
+		"KMS_KEY_ID":         "key",
+		"EVENTS_QUEUE_URL":   "http://q",
+		"EVENTS_DLQ_URL":     "http://dlq",
+		"SOURCE_IPS":         "203.0.113.7",
+		"RETRY_SCHEDULE":     "1s,2s,5s",
+		"LOG_RETENTION_DAYS": "7",
+		"LOCAL_MODE":         "true",
+	}
+}
+
+func TestLoadComplete(t *testing.T) {
+	c, err := Load(env(complete()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.EndpointsTable != "ep" || c.DeliveriesTable != "dl" || c.KMSKeyID != "key" || c.EventsQueueURL != "http://q" || c.EventsDLQURL != "http://dlq" {
+		t.Errorf("names not read: %+v", c)
+	}
+	if len(c.SourceIPs) != 1 || c.SourceIPs[0].String() != "203.0.113.7" {
+		t.Errorf("SourceIPs = %v", c.SourceIPs)
+	}
+	if want := []time.Duration{time.Second, 2 * time.Second, 5 * time.Second}; len(c.RetrySchedule) != 3 || c.RetrySchedule[2] != want[2] {
+		t.Errorf("RetrySchedule = %v", c.RetrySchedule)
+	}
+	if c.LogRetention != 7*24*time.Hour || !c.LocalMode {
+		t.Errorf("LogRetention %v LocalMode %v", c.LogRetention, c.LocalMode)
+	}
+}
+
+func TestLoadDefaults(t *testing.T) {
+	m := complete()
+	delete(m, "RETRY_SCHEDULE")
+	delete(m, "LOG_RETENTION_DAYS")
+	delete(m, "LOCAL_MODE")
+	c, err := Load(env(m))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.LocalMode {
+		t.Error("local mode must be off unless set")
+	}
+	var total time.Duration
+	for _, d := range c.RetrySchedule {
+		total += d
+	}
+	if len(c.RetrySchedule)+1 != 8 || total < 24*time.Hour {
+		t.Errorf("default schedule %v: %d attempts over %v, want 8 over at least 24h", c.RetrySchedule, len(c.RetrySchedule)+1, total)
+	}
+	if c.LogRetention != 30*24*time.Hour {
+		t.Errorf("LogRetention = %v", c.LogRetention)
+	}
+}
+
+func TestLoadNamesEachProblem(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		change func(map[string]string)
+		want   []string
+	}{
+		{"missing table", func(m map[string]string) { delete(m, "ENDPOINTS_TABLE") }, []string{"ENDPOINTS_TABLE"}},
+		{"blank key", func(m map[string]string) { m["KMS_KEY_ID"] = "  " }, []string{"KMS_KEY_ID"}},
+		{"two missing", func(m map[string]string) { delete(m, "EVENTS_QUEUE_URL"); delete(m, "SOURCE_IPS") }, []string{"EVENTS_QUEUE_URL", "SOURCE_IPS"}},
+		{"bad ip", func(m map[string]string) { m["SOURCE_IPS"] = "not-an-ip" }, []string{"SOURCE_IPS", "not-an-ip"}},
+		{"bad schedule", func(m map[string]string) { m["RETRY_SCHEDULE"] = "1m,soon" }, []string{"RETRY_SCHEDULE", "soon"}},
+		{"delay too long", func(m map[string]string) { m["RETRY_SCHEDULE"] = "13h" }, []string{"RETRY_SCHEDULE", "12h"}},
+		{"bad retention", func(m map[string]string) { m["LOG_RETENTION_DAYS"] = "0" }, []string{"LOG_RETENTION_DAYS"}},
+		{"bad local mode", func(m map[string]string) { m["LOCAL_MODE"] = "yes please" }, []string{"LOCAL_MODE"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := complete()
+			tc.change(m)
+			_, err := Load(env(m))
+			if err == nil {
+				t.Fatal("Load succeeded")
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not name %q", err, w)
+				}
+			}
+		})
+	}
+}

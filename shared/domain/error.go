@@ -1,0 +1,88 @@
+package domain
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// Code classifies an error by what the caller should do about it. The API maps
+// each code to one HTTP status (see package api); codes are part of the public
+// contract.
+type Code string
+
+// The error codes of the public contract.
+const (
+	CodeInvalidJSON          Code = "invalid_json"
+	CodeInvalidCursor        Code = "invalid_cursor"
+	CodeValidationFailed     Code = "validation_failed"
+	CodeUnauthorized         Code = "unauthorized"
+	CodeNotFound             Code = "not_found"
+	CodeMethodNotAllowed     Code = "method_not_allowed"
+	CodeEndpointNotTested    Code = "endpoint_not_tested"
+	CodePayloadTooLarge      Code = "payload_too_large"
+	CodeUnsupportedMediaType Code = "unsupported_media_type"
+	CodeRateLimited          Code = "rate_limited"
+	CodeInternal             Code = "internal"
+)
+
+// FieldError names one broken rule of one input field.
+type FieldError struct {
+	Field   string `json:"field"`
+	Message string `json:"message"`
+}
+
+// Error is an error the caller may see: its message never carries internals.
+type Error struct {
+	Code    Code
+	Message string
+	Details []FieldError
+}
+
+func (e *Error) Error() string { return string(e.Code) + ": " + e.Message }
+
+// Errorf returns an *Error with a formatted message.
+func Errorf(code Code, format string, args ...any) *Error {
+	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// ErrNotFound is returned (wrapped) by lookups that find nothing.
+var ErrNotFound = &Error{Code: CodeNotFound, Message: "not found"}
+
+// Is matches errors by code, so errors.Is(err, ErrNotFound) holds for every
+// not_found *Error whatever its message.
+func (e *Error) Is(target error) bool {
+	t, ok := target.(*Error)
+	return ok && t.Code == e.Code
+}
+
+// ValidationError collects every broken rule of a request before it is
+// returned as one validation_failed error.
+type ValidationError struct{ details []FieldError }
+
+// Add records that field breaks a rule.
+func (v *ValidationError) Add(field, format string, args ...any) {
+	v.details = append(v.details, FieldError{Field: field, Message: fmt.Sprintf(format, args...)})
+}
+
+// Err is nil when no rule was broken, and otherwise a validation_failed *Error
+// whose message lists every broken rule.
+func (v *ValidationError) Err() error {
+	if len(v.details) == 0 {
+		return nil
+	}
+	msgs := make([]string, len(v.details))
+	for i, d := range v.details {
+		msgs[i] = d.Field + ": " + d.Message
+	}
+	return &Error{Code: CodeValidationFailed, Message: strings.Join(msgs, "; "), Details: v.details}
+}
+
+// CodeOf is the code of err, or internal for errors that are not *Error.
+func CodeOf(err error) Code {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Code
+	}
+	return CodeInternal
+}
