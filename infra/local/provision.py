@@ -133,6 +133,20 @@ def wait(cfn_client, stack, done, gone_ok=False):
     fail(f"stack {stack} did not reach {done} within 120 s")
 
 
+def http_api_routes(template):
+    """The HttpApi routes of each function, for the local gateway: the emulator
+    does not implement API Gateway v2, so the gateway routes as the template says."""
+    routes = []
+    for logical_id, res in template.get("Resources", {}).items():
+        if res.get("Type") != "AWS::Serverless::Function":
+            continue
+        for event in (res.get("Properties", {}).get("Events") or {}).values():
+            if event.get("Type") == "HttpApi":
+                props = event.get("Properties", {})
+                routes.append({"Function": logical_id, "Method": props.get("Method", "ANY"), "Path": props.get("Path", "/$default")})
+    return routes
+
+
 def describe_functions(session, endpoint, stack):
     """What the local runner needs to play Lambda: each function's settings as
     deployed (environment, timeout, memory) and its event-source mappings."""
@@ -170,10 +184,29 @@ def describe_functions(session, endpoint, stack):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--template", default="template.yaml")
-    ap.add_argument("--stack", required=True)
-    ap.add_argument("--code-dir", required=True)
+    ap.add_argument("--stack")
+    ap.add_argument("--code-dir")
     ap.add_argument("--out", required=True, help="where to write the outputs JSON")
+    ap.add_argument(
+        "--translate-only",
+        action="store_true",
+        help="only expand the template to CloudFormation (what `sam deploy` submits) and write it to --out",
+    )
     args = ap.parse_args()
+
+    if args.translate_only:
+        template = load_template(args.template)
+        uris = {
+            k: f"s3://example-bucket/{k}.zip"
+            for k, v in template.get("Resources", {}).items()
+            if v.get("Type") == "AWS::Serverless::Function"
+        }
+        cfn = translate(template, uris, os.environ.get("AWS_REGION", "us-east-1"))
+        write_json(args.out, cfn)
+        print(f"{args.template}: SAM transform produced {len(cfn['Resources'])} CloudFormation resources")
+        return
+    if not args.stack or not args.code_dir:
+        fail("--stack and --code-dir are required")
 
     endpoint = os.environ.get("AWS_ENDPOINT_URL")
     if not endpoint:
@@ -191,13 +224,23 @@ def main():
 
     outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
     functions, mappings = describe_functions(session, endpoint, args.stack)
-    result = {"StackName": args.stack, "Outputs": outputs, "Functions": functions, "EventSourceMappings": mappings}
-    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    tmp = args.out + ".tmp"
+    result = {
+        "StackName": args.stack,
+        "Outputs": outputs,
+        "Functions": functions,
+        "EventSourceMappings": mappings,
+        "HttpApiRoutes": http_api_routes(template),
+    }
+    write_json(args.out, result)
+
+
+def write_json(path, value):
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    tmp = path + ".tmp"
     with open(tmp, "w") as f:
-        json.dump(result, f, indent=2, sort_keys=True)
+        json.dump(value, f, indent=2, sort_keys=True)
         f.write("\n")
-    os.replace(tmp, args.out)
+    os.replace(tmp, path)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,73 @@
+# Customer Thermometer webhooks. `make help` lists the targets.
+
+SHELL := /bin/bash
+GO ?= go
+PYTHON ?= python3
+LOCAL := .local
+BIN := $(LOCAL)/bin
+STACK ?=
+export AWS_ENDPOINT_URL ?= http://127.0.0.1:4566
+export AWS_REGION ?= us-east-1
+export AWS_DEFAULT_REGION ?= $(AWS_REGION)
+# The local emulator takes any credentials; real AWS gets the caller's own.
+ifneq ($(findstring 127.0.0.1,$(AWS_ENDPOINT_URL))$(findstring localhost,$(AWS_ENDPOINT_URL)),)
+export AWS_ACCESS_KEY_ID ?= test
+export AWS_SECRET_ACCESS_KEY ?= test
+endif
+
+# Production bootstraps, as SAM builds them (BuildMethod: makefile).
+LAMBDA_BUILD := CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) build -tags lambda.norpc -trimpath -ldflags='-s -w -buildid='
+# Local bootstraps run on this machine's own OS and architecture.
+LOCAL_BUILD := CGO_ENABLED=0 $(GO) build -tags lambda.norpc -trimpath
+
+.DEFAULT_GOAL := help
+.PHONY: help local test api-key build build-local build-ApiFunction build-DeliveryFunction lint template-check test-go clean
+
+help: ## list the targets
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-24s %s\n", $$1, $$2}'
+
+local: build-local ## run the whole service on this machine (API on http://127.0.0.1:3000); Ctrl-C stops it
+	$(BIN)/ctlocal
+
+test: build-local lint template-check ## all tests: lint, template checks, unit, emulator-backed and end-to-end
+	$(BIN)/ctlocal with-emulator -- $(MAKE) --no-print-directory test-go
+
+test-go: ## the Go tests alone (needs the emulator running: `make test` provides it)
+	@# the Go tests against a fresh test stack (run by `make test`, which provides the emulator)
+	$(PYTHON) infra/local/provision.py \
+		--stack ct-webhooks-test --code-dir $(LOCAL)/build --out $(LOCAL)/test/stack.json
+	WEBHOOKS_BIN=$(abspath $(BIN)) WEBHOOKS_CODE=$(abspath $(LOCAL)/build) \
+		$(GO) test -count=1 -timeout 20m ./...
+
+api-key: $(BIN)/apikey ## print a new API key for ACCOUNT (make api-key ACCOUNT=acc_123 [STACK=deployed-stack-name])
+	@STACK=$(STACK) $(BIN)/apikey -account '$(ACCOUNT)'
+
+lint: ## gofmt, go vet and cfn-lint
+	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+		if [ -n "$$unformatted" ]; then echo "gofmt would change: $$unformatted"; exit 1; fi
+	$(GO) vet ./...
+	cfn-lint template.yaml
+
+template-check: ## expand template.yaml with samtranslator, as `sam deploy` would
+	$(PYTHON) infra/local/provision.py --translate-only --out $(LOCAL)/template.cfn.json
+
+build: build-ApiFunction build-DeliveryFunction ## the arm64 Lambda bootstraps in .aws-sam-like bin/ (sam build does the same)
+
+build-ApiFunction: ## (SAM) the API function's bootstrap into $(ARTIFACTS_DIR)
+	$(LAMBDA_BUILD) -o $(or $(ARTIFACTS_DIR),bin/ApiFunction)/bootstrap ./functions/api
+
+build-DeliveryFunction: ## (SAM) the delivery function's bootstrap into $(ARTIFACTS_DIR)
+	$(LAMBDA_BUILD) -o $(or $(ARTIFACTS_DIR),bin/DeliveryFunction)/bootstrap ./functions/delivery
+
+build-local: ## bootstraps for this machine, the runtime emulator and the local tools, in .local/
+	$(LOCAL_BUILD) -o $(LOCAL)/build/ApiFunction/bootstrap ./functions/api
+	$(LOCAL_BUILD) -o $(LOCAL)/build/DeliveryFunction/bootstrap ./functions/delivery
+	$(GO) build -o $(BIN)/aws-lambda-rie github.com/aws/aws-lambda-runtime-interface-emulator/cmd/aws-lambda-rie
+	$(GO) build -o $(BIN)/ctlocal ./infra/local
+	$(GO) build -o $(BIN)/apikey ./infra/apikey
+
+$(BIN)/apikey: $(shell find infra/apikey shared -name '*.go' 2>/dev/null) go.mod
+	$(GO) build -o $@ ./infra/apikey
+
+clean: ## remove build output and local state
+	rm -rf $(LOCAL) bin .aws-sam

@@ -1,0 +1,17 @@
+// Command ctlocal runs the whole service on one machine, without AWS or
+// Docker (`make local`):
+//
+//   - the AWS API emulator on 127.0.0.1:4566, started when nothing answers
+//     there and stopped again on exit;
+//   - the stack deployed to it from template.yaml (provision.py);
+//   - each function's real bootstrap under the Lambda Runtime Interface
+//     Emulator, with the environment the stack gave it plus local mode;
+//   - a gateway on http://127.0.0.1:3000 that turns HTTP requests into API
+//     Gateway HTTP API events for the API function, routed as the template's
+//     HttpApi events say;
+//   - a poller that plays the SQS event-source mapping for the delivery
+//     function: batches, ReportBatchItemFailures, visibility.
+//
+// `ctlocal with-emulator -- cmd args` runs a command with the emulator up (for
+// `make test`). Ctrl-C stops everything ctlocal started.
+package main
