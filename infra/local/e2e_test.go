@@ -1,0 +1,224 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
+
+	"github.com/customerthermometer/webhooks/shared/awstest"
+)
+
+// syncBuffer collects the local stack's output for the test to search.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// binaries returns the directory of the bootstraps (<LogicalId>/bootstrap) and
+// of the tools (aws-lambda-rie, apikey): those `make` built when it runs the
+// tests, otherwise freshly built here.
+func binaries(t *testing.T, root string) (code, bin string) {
+	t.Helper()
+	code, bin = os.Getenv("WEBHOOKS_CODE"), os.Getenv("WEBHOOKS_BIN")
+	if code != "" && bin != "" {
+		return code, bin
+	}
+	dir := t.TempDir()
+	code, bin = filepath.Join(dir, "build"), filepath.Join(dir, "bin")
+	for out, pkg := range map[string]string{
+		filepath.Join(code, "ApiFunction", "bootstrap"):      "./functions/api",
+		filepath.Join(code, "DeliveryFunction", "bootstrap"): "./functions/delivery",
+		filepath.Join(bin, "aws-lambda-rie"):                 "github.com/aws/aws-lambda-runtime-interface-emulator/cmd/aws-lambda-rie",
+		filepath.Join(bin, "apikey"):                         "./infra/apikey",
+	} {
+		cmd := exec.Command("go", "build", "-tags", "lambda.norpc", "-o", out, pkg)
+		cmd.Dir = root
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if b, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("build %s: %v\n%s", pkg, err, b)
+		}
+	}
+	return code, bin
+}
+
+// TestLocalStackEndToEnd runs what `make local` runs, with the real bootstraps
+// under the runtime emulator, and goes through the gateway and the poller.
+func TestLocalStackEndToEnd(t *testing.T) {
+	awsCfg := awstest.Config(t)
+	root := awstest.RepoRoot(t)
+	code, bin := binaries(t, root)
+	state := t.TempDir()
+	logs := &syncBuffer{}
+	ready := make(chan map[string]string, 1)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, options{
+			stack: "ct-webhooks-e2e", addr: "127.0.0.1:0", stateDir: state, codeDir: code,
+			rie: filepath.Join(bin, "aws-lambda-rie"), template: filepath.Join(root, "template.yaml"),
+			python: "python3", provisionScript: filepath.Join(root, "infra", "local", "provision.py"),
+			endpoint: awstest.Endpoint(), region: "us-east-1", instances: 2, log: logs, ready: ready,
+		})
+	}()
+	var outputs map[string]string
+	select {
+	case outputs = <-ready:
+	case err := <-done:
+		t.Fatalf("local stack stopped: %v\n%s", err, logs)
+	case <-time.After(3 * time.Minute):
+		t.Fatalf("local stack not ready within 3 minutes\n%s", logs)
+	}
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("local stack: %v", err)
+		}
+		if t.Failed() {
+			t.Logf("local stack output:\n%s", logs)
+		}
+	}()
+
+	// outputs.json is written for users and tools.
+	var written map[string]string
+	b, err := os.ReadFile(filepath.Join(state, "outputs.json"))
+	if err != nil || json.Unmarshal(b, &written) != nil {
+		t.Fatalf("outputs.json: %v %s", err, b)
+	}
+	for _, k := range []string{"ApiUrl", "ResponseEventsQueueUrl", "WebhookSourceIp", "EndpointsTableName", "DeliveriesTableName"} {
+		if written[k] == "" {
+			t.Errorf("outputs.json lacks %s: %v", k, written)
+		}
+	}
+	api := outputs["ApiUrl"]
+
+	get := func(path, key string) (int, string) {
+		req, _ := http.NewRequest("GET", api+path, nil)
+		if key != "" {
+			req.Header.Set("Authorization", "Bearer "+key)
+		}
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		body, _ := io.ReadAll(res.Body)
+		return res.StatusCode, strings.TrimSpace(string(body))
+	}
+
+	t.Run("health through the gateway and the API bootstrap", func(t *testing.T) {
+		if status, body := get("/v1/health", ""); status != 200 || body != `{"status":"ok"}` {
+			t.Errorf("GET /v1/health = %d %s", status, body)
+		}
+	})
+
+	// make api-key runs this tool; it finds the table through outputs.json.
+	cmd := exec.Command(filepath.Join(bin, "apikey"), "-account", "acc_e2e", "-outputs", filepath.Join(state, "outputs.json"))
+	cmd.Env = awsEnv(options{endpoint: awstest.Endpoint(), region: "us-east-1"})
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("apikey: %v", err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	if len(lines) != 1 {
+		t.Fatalf("apikey printed %d lines, want exactly one: %q", len(lines), out)
+	}
+	key := lines[0]
+
+	t.Run("the key works on authenticated routes", func(t *testing.T) {
+		if status, body := get("/v1/endpoints", key); status != 200 || body != `{"data":[],"next_cursor":null}` {
+			t.Errorf("GET /v1/endpoints = %d %s", status, body)
+		}
+		if status, body := get("/v1/source-ips", key); status != 200 || body != `{"ips":["`+outputs["WebhookSourceIp"]+`"]}` {
+			t.Errorf("GET /v1/source-ips = %d %s", status, body)
+		}
+		if status, _ := get("/v1/endpoints", ""); status != 401 {
+			t.Errorf("GET /v1/endpoints without a key = %d", status)
+		}
+	})
+
+	t.Run("a queued message is consumed by the delivery bootstrap", func(t *testing.T) {
+		client := sqs.NewFromConfig(awsCfg)
+		queue := outputs["ResponseEventsQueueUrl"]
+		sent, err := client.SendMessage(context.Background(), &sqs.SendMessageInput{
+			QueueUrl:    &queue,
+			MessageBody: aws.String(`{"version":1,"event_id":"evt_e2e_1","type":"rating","account_id":"acc_e2e"}`),
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := `"message_id":"` + *sent.MessageId + `"`
+		deadline := time.Now().Add(30 * time.Second)
+		for !strings.Contains(logs.String(), want) {
+			if time.Now().After(deadline) {
+				t.Fatalf("the delivery function never logged message %s", *sent.MessageId)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		// The poller deletes what the function finished.
+		for {
+			attrs, err := client.GetQueueAttributes(context.Background(), &sqs.GetQueueAttributesInput{
+				QueueUrl: &queue, AttributeNames: []types.QueueAttributeName{"ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"},
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if attrs.Attributes["ApproximateNumberOfMessages"] == "0" && attrs.Attributes["ApproximateNumberOfMessagesNotVisible"] == "0" {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("message not deleted after consumption: %v", attrs.Attributes)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	})
+}
+
+// TestBootstrapsStopAtStartUpNamingMissingConfig runs each real bootstrap
+// without one required variable: it must exit at once, naming it.
+func TestBootstrapsStopAtStartUpNamingMissingConfig(t *testing.T) {
+	code, _ := binaries(t, awstest.RepoRoot(t))
+	for _, fn := range []string{"ApiFunction", "DeliveryFunction"} {
+		t.Run(fn, func(t *testing.T) {
+			cmd := exec.Command(filepath.Join(code, fn, "bootstrap"))
+			cmd.Env = []string{
+				"DELIVERIES_TABLE=d", "KMS_KEY_ID=k", "EVENTS_QUEUE_URL=q", "EVENTS_DLQ_URL=dlq", "SOURCE_IPS=203.0.113.7",
+				// The runtime API is never reached: configuration fails first.
+				"AWS_LAMBDA_RUNTIME_API=127.0.0.1:1",
+			}
+			var out bytes.Buffer
+			cmd.Stdout, cmd.Stderr = &out, &out
+			err := cmd.Run()
+			if exit, ok := err.(*exec.ExitError); !ok || exit.ExitCode() != 1 {
+				t.Fatalf("want exit status 1, got %v\n%s", err, out.String())
+			}
+			if !strings.Contains(out.String(), "missing required environment variable ENDPOINTS_TABLE") {
+				t.Errorf("start-up error does not name ENDPOINTS_TABLE: %s", out.String())
+			}
+		})
+	}
+}
