@@ -1,0 +1,111 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+
+	"github.com/customerthermometer/webhooks/shared/awstest"
+)
+
+// TestTemplateInvariants checks, on the CloudFormation that samtranslator
+// makes of template.yaml, the properties the service depends on.
+func TestTemplateInvariants(t *testing.T) {
+	root := awstest.RepoRoot(t)
+	out := filepath.Join(t.TempDir(), "cfn.json")
+	cmd := exec.Command("python3", filepath.Join(root, "infra", "local", "provision.py"),
+		"--template", filepath.Join(root, "template.yaml"), "--translate-only", "--out", out)
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("translate: %v\n%s", err, b)
+	}
+	b, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tpl struct {
+		Resources map[string]struct {
+			Type           string
+			Condition      string
+			DeletionPolicy string
+			Properties     map[string]any
+		}
+		Outputs map[string]any
+	}
+	if err := json.Unmarshal(b, &tpl); err != nil {
+		t.Fatal(err)
+	}
+	res := func(id string) map[string]any {
+		r, ok := tpl.Resources[id]
+		if !ok {
+			t.Fatalf("no resource %s", id)
+		}
+		return r.Properties
+	}
+
+	var deliveryTimeout float64
+	for _, fn := range []string{"ApiFunction", "DeliveryFunction"} {
+		p := res(fn)
+		if p["Runtime"] != "provided.al2023" || p["Handler"] != "bootstrap" || p["Architectures"].([]any)[0] != "arm64" {
+			t.Errorf("%s: runtime %v handler %v architectures %v", fn, p["Runtime"], p["Handler"], p["Architectures"])
+		}
+		vpc, _ := p["VpcConfig"].(map[string]any)
+		if subnets, _ := vpc["SubnetIds"].([]any); len(subnets) != 2 {
+			t.Errorf("%s must run in the two private subnets (static egress IP): %v", fn, vpc)
+		}
+		env := p["Environment"].(map[string]any)["Variables"].(map[string]any)
+		if env["LOCAL_MODE"] != "false" {
+			t.Errorf("%s: LOCAL_MODE = %v; the template must keep production values", fn, env["LOCAL_MODE"])
+		}
+		if fn == "DeliveryFunction" {
+			deliveryTimeout = p["Timeout"].(float64)
+		}
+	}
+
+	q := res("ResponseEventsQueue")
+	if vt := q["VisibilityTimeout"].(float64); vt < 6*deliveryTimeout {
+		t.Errorf("queue visibility timeout %v < 6 × delivery timeout %v", vt, deliveryTimeout)
+	}
+	if q["RedrivePolicy"] == nil || q["SqsManagedSseEnabled"] != true {
+		t.Errorf("queue needs a redrive policy and encryption: %v", q)
+	}
+
+	esm := res("DeliveryFunctionResponseEvents")
+	if types, _ := esm["FunctionResponseTypes"].([]any); len(types) != 1 || types[0] != "ReportBatchItemFailures" {
+		t.Errorf("event source mapping must report batch item failures: %v", esm)
+	}
+
+	for _, table := range []string{"EndpointsTable", "DeliveriesTable"} {
+		p := res(table)
+		pitr, _ := p["PointInTimeRecoverySpecification"].(map[string]any)
+		sse, _ := p["SSESpecification"].(map[string]any)
+		if p["BillingMode"] != "PAY_PER_REQUEST" || pitr["PointInTimeRecoveryEnabled"] != true || sse["SSEEnabled"] != true {
+			t.Errorf("%s: on-demand, PITR and SSE required: %v", table, p)
+		}
+	}
+	if ttl, _ := res("DeliveriesTable")["TimeToLiveSpecification"].(map[string]any); ttl["Enabled"] != true {
+		t.Errorf("delivery log needs TTL: %v", ttl)
+	}
+
+	if eip := tpl.Resources["NatEip"]; eip.DeletionPolicy != "Retain" || eip.Condition != "CreateEip" {
+		t.Errorf("the EIP must be conditional and retained: %+v", eip)
+	}
+	if ep := res("DynamoDbGatewayEndpoint"); ep["VpcEndpointType"] != "Gateway" {
+		t.Errorf("DynamoDB endpoint must be a gateway endpoint: %v", ep)
+	}
+	found := map[string]bool{}
+	for _, r := range tpl.Resources {
+		found[r.Type] = true
+	}
+	for _, typ := range []string{"AWS::EC2::NatGateway", "AWS::KMS::Key", "AWS::ApiGatewayV2::Api", "AWS::CloudWatch::Dashboard", "AWS::CloudWatch::Alarm"} {
+		if !found[typ] {
+			t.Errorf("no %s in the stack", typ)
+		}
+	}
+	for _, o := range []string{"ApiUrl", "ResponseEventsQueueUrl", "WebhookSourceIp", "EndpointsTableName", "DeliveriesTableName"} {
+		if tpl.Outputs[o] == nil {
+			t.Errorf("missing output %s", o)
+		}
+	}
+}
