@@ -1,0 +1,254 @@
+// Package dispatch sends one webhook request (API.md section 3) and reports
+// what happened. The delivery function and the API's test fire both use it,
+// so every webhook is built, signed, guarded and timed the same way.
+//
+// Defences: the address actually dialled is checked (target.CheckAddr in the
+// dialer's Control hook) so DNS rebinding cannot reach private addresses;
+// redirects are never followed; no proxy from the environment is used; the
+// whole exchange is limited to Timeout; at most 1 KiB of the response body is
+// kept and at most 64 KiB read.
+package dispatch
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/customerthermometer/webhooks/shared/signature"
+	"github.com/customerthermometer/webhooks/shared/target"
+)
+
+// UserAgent identifies the service to receivers.
+const UserAgent = "CustomerThermometer-Webhooks/1.0"
+
+// Timeout is the most a receiver gets to answer (API.md: 5 seconds).
+const Timeout = 5 * time.Second
+
+// MaxResponseBody is how much of a receiver's answer is kept for the log.
+const MaxResponseBody = 1024
+
+// drainLimit is how much of a response is read so its connection can be
+// reused; larger bodies are abandoned with their connection.
+const drainLimit = 64 << 10
+
+// BasicAuth holds the endpoint's credentials.
+type BasicAuth struct {
+	Username string
+	Password string
+}
+
+// Webhook is one attempt to send.
+type Webhook struct {
+	URL        string
+	Secret     string
+	BasicAuth  *BasicAuth
+	EndpointID string
+	DeliveryID string
+	Event      string // rating, comment, driver or test
+	Attempt    int
+	Body       []byte
+}
+
+// Result is what one attempt came to.
+type Result struct {
+	StatusCode   int // 0 when no response arrived
+	Latency      time.Duration
+	ResponseBody []byte // at most MaxResponseBody bytes
+	// Err is nil exactly when the webhook was delivered (2xx within Timeout).
+	// Its message is fit to show the endpoint's owner: it never holds the
+	// secret, the password or the URL.
+	Err error
+}
+
+// Delivered reports whether the receiver accepted the webhook.
+func (r Result) Delivered() bool { return r.Err == nil }
+
+// Gone reports whether the receiver answered 410 Gone: stop retrying and
+// disable the endpoint.
+func (r Result) Gone() bool { return r.StatusCode == http.StatusGone }
+
+// Refused reports whether the target was refused before anything was sent.
+func (r Result) Refused() bool {
+	var te *target.Error
+	return errors.As(r.Err, &te)
+}
+
+// Client sends webhooks. It is safe for concurrent use and keeps connections
+// alive between sends.
+type Client struct {
+	hc        *http.Client
+	localMode bool
+	now       func() time.Time
+}
+
+// Options configure a Client.
+type Options struct {
+	// LocalMode allows loopback targets on any port (development only).
+	LocalMode bool
+	// Now is the clock; time.Now when nil.
+	Now func() time.Time
+	// TLSConfig replaces the default TLS settings (tests trust their own
+	// certificate authority with it); nil keeps the system's.
+	TLSConfig *tls.Config
+}
+
+// New returns a Client.
+func New(o Options) *Client {
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	dialer := &net.Dialer{
+		Timeout:   Timeout,
+		KeepAlive: 30 * time.Second,
+		// Control runs for every address the dialer is about to connect to,
+		// after name resolution: the one place a guard sees the real target.
+		Control: func(network, address string, _ syscall.RawConn) error {
+			ap, err := netip.ParseAddrPort(address)
+			if err != nil {
+				return &target.Error{Reason: "target address " + address + " cannot be checked"}
+			}
+			return target.CheckAddr(ap, o.LocalMode)
+		},
+	}
+	tr := &http.Transport{
+		Proxy:                  nil, // never a proxy from the environment
+		DialContext:            dialer.DialContext,
+		ForceAttemptHTTP2:      true,
+		TLSClientConfig:        o.TLSConfig,
+		TLSHandshakeTimeout:    Timeout,
+		ResponseHeaderTimeout:  Timeout,
+		MaxResponseHeaderBytes: 64 << 10,
+		MaxIdleConns:           512,
+		MaxIdleConnsPerHost:    16,
+		IdleConnTimeout:        60 * time.Second,
+	}
+	return &Client{
+		hc: &http.Client{
+			Transport: tr,
+			// A redirect is the receiver's answer, never followed: following
+			// one could lead to a private address or leak the signed body.
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		},
+		localMode: o.LocalMode,
+		now:       o.Now,
+	}
+}
+
+// Send makes one attempt. It never panics on a bad target or answer; every
+// failure is in Result.Err.
+func (c *Client) Send(ctx context.Context, w Webhook) Result {
+	if problems := target.CheckURL(w.URL, c.localMode); len(problems) > 0 {
+		return Result{Err: &target.Error{Reason: "target refused: url " + problems[0]}}
+	}
+	ctx, cancel := context.WithTimeout(ctx, Timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, w.URL, nil)
+	if err != nil {
+		return Result{Err: errors.New("the endpoint URL cannot be requested")}
+	}
+	now := c.now().UTC()
+	SetHeaders(req.Header, w, now)
+	req.ContentLength = int64(len(w.Body))
+	body := w.Body
+	req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
+	req.Body, _ = req.GetBody()
+
+	start := time.Now()
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return Result{Latency: time.Since(start), Err: describe(err)}
+	}
+	defer resp.Body.Close()
+	// A slow or broken body after a 2xx status does not undo the delivery:
+	// the status is the receiver's answer.
+	kept, _ := io.ReadAll(io.LimitReader(resp.Body, MaxResponseBody))
+	latency := time.Since(start)
+	// Read a little more so the connection can be reused; a receiver that
+	// streams forever is cut off by the context.
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, drainLimit))
+	res := Result{StatusCode: resp.StatusCode, Latency: latency, ResponseBody: kept}
+	switch {
+	case resp.StatusCode >= 200 && resp.StatusCode < 300:
+	case resp.StatusCode >= 300 && resp.StatusCode < 400:
+		res.Err = fmt.Errorf("receiver answered %d; redirects are not followed", resp.StatusCode)
+	default:
+		res.Err = fmt.Errorf("receiver answered %d", resp.StatusCode)
+	}
+	return res
+}
+
+// SetHeaders writes every header of a webhook request for an attempt made at
+// now: content type, Date, both signatures, Basic Auth and the ids.
+func SetHeaders(h http.Header, w Webhook, now time.Time) {
+	date := now.UTC().Format(http.TimeFormat)
+	h.Set("Content-Type", "application/json")
+	h.Set("Date", date)
+	h.Set("User-Agent", UserAgent)
+	h.Set("X-Ct-Hmac-Sha256", signature.Sign(w.Secret, date, w.Body))
+	h.Set("X-Ct-Event", w.Event)
+	h.Set("X-Ct-Webhook-Id", w.EndpointID)
+	h.Set("X-Ct-Delivery-Id", w.DeliveryID)
+	h.Set("X-Ct-Attempt", strconv.Itoa(w.Attempt))
+	h.Set("Webhook-Id", w.DeliveryID)
+	h.Set("Webhook-Timestamp", strconv.FormatInt(now.Unix(), 10))
+	h.Set("Webhook-Signature", signature.StandardSign(w.Secret, w.DeliveryID, now.Unix(), w.Body))
+	if w.BasicAuth != nil {
+		h.Set("Authorization", "Basic "+base64.StdEncoding.EncodeToString([]byte(w.BasicAuth.Username+":"+w.BasicAuth.Password)))
+	}
+}
+
+// describe turns a transport error into a message for the endpoint's owner,
+// without the URL (it may carry tokens) and without Go's wrapping.
+func describe(err error) error {
+	var te *target.Error
+	if errors.As(err, &te) {
+		return &target.Error{Reason: "target refused: " + te.Reason}
+	}
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		err = ue.Err
+	}
+	var dnsErr *net.DNSError
+	var opErr *net.OpError
+	var certErr *tls.CertificateVerificationError
+	var recordErr tls.RecordHeaderError
+	switch {
+	case errors.Is(err, context.DeadlineExceeded) || isTimeout(err):
+		return fmt.Errorf("no response within %s", Timeout)
+	case errors.As(err, &dnsErr):
+		if dnsErr.IsNotFound {
+			return fmt.Errorf("dns: host %s not found", dnsErr.Name)
+		}
+		return fmt.Errorf("dns: lookup of %s failed", dnsErr.Name)
+	case errors.As(err, &certErr):
+		return fmt.Errorf("tls: certificate not trusted: %v", certErr.Err)
+	case errors.As(err, &recordErr):
+		return errors.New("tls: the receiver did not answer with TLS")
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return errors.New("connection refused")
+	case errors.Is(err, syscall.ECONNRESET):
+		return errors.New("connection reset by the receiver")
+	case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
+		return errors.New("connection closed by the receiver before a response")
+	case errors.As(err, &opErr):
+		return fmt.Errorf("connection failed: %v", opErr.Err)
+	default:
+		return fmt.Errorf("request failed: %v", err)
+	}
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
