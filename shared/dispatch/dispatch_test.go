@@ -2,8 +2,8 @@ package dispatch
 
 import (
 	"context"
-	"errors"
 	"encoding/base64"
+	"errors"
 	"io"
 	"net"
 	"net/http"
