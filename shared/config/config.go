@@ -31,6 +31,9 @@ type Config struct {
 	RetrySchedule []time.Duration
 	// LogRetention is how long delivery-log items are kept.
 	LogRetention time.Duration
+	// RateLimitPerMinute is how many API requests one account may make per
+	// minute.
+	RateLimitPerMinute int
 	// LocalMode allows loopback webhook targets on any port, so tests can run
 	// receivers on the developer's machine. Never set in template.yaml.
 	LocalMode bool
@@ -83,6 +86,15 @@ func Load(lookup func(string) (string, bool)) (Config, error) {
 			errs = append(errs, fmt.Errorf("LOG_RETENTION_DAYS: %q is not a whole number of days between 1 and 3650", v))
 		}
 		c.LogRetention = time.Duration(days) * 24 * time.Hour
+	}
+
+	c.RateLimitPerMinute = 600
+	if v, ok := lookup("RATE_LIMIT_PER_MINUTE"); ok && strings.TrimSpace(v) != "" {
+		n, err := strconv.Atoi(strings.TrimSpace(v))
+		if err != nil || n < 1 || n > 1_000_000 {
+			errs = append(errs, fmt.Errorf("RATE_LIMIT_PER_MINUTE: %q is not a whole number between 1 and 1000000", v))
+		}
+		c.RateLimitPerMinute = n
 	}
 
 	if v, ok := lookup("LOCAL_MODE"); ok && strings.TrimSpace(v) != "" {

@@ -12,15 +12,16 @@ func env(m map[string]string) func(string) (string, bool) {
 
 func complete() map[string]string {
 	return map[string]string{
-		"ENDPOINTS_TABLE":    "ep",
-		"DELIVERIES_TABLE":   "dl",
-		"KMS_KEY_ID":         "key",
-		"EVENTS_QUEUE_URL":   "http://q",
-		"EVENTS_DLQ_URL":     "http://dlq",
-		"SOURCE_IPS":         "203.0.113.7",
-		"RETRY_SCHEDULE":     "1s,2s,5s",
-		"LOG_RETENTION_DAYS": "7",
-		"LOCAL_MODE":         "true",
+		"ENDPOINTS_TABLE":       "ep",
+		"DELIVERIES_TABLE":      "dl",
+		"KMS_KEY_ID":            "key",
+		"EVENTS_QUEUE_URL":      "http://q",
+		"EVENTS_DLQ_URL":        "http://dlq",
+		"SOURCE_IPS":            "203.0.113.7",
+		"RETRY_SCHEDULE":        "1s,2s,5s",
+		"LOG_RETENTION_DAYS":    "7",
+		"LOCAL_MODE":            "true",
+		"RATE_LIMIT_PER_MINUTE": "50",
 	}
 }
 
@@ -38,7 +39,7 @@ func TestLoadComplete(t *testing.T) {
 	if want := []time.Duration{time.Second, 2 * time.Second, 5 * time.Second}; len(c.RetrySchedule) != 3 || c.RetrySchedule[2] != want[2] {
 		t.Errorf("RetrySchedule = %v", c.RetrySchedule)
 	}
-	if c.LogRetention != 7*24*time.Hour || !c.LocalMode {
+	if c.LogRetention != 7*24*time.Hour || !c.LocalMode || c.RateLimitPerMinute != 50 {
 		t.Errorf("LogRetention %v LocalMode %v", c.LogRetention, c.LocalMode)
 	}
 }
@@ -48,6 +49,7 @@ func TestLoadDefaults(t *testing.T) {
 	delete(m, "RETRY_SCHEDULE")
 	delete(m, "LOG_RETENTION_DAYS")
 	delete(m, "LOCAL_MODE")
+	delete(m, "RATE_LIMIT_PER_MINUTE")
 	c, err := Load(env(m))
 	if err != nil {
 		t.Fatal(err)
@@ -62,7 +64,7 @@ func TestLoadDefaults(t *testing.T) {
 	if len(c.RetrySchedule)+1 != 8 || total < 24*time.Hour {
 		t.Errorf("default schedule %v: %d attempts over %v, want 8 over at least 24h", c.RetrySchedule, len(c.RetrySchedule)+1, total)
 	}
-	if c.LogRetention != 30*24*time.Hour {
+	if c.LogRetention != 30*24*time.Hour || c.RateLimitPerMinute != 600 {
 		t.Errorf("LogRetention = %v", c.LogRetention)
 	}
 }
@@ -80,6 +82,7 @@ func TestLoadNamesEachProblem(t *testing.T) {
 		{"bad schedule", func(m map[string]string) { m["RETRY_SCHEDULE"] = "1m,soon" }, []string{"RETRY_SCHEDULE", "soon"}},
 		{"delay too long", func(m map[string]string) { m["RETRY_SCHEDULE"] = "13h" }, []string{"RETRY_SCHEDULE", "12h"}},
 		{"bad retention", func(m map[string]string) { m["LOG_RETENTION_DAYS"] = "0" }, []string{"LOG_RETENTION_DAYS"}},
+		{"bad rate limit", func(m map[string]string) { m["RATE_LIMIT_PER_MINUTE"] = "-1" }, []string{"RATE_LIMIT_PER_MINUTE"}},
 		{"bad local mode", func(m map[string]string) { m["LOCAL_MODE"] = "yes please" }, []string{"LOCAL_MODE"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

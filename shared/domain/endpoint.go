@@ -1,16 +1,160 @@
 package domain
 
-import "time"
+import (
+	"fmt"
+	"regexp"
+	"time"
+	"unicode/utf8"
+)
+
+// Endpoint statuses (API.md section 4).
+const (
+	StatusUntested = "untested"
+	StatusActive   = "active"
+	StatusFailing  = "failing"
+	StatusDisabled = "disabled"
+)
+
+// Sealed is a secret encrypted with the stack's KMS key; only the secrets
+// adapter opens it, and nothing ever logs or returns it.
+type Sealed []byte
+
+// BasicAuth is an endpoint's credentials; the password is write-only.
+type BasicAuth struct {
+	Username string
+	Password Sealed
+}
+
+// Thermometer is a survey thermometer an endpoint is linked to.
+type Thermometer struct {
+	ID   string
+	Name string
+	Type string
+}
+
+// LastTest is the outcome of the latest test fire.
+type LastTest struct {
+	At         time.Time
+	Delivered  bool
+	StatusCode int // 0: no response
+	LatencyMS  int64
+	Error      string
+}
 
 // Endpoint is an account holder's webhook receiver.
 type Endpoint struct {
-	ID        string
-	AccountID string
-	Name      string
-	URL       string
-	Triggers  []string
-	Status    string
-	Enabled   bool
-	CreatedAt time.Time
-	UpdatedAt time.Time
+	ID           string
+	AccountID    string
+	Name         string
+	URL          string
+	Triggers     []string
+	BasicAuth    *BasicAuth
+	Secret       Sealed
+	Enabled      bool
+	Tested       bool // a test fire was delivered since URL or credentials last changed
+	Failing      bool // the last delivery ended failed
+	Gone         bool // disabled because the receiver answered 410 Gone
+	LastTest     *LastTest
+	Thermometers []Thermometer
+	CreatedAt    time.Time
+	UpdatedAt    time.Time
+	// Version increases with every write; writes are conditional on it so
+	// that concurrent changes are never lost.
+	Version int64
+}
+
+// Status derives the public status from the endpoint's state.
+func (e Endpoint) Status() string {
+	switch {
+	case !e.Enabled:
+		return StatusDisabled
+	case !e.Tested:
+		return StatusUntested
+	case e.Failing:
+		return StatusFailing
+	default:
+		return StatusActive
+	}
+}
+
+// Limits of endpoint fields.
+const (
+	MaxNameLength            = 100
+	MaxUsernameLength        = 128
+	MaxPasswordLength        = 256
+	MaxThermometerNameLength = 200
+)
+
+// CheckName returns the rule name breaks, or "".
+func CheckName(name string) string {
+	if !utf8.ValidString(name) {
+		return "must be valid UTF-8"
+	}
+	n := utf8.RuneCountInString(name)
+	if n < 1 || n > MaxNameLength {
+		return fmt.Sprintf("must be 1-%d characters", MaxNameLength)
+	}
+	if hasControl(name) {
+		return "must not contain control characters"
+	}
+	return ""
+}
+
+// CheckUsername returns the rule a Basic Auth username breaks, or "".
+func CheckUsername(u string) string {
+	n := utf8.RuneCountInString(u)
+	switch {
+	case n < 1 || n > MaxUsernameLength:
+		return fmt.Sprintf("must be 1-%d characters", MaxUsernameLength)
+	case containsRune(u, ':'):
+		return "must not contain ':'"
+	case hasControl(u):
+		return "must not contain control characters"
+	}
+	return ""
+}
+
+// CheckPassword returns the rule a Basic Auth password breaks, or "".
+func CheckPassword(p string) string {
+	n := utf8.RuneCountInString(p)
+	switch {
+	case n < 1 || n > MaxPasswordLength:
+		return fmt.Sprintf("must be 1-%d characters", MaxPasswordLength)
+	case hasControl(p):
+		return "must not contain control characters"
+	}
+	return ""
+}
+
+var thermometerID = regexp.MustCompile(`^[A-Za-z0-9_.:-]{1,128}$`)
+
+// CheckThermometer adds to v every rule th breaks, naming fields under path.
+func CheckThermometer(v *ValidationError, path string, th Thermometer) {
+	if !thermometerID.MatchString(th.ID) {
+		v.Add(path+".id", "must be 1-128 characters of A-Za-z0-9_.:-")
+	}
+	if n := utf8.RuneCountInString(th.Name); n < 1 || n > MaxThermometerNameLength || hasControl(th.Name) {
+		v.Add(path+".name", "must be 1-%d characters without control characters", MaxThermometerNameLength)
+	}
+	if th.Type != "email" && th.Type != "embedded" {
+		v.Add(path+".type", "must be email or embedded")
+	}
+}
+
+func hasControl(s string) bool {
+	for _, r := range s {
+		if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) {
+			return true
+		}
+	}
+	return false
+}
+
+func containsRune(s string, c rune) bool {
+	for _, r := range s {
+		if r == c {
+			return true
+		}
+	}
+	return false
 }

@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -89,50 +88,4 @@ func (st *Store) AccountByKeyHash(ctx context.Context, keyHash string) (string, 
 		return "", domain.Errorf(domain.CodeNotFound, "api key not found")
 	}
 	return item.AccountID, nil
-}
-
-type endpointItem struct {
-	PK        string   `dynamodbav:"pk"`
-	SK        string   `dynamodbav:"sk"`
-	ID        string   `dynamodbav:"id"`
-	AccountID string   `dynamodbav:"account_id"`
-	Name      string   `dynamodbav:"name"`
-	URL       string   `dynamodbav:"url"`
-	Triggers  []string `dynamodbav:"triggers,stringset,omitempty"`
-	Status    string   `dynamodbav:"status"`
-	Enabled   bool     `dynamodbav:"enabled"`
-	CreatedAt string   `dynamodbav:"created_at"`
-	UpdatedAt string   `dynamodbav:"updated_at"`
-}
-
-// ListEndpoints returns up to limit of account's endpoints in id order.
-func (st *Store) ListEndpoints(ctx context.Context, account string, limit int) ([]domain.Endpoint, error) {
-	if limit < 1 || limit > 100 {
-		return nil, errors.New("list endpoints: limit must be 1-100")
-	}
-	out, err := st.db.Query(ctx, &dynamodb.QueryInput{
-		TableName:              &st.endpointsTable,
-		KeyConditionExpression: aws.String("pk = :pk AND begins_with(sk, :ep)"),
-		ExpressionAttributeValues: map[string]types.AttributeValue{
-			":pk": s(accountPK(account)), ":ep": s(endpointPrefix),
-		},
-		Limit: aws.Int32(int32(limit)),
-	})
-	if err != nil {
-		return nil, fmt.Errorf("list endpoints of account %s: %w", account, err)
-	}
-	var items []endpointItem
-	if err := attributevalue.UnmarshalListOfMaps(out.Items, &items); err != nil {
-		return nil, fmt.Errorf("decode endpoints of account %s: %w", account, err)
-	}
-	eps := make([]domain.Endpoint, 0, len(items))
-	for _, it := range items {
-		created, _ := time.Parse(time.RFC3339, it.CreatedAt)
-		updated, _ := time.Parse(time.RFC3339, it.UpdatedAt)
-		eps = append(eps, domain.Endpoint{
-			ID: it.ID, AccountID: it.AccountID, Name: it.Name, URL: it.URL, Triggers: it.Triggers,
-			Status: it.Status, Enabled: it.Enabled, CreatedAt: created, UpdatedAt: updated,
-		})
-	}
-	return eps, nil
 }

@@ -78,8 +78,8 @@ func TestCreateAPIKeyRejectsBadAccount(t *testing.T) {
 
 func TestListEndpointsOfNewAccountIsEmpty(t *testing.T) {
 	st := newStore(t)
-	eps, err := st.ListEndpoints(context.Background(), uniqueAccount(), 20)
-	if err != nil {
+	eps, more, err := st.ListEndpoints(context.Background(), uniqueAccount(), 20, "")
+	if err != nil || more {
 		t.Fatal(err)
 	}
 	if eps == nil || len(eps) != 0 {

@@ -1,0 +1,290 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/attributevalue"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/customerthermometer/webhooks/shared/domain"
+)
+
+// ErrConflict is returned when an endpoint changed since it was read; the
+// caller reads it again and retries.
+var ErrConflict = errors.New("endpoint changed concurrently")
+
+func linkPK(account, thermometer string) string {
+	return "ACCOUNT#" + account + "#THERMOMETER#" + thermometer
+}
+
+// endpointItem is an endpoint as stored. Link items (one per linked
+// thermometer, keyed for access pattern 2) carry the same attributes plus
+// the thermometer, so fan-out reads everything it needs in one Query.
+type endpointItem struct {
+	PK                string           `dynamodbav:"pk"`
+	SK                string           `dynamodbav:"sk"`
+	ID                string           `dynamodbav:"id"`
+	AccountID         string           `dynamodbav:"account_id"`
+	Name              string           `dynamodbav:"name"`
+	URL               string           `dynamodbav:"url"`
+	Triggers          []string         `dynamodbav:"triggers"`
+	BasicAuthUsername string           `dynamodbav:"basic_auth_username,omitempty"`
+	BasicAuthPassword []byte           `dynamodbav:"basic_auth_password,omitempty"`
+	Secret            []byte           `dynamodbav:"secret"`
+	Enabled           bool             `dynamodbav:"enabled"`
+	Tested            bool             `dynamodbav:"tested"`
+	Failing           bool             `dynamodbav:"failing"`
+	Gone              bool             `dynamodbav:"gone"`
+	LastTest          *lastTestItem    `dynamodbav:"last_test,omitempty"`
+	Thermometers      []thermometerAtt `dynamodbav:"thermometers"`
+	Thermometer       *thermometerAtt  `dynamodbav:"thermometer,omitempty"` // link items only
+	CreatedAt         string           `dynamodbav:"created_at"`
+	UpdatedAt         string           `dynamodbav:"updated_at"`
+	Version           int64            `dynamodbav:"version"`
+}
+
+type thermometerAtt struct {
+	ID   string `dynamodbav:"id"`
+	Name string `dynamodbav:"name"`
+	Type string `dynamodbav:"type"`
+}
+
+type lastTestItem struct {
+	At         string `dynamodbav:"at"`
+	Delivered  bool   `dynamodbav:"delivered"`
+	StatusCode int    `dynamodbav:"status_code"`
+	LatencyMS  int64  `dynamodbav:"latency_ms"`
+	Error      string `dynamodbav:"error,omitempty"`
+}
+
+func toItem(e domain.Endpoint) endpointItem {
+	it := endpointItem{
+		PK: accountPK(e.AccountID), SK: endpointPrefix + e.ID, ID: e.ID, AccountID: e.AccountID,
+		Name: e.Name, URL: e.URL, Triggers: e.Triggers, Secret: e.Secret,
+		Enabled: e.Enabled, Tested: e.Tested, Failing: e.Failing, Gone: e.Gone,
+		CreatedAt: e.CreatedAt.UTC().Format(time.RFC3339Nano), UpdatedAt: e.UpdatedAt.UTC().Format(time.RFC3339Nano),
+		Version: e.Version, Thermometers: make([]thermometerAtt, 0, len(e.Thermometers)),
+	}
+	if e.BasicAuth != nil {
+		it.BasicAuthUsername, it.BasicAuthPassword = e.BasicAuth.Username, e.BasicAuth.Password
+	}
+	if lt := e.LastTest; lt != nil {
+		it.LastTest = &lastTestItem{At: lt.At.UTC().Format(time.RFC3339Nano), Delivered: lt.Delivered,
+			StatusCode: lt.StatusCode, LatencyMS: lt.LatencyMS, Error: lt.Error}
+	}
+	for _, th := range e.Thermometers {
+		it.Thermometers = append(it.Thermometers, thermometerAtt(th))
+	}
+	return it
+}
+
+func fromItem(it endpointItem) domain.Endpoint {
+	e := domain.Endpoint{
+		ID: it.ID, AccountID: it.AccountID, Name: it.Name, URL: it.URL, Triggers: it.Triggers, Secret: it.Secret,
+		Enabled: it.Enabled, Tested: it.Tested, Failing: it.Failing, Gone: it.Gone, Version: it.Version,
+		Thermometers: make([]domain.Thermometer, 0, len(it.Thermometers)),
+	}
+	e.CreatedAt, _ = time.Parse(time.RFC3339Nano, it.CreatedAt)
+	e.UpdatedAt, _ = time.Parse(time.RFC3339Nano, it.UpdatedAt)
+	if it.BasicAuthUsername != "" {
+		e.BasicAuth = &domain.BasicAuth{Username: it.BasicAuthUsername, Password: it.BasicAuthPassword}
+	}
+	if lt := it.LastTest; lt != nil {
+		at, _ := time.Parse(time.RFC3339Nano, lt.At)
+		e.LastTest = &domain.LastTest{At: at, Delivered: lt.Delivered, StatusCode: lt.StatusCode, LatencyMS: lt.LatencyMS, Error: lt.Error}
+	}
+	for _, th := range it.Thermometers {
+		e.Thermometers = append(e.Thermometers, domain.Thermometer(th))
+	}
+	return e
+}
+
+// GetEndpoint returns account's endpoint id; another account's endpoint is
+// not_found, exactly like one that does not exist.
+func (st *Store) GetEndpoint(ctx context.Context, account, id string) (domain.Endpoint, error) {
+	out, err := st.db.GetItem(ctx, &dynamodb.GetItemInput{
+		TableName:      &st.endpointsTable,
+		Key:            map[string]types.AttributeValue{"pk": s(accountPK(account)), "sk": s(endpointPrefix + id)},
+		ConsistentRead: aws.Bool(true),
+	})
+	if err != nil {
+		return domain.Endpoint{}, fmt.Errorf("get endpoint %s: %w", id, err)
+	}
+	if out.Item == nil {
+		return domain.Endpoint{}, domain.Errorf(domain.CodeNotFound, "endpoint %s not found", id)
+	}
+	var it endpointItem
+	if err := attributevalue.UnmarshalMap(out.Item, &it); err != nil {
+		return domain.Endpoint{}, fmt.Errorf("decode endpoint %s: %w", id, err)
+	}
+	return fromItem(it), nil
+}
+
+// ListEndpoints returns up to limit of account's endpoints in creation order,
+// starting after the endpoint id after (empty: from the start), and whether
+// more follow.
+func (st *Store) ListEndpoints(ctx context.Context, account string, limit int, after string) ([]domain.Endpoint, bool, error) {
+	if limit < 1 || limit > 100 {
+		return nil, false, errors.New("list endpoints: limit must be 1-100")
+	}
+	in := &dynamodb.QueryInput{
+		TableName:              &st.endpointsTable,
+		KeyConditionExpression: aws.String("pk = :pk AND begins_with(sk, :ep)"),
+		ExpressionAttributeValues: map[string]types.AttributeValue{
+			":pk": s(accountPK(account)), ":ep": s(endpointPrefix),
+		},
+		// One more than asked tells whether another page exists, so the
+		// last page never ends with a cursor to an empty page.
+		Limit: aws.Int32(int32(limit + 1)),
+	}
+	if after != "" {
+		in.ExclusiveStartKey = map[string]types.AttributeValue{"pk": s(accountPK(account)), "sk": s(endpointPrefix + after)}
+	}
+	out, err := st.db.Query(ctx, in)
+	if err != nil {
+		return nil, false, fmt.Errorf("list endpoints of account %s: %w", account, err)
+	}
+	var items []endpointItem
+	if err := attributevalue.UnmarshalListOfMaps(out.Items, &items); err != nil {
+		return nil, false, fmt.Errorf("decode endpoints of account %s: %w", account, err)
+	}
+	more := len(items) > limit
+	if more {
+		items = items[:limit]
+	}
+	eps := make([]domain.Endpoint, 0, len(items))
+	for _, it := range items {
+		eps = append(eps, fromItem(it))
+	}
+	return eps, more, nil
+}
+
+// CreateEndpoint stores a new endpoint (Version must be 0; stored as 1).
+func (st *Store) CreateEndpoint(ctx context.Context, e domain.Endpoint) error {
+	return st.write(ctx, e, nil, false)
+}
+
+// SaveEndpoint stores e if the stored endpoint still has e.Version, as
+// e.Version+1, and brings its link items in line: links for thermometers in
+// e.Thermometers are written (with the endpoint's new state), links for
+// thermometers only in previous are deleted. ErrConflict when the endpoint
+// changed since it was read; not_found when it is gone.
+func (st *Store) SaveEndpoint(ctx context.Context, e domain.Endpoint, previous []domain.Thermometer) error {
+	return st.write(ctx, e, previous, false)
+}
+
+// DeleteEndpoint removes e and all its links, if it still has e.Version.
+func (st *Store) DeleteEndpoint(ctx context.Context, e domain.Endpoint) error {
+	return st.write(ctx, e, e.Thermometers, true)
+}
+
+// maxTransactItems is DynamoDB's limit of items in one transaction.
+const maxTransactItems = 100
+
+func (st *Store) write(ctx context.Context, e domain.Endpoint, previous []domain.Thermometer, remove bool) error {
+	expect := e.Version
+	e.Version++
+	item := toItem(e)
+	av, err := attributevalue.MarshalMap(item)
+	if err != nil {
+		return fmt.Errorf("encode endpoint %s: %w", e.ID, err)
+	}
+	var first types.TransactWriteItem
+	key := map[string]types.AttributeValue{"pk": s(item.PK), "sk": s(item.SK)}
+	switch {
+	case expect == 0:
+		first.Put = &types.Put{TableName: &st.endpointsTable, Item: av, ConditionExpression: aws.String("attribute_not_exists(pk)")}
+	case remove:
+		first.Delete = &types.Delete{TableName: &st.endpointsTable, Key: key,
+			ConditionExpression:       aws.String("version = :v"),
+			ExpressionAttributeValues: map[string]types.AttributeValue{":v": &types.AttributeValueMemberN{Value: fmt.Sprint(expect)}}}
+	default:
+		first.Put = &types.Put{TableName: &st.endpointsTable, Item: av,
+			ConditionExpression:       aws.String("version = :v"),
+			ExpressionAttributeValues: map[string]types.AttributeValue{":v": &types.AttributeValueMemberN{Value: fmt.Sprint(expect)}}}
+	}
+	ops := []types.TransactWriteItem{first}
+	current := map[string]bool{}
+	if !remove {
+		for _, th := range e.Thermometers {
+			current[th.ID] = true
+			link := item
+			link.PK, link.Thermometer = linkPK(e.AccountID, th.ID), &thermometerAtt{ID: th.ID, Name: th.Name, Type: th.Type}
+			link.Thermometers = nil // the endpoint item holds the list
+			lav, err := attributevalue.MarshalMap(link)
+			if err != nil {
+				return fmt.Errorf("encode link %s/%s: %w", e.ID, th.ID, err)
+			}
+			ops = append(ops, types.TransactWriteItem{Put: &types.Put{TableName: &st.endpointsTable, Item: lav}})
+		}
+	}
+	for _, th := range previous {
+		if current[th.ID] {
+			continue
+		}
+		ops = append(ops, types.TransactWriteItem{Delete: &types.Delete{TableName: &st.endpointsTable,
+			Key: map[string]types.AttributeValue{"pk": s(linkPK(e.AccountID, th.ID)), "sk": s(item.SK)}}})
+	}
+	// The first transaction holds the endpoint item and its condition, so a
+	// conflicting write changes nothing. An endpoint with more than 99 links
+	// needs further transactions; should one of them fail, the next write
+	// of the endpoint rewrites every link.
+	for i, chunk := 0, ops; len(chunk) > 0; i++ {
+		n := min(len(chunk), maxTransactItems)
+		_, err := st.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: chunk[:n]})
+		if err != nil {
+			var tce *types.TransactionCanceledException
+			if i == 0 && errors.As(err, &tce) && len(tce.CancellationReasons) > 0 && aws.ToString(tce.CancellationReasons[0].Code) == "ConditionalCheckFailed" {
+				if expect == 0 {
+					return fmt.Errorf("create endpoint %s: id already exists", e.ID)
+				}
+				return st.conflictOrGone(ctx, e)
+			}
+			return fmt.Errorf("write endpoint %s: %w", e.ID, err)
+		}
+		chunk = chunk[n:]
+	}
+	return nil
+}
+
+func (st *Store) conflictOrGone(ctx context.Context, e domain.Endpoint) error {
+	if _, err := st.GetEndpoint(ctx, e.AccountID, e.ID); err != nil {
+		return err
+	}
+	return fmt.Errorf("write endpoint %s: %w", e.ID, ErrConflict)
+}
+
+// LinkedEndpoints returns account's endpoints linked to thermometer, in id
+// order, each with that thermometer in Thermometers: one Query (access
+// pattern 2), paged only past DynamoDB's 1 MB response limit.
+func (st *Store) LinkedEndpoints(ctx context.Context, account, thermometer string) ([]domain.Endpoint, error) {
+	var eps []domain.Endpoint
+	p := dynamodb.NewQueryPaginator(st.db, &dynamodb.QueryInput{
+		TableName:                 &st.endpointsTable,
+		KeyConditionExpression:    aws.String("pk = :pk"),
+		ExpressionAttributeValues: map[string]types.AttributeValue{":pk": s(linkPK(account, thermometer))},
+	})
+	for p.HasMorePages() {
+		out, err := p.NextPage(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("endpoints linked to %s/%s: %w", account, thermometer, err)
+		}
+		var items []endpointItem
+		if err := attributevalue.UnmarshalListOfMaps(out.Items, &items); err != nil {
+			return nil, fmt.Errorf("decode links of %s/%s: %w", account, thermometer, err)
+		}
+		for _, it := range items {
+			e := fromItem(it)
+			if it.Thermometer != nil {
+				e.Thermometers = []domain.Thermometer{domain.Thermometer(*it.Thermometer)}
+			}
+			eps = append(eps, e)
+		}
+	}
+	return eps, nil
+}

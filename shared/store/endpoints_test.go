@@ -1,0 +1,161 @@
+package store_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/customerthermometer/webhooks/shared/domain"
+	"github.com/customerthermometer/webhooks/shared/ids"
+	"github.com/customerthermometer/webhooks/shared/store"
+)
+
+func newEndpoint(account string, i int) domain.Endpoint {
+	now := time.Now().UTC().Add(time.Duration(i) * time.Millisecond)
+	return domain.Endpoint{
+		ID: ids.New("ep", now), AccountID: account, Name: fmt.Sprintf("endpoint %d", i),
+		URL: "https://example.com/hook", Triggers: []string{"comment.red", "rating.*"},
+		Secret: domain.Sealed("sealed-secret"), Enabled: true, CreatedAt: now, UpdatedAt: now,
+		Thermometers: []domain.Thermometer{},
+	}
+}
+
+func TestEndpointLifecycle(t *testing.T) {
+	st := newStore(t)
+	ctx := context.Background()
+	account := uniqueAccount()
+	e := newEndpoint(account, 0)
+	e.BasicAuth = &domain.BasicAuth{Username: "ct", Password: domain.Sealed("sealed-pw")}
+	if err := st.CreateEndpoint(ctx, e); err != nil {
+		t.Fatal(err)
+	}
+	got, err := st.GetEndpoint(ctx, account, e.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Name != e.Name || got.URL != e.URL || len(got.Triggers) != 2 || string(got.Secret) != "sealed-secret" ||
+		got.BasicAuth == nil || string(got.BasicAuth.Password) != "sealed-pw" || got.Version != 1 || !got.Enabled {
+		t.Fatalf("read back %+v", got)
+	}
+	if _, err := st.GetEndpoint(ctx, uniqueAccount(), e.ID); !errors.Is(err, domain.ErrNotFound) {
+		t.Errorf("another account reads the endpoint: %v", err)
+	}
+
+	// Linking writes one item per thermometer, found by (account, thermometer).
+	prev := got.Thermometers
+	got.Thermometers = []domain.Thermometer{{ID: "th_1", Name: "One", Type: "email"}, {ID: "th_2", Name: "Two", Type: "embedded"}}
+	if err := st.SaveEndpoint(ctx, got, prev); err != nil {
+		t.Fatal(err)
+	}
+	for _, th := range []string{"th_1", "th_2"} {
+		linked, err := st.LinkedEndpoints(ctx, account, th)
+		if err != nil || len(linked) != 1 || linked[0].ID != e.ID || linked[0].Thermometers[0].ID != th || string(linked[0].Secret) != "sealed-secret" {
+			t.Fatalf("LinkedEndpoints(%s) = %+v, %v", th, linked, err)
+		}
+	}
+	if linked, _ := st.LinkedEndpoints(ctx, uniqueAccount(), "th_1"); len(linked) != 0 {
+		t.Error("another account's thermometer finds the endpoint")
+	}
+
+	// A stale version is a conflict and changes nothing.
+	stale := got
+	stale.Name = "stale"
+	if err := st.SaveEndpoint(ctx, stale, nil); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("stale save: %v", err)
+	}
+
+	// Replacing the set removes dropped links and updates kept ones.
+	cur, _ := st.GetEndpoint(ctx, account, e.ID)
+	prev = cur.Thermometers
+	cur.Thermometers = []domain.Thermometer{{ID: "th_2", Name: "Two renamed", Type: "embedded"}}
+	cur.URL = "https://example.org/new"
+	if err := st.SaveEndpoint(ctx, cur, prev); err != nil {
+		t.Fatal(err)
+	}
+	if linked, _ := st.LinkedEndpoints(ctx, account, "th_1"); len(linked) != 0 {
+		t.Errorf("th_1 still linked: %+v", linked)
+	}
+	if linked, _ := st.LinkedEndpoints(ctx, account, "th_2"); len(linked) != 1 || linked[0].URL != "https://example.org/new" || linked[0].Thermometers[0].Name != "Two renamed" {
+		t.Errorf("th_2 link not updated: %+v", linked)
+	}
+
+	// Deleting removes the endpoint and its links.
+	cur, _ = st.GetEndpoint(ctx, account, e.ID)
+	if err := st.DeleteEndpoint(ctx, cur); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.GetEndpoint(ctx, account, e.ID); !errors.Is(err, domain.ErrNotFound) {
+		t.Errorf("deleted endpoint still readable: %v", err)
+	}
+	if linked, _ := st.LinkedEndpoints(ctx, account, "th_2"); len(linked) != 0 {
+		t.Errorf("deleted endpoint still linked: %+v", linked)
+	}
+	if err := st.DeleteEndpoint(ctx, cur); !errors.Is(err, domain.ErrNotFound) {
+		t.Errorf("second delete: %v", err)
+	}
+}
+
+func TestListEndpointsPages(t *testing.T) {
+	st := newStore(t)
+	ctx := context.Background()
+	account := uniqueAccount()
+	var want []string
+	for i := 0; i < 5; i++ {
+		e := newEndpoint(account, i)
+		if err := st.CreateEndpoint(ctx, e); err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, e.ID)
+	}
+	if err := st.CreateEndpoint(ctx, newEndpoint(uniqueAccount(), 9)); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	after := ""
+	for pages := 0; ; pages++ {
+		eps, more, err := st.ListEndpoints(ctx, account, 2, after)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range eps {
+			got = append(got, e.ID)
+		}
+		if !more {
+			if len(eps) == 0 {
+				t.Error("last page is empty")
+			}
+			break
+		}
+		after = eps[len(eps)-1].ID
+		if pages > 5 {
+			t.Fatal("too many pages")
+		}
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("listed %v, want %v", got, want)
+	}
+}
+
+func TestManyLinksSpanTransactions(t *testing.T) {
+	st := newStore(t)
+	ctx := context.Background()
+	account := uniqueAccount()
+	e := newEndpoint(account, 0)
+	if err := st.CreateEndpoint(ctx, e); err != nil {
+		t.Fatal(err)
+	}
+	e, _ = st.GetEndpoint(ctx, account, e.ID)
+	for i := 0; i < 150; i++ {
+		e.Thermometers = append(e.Thermometers, domain.Thermometer{ID: fmt.Sprintf("th_%03d", i), Name: "T", Type: "email"})
+	}
+	if err := st.SaveEndpoint(ctx, e, nil); err != nil {
+		t.Fatal(err)
+	}
+	for _, th := range []string{"th_000", "th_099", "th_149"} {
+		if linked, err := st.LinkedEndpoints(ctx, account, th); err != nil || len(linked) != 1 {
+			t.Errorf("%s: %+v %v", th, linked, err)
+		}
+	}
+}
