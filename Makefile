@@ -42,11 +42,12 @@ test-go: ## the Go tests alone (needs the emulator running: `make test` provides
 api-key: $(BIN)/apikey ## print a new API key for ACCOUNT (make api-key ACCOUNT=acc_123 [STACK=deployed-stack-name])
 	@STACK=$(STACK) $(BIN)/apikey -account '$(ACCOUNT)'
 
-lint: ## gofmt, go vet and cfn-lint
+lint: ## gofmt, go vet, cfn-lint and the OpenAPI document
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 		if [ -n "$$unformatted" ]; then echo "gofmt would change: $$unformatted"; exit 1; fi
 	$(GO) vet ./...
 	cfn-lint template.yaml
+	openapi-spec-validator shared/api/openapi.json
 
 template-check: ## expand template.yaml with samtranslator, as `sam deploy` would
 	$(PYTHON) infra/local/provision.py --translate-only --out $(LOCAL)/template.cfn.json

@@ -6,29 +6,52 @@ import (
 	"context"
 	"log/slog"
 	"os"
+	"time"
 
 	"github.com/aws/aws-lambda-go/lambda"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	awskms "github.com/aws/aws-sdk-go-v2/service/kms"
 
 	"github.com/customerthermometer/webhooks/shared/api"
 	"github.com/customerthermometer/webhooks/shared/config"
+	"github.com/customerthermometer/webhooks/shared/cursor"
+	"github.com/customerthermometer/webhooks/shared/dispatch"
+	"github.com/customerthermometer/webhooks/shared/kms"
 	"github.com/customerthermometer/webhooks/shared/store"
 )
 
 func main() {
 	logger := slog.New(slog.NewJSONHandler(os.Stdout, nil))
+	fail := func(msg string, err error) {
+		logger.Error("start-up failed: "+msg, slog.String("error", err.Error()))
+		os.Exit(1)
+	}
 	cfg, err := config.Load(os.LookupEnv)
 	if err != nil {
-		logger.Error("start-up failed", slog.String("error", err.Error()))
-		os.Exit(1)
+		fail("configuration", err)
 	}
-	awsCfg, err := awsconfig.LoadDefaultConfig(context.Background())
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	awsCfg, err := awsconfig.LoadDefaultConfig(ctx)
 	if err != nil {
-		logger.Error("start-up failed: aws config", slog.String("error", err.Error()))
-		os.Exit(1)
+		fail("aws config", err)
 	}
 	st := store.New(dynamodb.NewFromConfig(awsCfg), cfg.EndpointsTable, cfg.DeliveriesTable)
-	handler := api.New(api.Deps{Keys: st, Endpoints: st, SourceIPs: cfg.SourceIPs, Logger: logger})
+	sealer := kms.New(awskms.NewFromConfig(awsCfg), cfg.KMSKeyID)
+	cursorKey, err := st.ServiceKey(ctx, "cursor", sealer)
+	if err != nil {
+		fail("cursor key", err)
+	}
+	cursors, err := cursor.New(cursorKey)
+	if err != nil {
+		fail("cursor key", err)
+	}
+	handler := api.New(api.Deps{
+		Keys: st, Endpoints: st, Secrets: sealer, Cursors: cursors,
+		Sender:  dispatch.New(dispatch.Options{LocalMode: cfg.LocalMode}),
+		Counter: st, RateLimitPerMinute: cfg.RateLimitPerMinute,
+		SourceIPs: cfg.SourceIPs, LocalMode: cfg.LocalMode, Logger: logger,
+	})
 	lambda.Start(gatewayHandler(handler))
 }

@@ -2,32 +2,70 @@ package api
 
 import (
 	"context"
+	_ "embed"
 	"errors"
 	"log/slog"
+	"math"
 	"net/http"
 	"net/netip"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/customerthermometer/webhooks/shared/apikey"
+	"github.com/customerthermometer/webhooks/shared/dispatch"
 	"github.com/customerthermometer/webhooks/shared/domain"
 )
 
-// The small interfaces the handler needs; *store.Store satisfies them.
+// OpenAPI is the OpenAPI 3.1 document of this API, served at
+// GET /v1/openapi.json; a test walks it against the handler.
+//
+//go:embed openapi.json
+var OpenAPI []byte
+
+// The small interfaces the handler needs; *store.Store, *kms.Sealer,
+// *dispatch.Client and *cursor.Codec satisfy them.
 type (
 	keyResolver interface {
 		AccountByKeyHash(ctx context.Context, keyHash string) (string, error)
 	}
-	endpointLister interface {
-		ListEndpoints(ctx context.Context, account string, limit int) ([]domain.Endpoint, error)
+	endpointStore interface {
+		CreateEndpoint(ctx context.Context, e domain.Endpoint) error
+		GetEndpoint(ctx context.Context, account, id string) (domain.Endpoint, error)
+		ListEndpoints(ctx context.Context, account string, limit int, after string) ([]domain.Endpoint, bool, error)
+		SaveEndpoint(ctx context.Context, e domain.Endpoint, previous []domain.Thermometer) error
+		DeleteEndpoint(ctx context.Context, e domain.Endpoint) error
+	}
+	sealer interface {
+		Seal(ctx context.Context, plaintext []byte, ec map[string]string) ([]byte, error)
+		Open(ctx context.Context, ciphertext []byte, ec map[string]string) ([]byte, error)
+	}
+	sender interface {
+		Send(ctx context.Context, w dispatch.Webhook) dispatch.Result
+	}
+	cursorCodec interface {
+		Seal(scope string, position []byte) string
+		Open(scope, token string) ([]byte, error)
+	}
+	requestCounter interface {
+		CountRequest(ctx context.Context, account string, window time.Time, length time.Duration) (int64, error)
 	}
 )
 
 // Deps is what the handler is built from.
 type Deps struct {
 	Keys      keyResolver
-	Endpoints endpointLister
-	SourceIPs []netip.Addr
+	Endpoints endpointStore
+	Secrets   sealer
+	Sender    sender
+	Cursors   cursorCodec
+	// Counter and RateLimitPerMinute limit each account's requests; a nil
+	// Counter or a zero limit turns limiting off.
+	Counter            requestCounter
+	RateLimitPerMinute int
+	SourceIPs          []netip.Addr
+	// LocalMode accepts loopback endpoint URLs on any port.
+	LocalMode bool
 	Logger    *slog.Logger
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
@@ -47,10 +85,28 @@ func New(d Deps) http.Handler {
 		d.Logger = slog.Default()
 	}
 	h := &handler{Deps: d, mux: http.NewServeMux()}
-	h.mux.HandleFunc("GET /v1/health", h.health)
-	h.mux.HandleFunc("GET /v1/source-ips", h.authed(h.sourceIPs))
-	h.mux.HandleFunc("GET /v1/endpoints", h.authed(h.listEndpoints))
+	for pattern, fn := range h.routes() {
+		h.mux.HandleFunc(pattern, fn)
+	}
 	return h
+}
+
+// routes maps every route of the API to its handler.
+func (h *handler) routes() map[string]http.HandlerFunc {
+	return map[string]http.HandlerFunc{
+		"GET /v1/health":                        h.health,
+		"GET /v1/openapi.json":                  h.openAPI,
+		"GET /v1/source-ips":                    h.authed(h.sourceIPs),
+		"POST /v1/endpoints":                    h.authed(h.createEndpoint),
+		"GET /v1/endpoints":                     h.authed(h.listEndpoints),
+		"GET /v1/endpoints/{id}":                h.authed(h.getEndpoint),
+		"PATCH /v1/endpoints/{id}":              h.authed(h.updateEndpoint),
+		"DELETE /v1/endpoints/{id}":             h.authed(h.deleteEndpoint),
+		"POST /v1/endpoints/{id}/test":          h.authed(h.testEndpoint),
+		"PUT /v1/endpoints/{id}/thermometers":   h.authed(h.setThermometers),
+		"GET /v1/endpoints/{id}/thermometers":   h.authed(h.getThermometers),
+		"POST /v1/endpoints/{id}/secret/rotate": h.authed(h.rotateSecret),
+	}
 }
 
 // ServeHTTP routes the request, answering unknown routes and methods with the
@@ -68,15 +124,16 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if probe.status == http.StatusMethodNotAllowed {
 			h.writeError(rw, r, domain.Errorf(domain.CodeMethodNotAllowed, "method %s is not allowed on %s", r.Method, r.URL.Path))
 		} else {
-			h.writeError(rw, r, domain.Errorf(domain.CodeNotFound, "no route %s %s", r.Method, r.URL.Path))
+			h.writeError(rw, r, domain.Errorf(domain.CodeNotFound, "no route %s %s", r.Method, truncate(r.URL.Path, 200)))
 		}
 	} else {
-		route.ServeHTTP(rw, r)
+		// ServeMux.ServeHTTP, not route: it sets the path values ({id}).
+		h.mux.ServeHTTP(rw, r)
 	}
 	h.Logger.LogAttrs(r.Context(), slog.LevelInfo, "request",
 		slog.String("method", r.Method),
 		slog.String("route", pattern),
-		slog.String("path", r.URL.Path),
+		slog.String("path", truncate(r.URL.Path, 200)),
 		slog.Int("status", rw.status),
 		slog.Int64("duration_ms", h.Now().Sub(start).Milliseconds()),
 		slog.String("account_id", rw.account),
@@ -84,7 +141,8 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	)
 }
 
-// authed requires a valid API key and passes its account to next.
+// authed requires a valid API key and an account within its rate limit,
+// and passes the account to next.
 func (h *handler) authed(next func(http.ResponseWriter, *http.Request, string)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		key, ok := bearer(r.Header.Get("Authorization"))
@@ -105,8 +163,33 @@ func (h *handler) authed(next func(http.ResponseWriter, *http.Request, string)) 
 		if rw, ok := w.(*responseWriter); ok {
 			rw.account = account
 		}
+		if retry, limited := h.limited(r, account); limited {
+			w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(retry.Seconds()))))
+			h.writeError(w, r, domain.Errorf(domain.CodeRateLimited, "more than %d requests in a minute; retry after %d seconds", h.RateLimitPerMinute, int(math.Ceil(retry.Seconds()))))
+			return
+		}
 		next(w, r, account)
 	}
+}
+
+// limited counts the request in the account's current one-minute window.
+// When the counter cannot be reached the request goes through: limiting
+// protects the service, it must not take it down.
+func (h *handler) limited(r *http.Request, account string) (time.Duration, bool) {
+	if h.Counter == nil || h.RateLimitPerMinute <= 0 {
+		return 0, false
+	}
+	now := h.Now()
+	window := now.Truncate(time.Minute)
+	n, err := h.Counter.CountRequest(r.Context(), account, window, time.Minute)
+	if err != nil {
+		h.Logger.WarnContext(r.Context(), "rate limit not checked", slog.String("account_id", account), slog.String("error", err.Error()))
+		return 0, false
+	}
+	if n <= int64(h.RateLimitPerMinute) {
+		return 0, false
+	}
+	return window.Add(time.Minute).Sub(now), true
 }
 
 func bearer(header string) (string, bool) {
@@ -121,6 +204,13 @@ func (h *handler) health(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 }
 
+func (h *handler) openAPI(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "public, max-age=300")
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(OpenAPI)
+}
+
 func (h *handler) sourceIPs(w http.ResponseWriter, r *http.Request, _ string) {
 	ips := make([]string, len(h.SourceIPs))
 	for i, ip := range h.SourceIPs {
@@ -129,34 +219,29 @@ func (h *handler) sourceIPs(w http.ResponseWriter, r *http.Request, _ string) {
 	writeJSON(w, http.StatusOK, map[string][]string{"ips": ips})
 }
 
-type endpointJSON struct {
-	ID        string   `json:"id"`
-	Name      string   `json:"name"`
-	URL       string   `json:"url"`
-	Triggers  []string `json:"triggers"`
-	Status    string   `json:"status"`
-	Enabled   bool     `json:"enabled"`
-	CreatedAt string   `json:"created_at"`
-	UpdatedAt string   `json:"updated_at"`
-}
-
 type listJSON[T any] struct {
 	Data       []T     `json:"data"`
 	NextCursor *string `json:"next_cursor"`
 }
 
-func (h *handler) listEndpoints(w http.ResponseWriter, r *http.Request, account string) {
-	eps, err := h.Endpoints.ListEndpoints(r.Context(), account, 20)
-	if err != nil {
-		h.writeError(w, r, err)
-		return
+// log records a change to an endpoint, with ids and never secrets.
+func (h *handler) log(r *http.Request, msg, endpointID string) {
+	h.Logger.LogAttrs(r.Context(), slog.LevelInfo, msg,
+		slog.String("endpoint_id", endpointID),
+		slog.String("request_id", r.Header.Get("X-Request-Id")))
+}
+
+func attrs(r *http.Request, endpointID, deliveryID string, res dispatch.Result) []slog.Attr {
+	a := []slog.Attr{
+		slog.String("endpoint_id", endpointID),
+		slog.String("delivery_id", deliveryID),
+		slog.Bool("delivered", res.Delivered()),
+		slog.Int("status_code", res.StatusCode),
+		slog.Int64("latency_ms", res.Latency.Milliseconds()),
+		slog.String("request_id", r.Header.Get("X-Request-Id")),
 	}
-	out := listJSON[endpointJSON]{Data: make([]endpointJSON, 0, len(eps))}
-	for _, e := range eps {
-		out.Data = append(out.Data, endpointJSON{
-			ID: e.ID, Name: e.Name, URL: e.URL, Triggers: e.Triggers, Status: e.Status, Enabled: e.Enabled,
-			CreatedAt: e.CreatedAt.UTC().Format(time.RFC3339), UpdatedAt: e.UpdatedAt.UTC().Format(time.RFC3339),
-		})
+	if res.Err != nil {
+		a = append(a, slog.String("error", res.Err.Error()))
 	}
-	writeJSON(w, http.StatusOK, out)
+	return a
 }

@@ -1,143 +1,240 @@
 package api
 
 import (
-	"bytes"
-	"context"
+	"encoding/base64"
 	"encoding/json"
-	"errors"
-	"log/slog"
-	"net/http"
-	"net/http/httptest"
-	"net/netip"
+	"fmt"
+	"regexp"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/customerthermometer/webhooks/shared/apikey"
-	"github.com/customerthermometer/webhooks/shared/domain"
+	"github.com/customerthermometer/webhooks/shared/signature"
 )
 
-type fakeKeys map[string]string // hash -> account
+func createBody(url string) string {
+	return fmt.Sprintf(`{"name":"Red comments to helpdesk","url":%q,"triggers":["comment.red","rating.red"],"basic_auth":{"username":"ct","password":"s3cr3t-pw"}}`, url)
+}
 
-func (f fakeKeys) AccountByKeyHash(_ context.Context, hash string) (string, error) {
-	if hash == apikey.Hash("ctwh_brokenbrokenbrokenbrokenbrokenbrokenbrokenb") {
-		return "", errors.New("dynamodb: connection refused to table secret-internal-name")
+// TestEndpointJourney walks one endpoint through its whole life, as an
+// account holder would.
+func TestEndpointJourney(t *testing.T) {
+	e := newEnv(t)
+	rc := newReceiver(t, 200)
+
+	r := e.do("POST", "/v1/endpoints", e.key, createBody(rc.URL+"/hooks/ct"))
+	if r.status != 201 {
+		t.Fatalf("create: %d %s", r.status, r.body)
 	}
-	if a, ok := f[hash]; ok {
-		return a, nil
+	ep := r.json(t)
+	id := ep["id"].(string)
+	secret, _ := ep["secret"].(string)
+	if !regexp.MustCompile(`^[0-9a-f]{64}$`).MatchString(secret) {
+		t.Fatalf("secret %q", secret)
 	}
-	return "", domain.Errorf(domain.CodeNotFound, "api key not found")
-}
-
-type fakeEndpoints map[string][]domain.Endpoint
-
-func (f fakeEndpoints) ListEndpoints(_ context.Context, account string, limit int) ([]domain.Endpoint, error) {
-	return f[account], nil
-}
-
-func newTestHandler(t *testing.T) (http.Handler, string, *bytes.Buffer) {
-	key := apikey.New()
-	logs := &bytes.Buffer{}
-	h := New(Deps{
-		Keys: fakeKeys{apikey.Hash(key): "acc_1"},
-		Endpoints: fakeEndpoints{"acc_2": {{ID: "ep_other", Name: "other", URL: "https://x.example", Triggers: []string{"*"},
-			Status: "untested", Enabled: true, CreatedAt: time.Unix(0, 0), UpdatedAt: time.Unix(0, 0)}}},
-		SourceIPs: []netip.Addr{netip.MustParseAddr("203.0.113.7")},
-		Logger:    slog.New(slog.NewJSONHandler(logs, nil)),
-	})
-	return h, key, logs
-}
-
-func do(h http.Handler, method, path, key string) *httptest.ResponseRecorder {
-	r := httptest.NewRequest(method, path, nil)
-	if key != "" {
-		r.Header.Set("Authorization", "Bearer "+key)
+	if ep["secret_standard"] != "whsec_"+base64.StdEncoding.EncodeToString([]byte(secret)) {
+		t.Errorf("secret_standard %v", ep["secret_standard"])
 	}
-	w := httptest.NewRecorder()
-	h.ServeHTTP(w, r)
-	return w
+	if ep["status"] != "untested" || ep["enabled"] != true || ep["last_test"] != nil || r.header.Get("Location") != "/v1/endpoints/"+id {
+		t.Errorf("new endpoint %v, Location %q", ep, r.header.Get("Location"))
+	}
+	if ba := ep["basic_auth"].(map[string]any); ba["username"] != "ct" || ba["password"] != nil {
+		t.Errorf("basic_auth %v", ba)
+	}
+	if strings.Contains(string(r.body), "s3cr3t-pw") {
+		t.Error("the password was returned")
+	}
+
+	// View shows the secret; the list does not.
+	if v := e.do("GET", "/v1/endpoints/"+id, e.key, "").json(t); v["secret"] != secret || v["secret_standard"] == nil {
+		t.Errorf("view %v", v)
+	}
+	list := e.do("GET", "/v1/endpoints", e.key, "")
+	if list.status != 200 || strings.Contains(string(list.body), secret) || !strings.Contains(string(list.body), id) {
+		t.Errorf("list %d %s", list.status, list.body)
+	}
+
+	// Linking before a delivered test fire is refused.
+	thermos := `{"thermometers":[{"id":"th_42","name":"Support tickets","type":"email"},{"id":"th_43","name":"Onboarding","type":"embedded"}]}`
+	if r := e.do("PUT", "/v1/endpoints/"+id+"/thermometers", e.key, thermos); r.status != 409 || r.code() != "endpoint_not_tested" {
+		t.Fatalf("link before test: %d %s", r.status, r.body)
+	}
+
+	// Test fire: signed, with Basic Auth, and the endpoint becomes active.
+	tr := e.do("POST", "/v1/endpoints/"+id+"/test", e.key, "")
+	res := tr.json(t)
+	if tr.status != 200 || res["delivered"] != true || res["status_code"] != float64(200) || res["error"] != nil || res["delivery_id"] == "" {
+		t.Fatalf("test fire: %d %s", tr.status, tr.body)
+	}
+	req, body := rc.last()
+	if req == nil {
+		t.Fatal("receiver got nothing")
+	}
+	if !signature.Verify(secret, req.Header.Get("Date"), body, req.Header.Get("X-Ct-Hmac-Sha256")) {
+		t.Error("test webhook signature does not verify")
+	}
+	if u, p, ok := req.BasicAuth(); !ok || u != "ct" || p != "s3cr3t-pw" {
+		t.Errorf("basic auth %q %q", u, p)
+	}
+	var tb map[string]any
+	_ = json.Unmarshal(body, &tb)
+	if tb["event"] != "test" || tb["test"] != true || req.Header.Get("X-Ct-Event") != "test" || req.Header.Get("X-Ct-Delivery-Id") != res["delivery_id"] || req.URL.Path != "/hooks/ct" {
+		t.Errorf("test webhook %s %v", body, req.Header)
+	}
+	v := e.do("GET", "/v1/endpoints/"+id, e.key, "").json(t)
+	lt, _ := v["last_test"].(map[string]any)
+	if v["status"] != "active" || lt["delivered"] != true || lt["status_code"] != float64(200) {
+		t.Errorf("after test: %v", v)
+	}
+
+	// Link, read back.
+	if r := e.do("PUT", "/v1/endpoints/"+id+"/thermometers", e.key, thermos); r.status != 200 || len(r.json(t)["thermometers"].([]any)) != 2 {
+		t.Fatalf("link: %d %s", r.status, r.body)
+	}
+	if r := e.do("GET", "/v1/endpoints/"+id+"/thermometers", e.key, ""); r.status != 200 || !strings.Contains(string(r.body), "th_43") {
+		t.Errorf("get links: %d %s", r.status, r.body)
+	}
+
+	// A new URL makes it untested again but keeps the links.
+	p := e.do("PATCH", "/v1/endpoints/"+id, e.key, fmt.Sprintf(`{"url":%q,"name":"Renamed"}`, rc.URL+"/v2"))
+	pv := p.json(t)
+	if p.status != 200 || pv["status"] != "untested" || pv["name"] != "Renamed" || len(pv["thermometers"].([]any)) != 2 || pv["secret"] != nil {
+		t.Fatalf("patch url: %d %s", p.status, p.body)
+	}
+	if r := e.do("PUT", "/v1/endpoints/"+id+"/thermometers", e.key, `{"thermometers":[]}`); r.status != 409 {
+		t.Errorf("relink while untested: %d", r.status)
+	}
+	// Renaming alone keeps the status.
+	e.do("POST", "/v1/endpoints/"+id+"/test", e.key, "{}")
+	if pv := e.do("PATCH", "/v1/endpoints/"+id, e.key, `{"name":"Again"}`).json(t); pv["status"] != "active" {
+		t.Errorf("rename changed status: %v", pv["status"])
+	}
+	// New credentials need a new test too; null removes them.
+	if pv := e.do("PATCH", "/v1/endpoints/"+id, e.key, `{"basic_auth":null}`).json(t); pv["status"] != "untested" || pv["basic_auth"] != nil {
+		t.Errorf("remove basic auth: %v", pv)
+	}
+	if pv := e.do("PATCH", "/v1/endpoints/"+id, e.key, `{"enabled":false}`).json(t); pv["status"] != "disabled" || pv["enabled"] != false {
+		t.Errorf("disable: %v", pv)
+	}
+	e.do("PATCH", "/v1/endpoints/"+id, e.key, `{"enabled":true}`)
+
+	// Rotation issues a new secret that signs from then on.
+	rot := e.do("POST", "/v1/endpoints/"+id+"/secret/rotate", e.key, "")
+	newSecret, _ := rot.json(t)["secret"].(string)
+	if rot.status != 200 || newSecret == secret || len(newSecret) != 64 {
+		t.Fatalf("rotate: %d %s", rot.status, rot.body)
+	}
+	e.do("POST", "/v1/endpoints/"+id+"/test", e.key, "")
+	req, body = rc.last()
+	if !signature.Verify(newSecret, req.Header.Get("Date"), body, req.Header.Get("X-Ct-Hmac-Sha256")) {
+		t.Error("webhook after rotation is not signed with the new secret")
+	}
+
+	// Delete.
+	if r := e.do("DELETE", "/v1/endpoints/"+id, e.key, ""); r.status != 204 || len(r.body) != 0 {
+		t.Fatalf("delete: %d %s", r.status, r.body)
+	}
+	if r := e.do("GET", "/v1/endpoints/"+id, e.key, ""); r.status != 404 {
+		t.Errorf("get after delete: %d", r.status)
+	}
+
+	// Nothing secret was logged on the way.
+	logs := e.logs.String()
+	for _, s := range []string{secret, newSecret, "s3cr3t-pw", e.key, apikey.Hash(e.key), req.Header.Get("X-Ct-Hmac-Sha256")} {
+		if strings.Contains(logs, s) {
+			t.Errorf("a log line holds a secret (%.8s…)", s)
+		}
+	}
 }
 
-func TestRoutes(t *testing.T) {
-	h, key, _ := newTestHandler(t)
-	for _, tc := range []struct {
-		name, method, path, key string
-		status                  int
-		body                    string // exact JSON, or an error code prefixed with "code:"
-	}{
-		{"health needs no key", "GET", "/v1/health", "", 200, `{"status":"ok"}`},
-		{"source ips", "GET", "/v1/source-ips", key, 200, `{"ips":["203.0.113.7"]}`},
-		{"endpoints of a new account", "GET", "/v1/endpoints", key, 200, `{"data":[],"next_cursor":null}`},
-		{"no key", "GET", "/v1/endpoints", "", 401, "code:unauthorized"},
-		{"malformed key", "GET", "/v1/endpoints", "nope", 401, "code:unauthorized"},
-		{"unknown key", "GET", "/v1/endpoints", apikey.New(), 401, "code:unauthorized"},
-		{"source ips need a key", "GET", "/v1/source-ips", "", 401, "code:unauthorized"},
-		{"unknown route", "GET", "/v1/nothing-here", key, 404, "code:not_found"},
-		{"unknown route outside v1", "GET", "/", "", 404, "code:not_found"},
-		{"wrong method", "DELETE", "/v1/health", "", 405, "code:method_not_allowed"},
-		{"key store failure is internal", "GET", "/v1/endpoints", "ctwh_brokenbrokenbrokenbrokenbrokenbrokenbrokenb", 500, "code:internal"},
+func TestFailedTestFire(t *testing.T) {
+	e := newEnv(t)
+	rc := newReceiver(t, 503)
+	id := e.do("POST", "/v1/endpoints", e.key, createBody(rc.URL)).json(t)["id"].(string)
+	r := e.do("POST", "/v1/endpoints/"+id+"/test", e.key, "")
+	res := r.json(t)
+	if r.status != 200 || res["delivered"] != false || res["status_code"] != float64(503) || !strings.Contains(fmt.Sprint(res["error"]), "503") {
+		t.Fatalf("test fire: %d %s", r.status, r.body)
+	}
+	v := e.do("GET", "/v1/endpoints/"+id, e.key, "").json(t)
+	if v["status"] != "untested" || v["last_test"].(map[string]any)["delivered"] != false {
+		t.Errorf("after failed test: %v", v)
+	}
+	// Nothing listening: no status code, an error.
+	rc.Close()
+	res = e.do("POST", "/v1/endpoints/"+id+"/test", e.key, "").json(t)
+	if res["delivered"] != false || res["status_code"] != nil || res["error"] == nil {
+		t.Errorf("test fire to a closed port: %v", res)
+	}
+}
+
+func TestPagination(t *testing.T) {
+	e := newEnv(t)
+	var ids []string
+	for i := 0; i < 5; i++ {
+		ids = append(ids, e.do("POST", "/v1/endpoints", e.key, `{"name":"n","url":"https://example.com/h","triggers":["*"]}`).json(t)["id"].(string))
+	}
+	var seen []string
+	cursor := ""
+	for pages := 0; pages < 10; pages++ {
+		path := "/v1/endpoints?limit=2"
+		if cursor != "" {
+			path += "&cursor=" + cursor
+		}
+		r := e.do("GET", path, e.key, "")
+		if r.status != 200 {
+			t.Fatalf("%s: %d %s", path, r.status, r.body)
+		}
+		page := r.json(t)
+		for _, item := range page["data"].([]any) {
+			m := item.(map[string]any)
+			if m["secret"] != nil {
+				t.Error("list item shows the secret")
+			}
+			seen = append(seen, m["id"].(string))
+		}
+		if page["next_cursor"] == nil {
+			break
+		}
+		cursor = page["next_cursor"].(string)
+		// Another account cannot use this cursor, even with a valid key.
+		other := e.newKey(uniqueAccount())
+		if r := e.do("GET", "/v1/endpoints?cursor="+cursor, other, ""); r.status != 400 || r.code() != "invalid_cursor" {
+			t.Errorf("another account's cursor: %d %s", r.status, r.body)
+		}
+	}
+	if fmt.Sprint(seen) != fmt.Sprint(ids) {
+		t.Errorf("pages %v, want %v", seen, ids)
+	}
+}
+
+func TestAccountIsolation(t *testing.T) {
+	e := newEnv(t)
+	rc := newReceiver(t, 200)
+	id := e.do("POST", "/v1/endpoints", e.key, createBody(rc.URL)).json(t)["id"].(string)
+	other := e.newKey(uniqueAccount())
+	for _, tc := range []struct{ method, path, body string }{
+		{"GET", "/v1/endpoints/" + id, ""},
+		{"PATCH", "/v1/endpoints/" + id, `{"name":"stolen"}`},
+		{"DELETE", "/v1/endpoints/" + id, ""},
+		{"POST", "/v1/endpoints/" + id + "/test", ""},
+		{"PUT", "/v1/endpoints/" + id + "/thermometers", `{"thermometers":[]}`},
+		{"GET", "/v1/endpoints/" + id + "/thermometers", ""},
+		{"POST", "/v1/endpoints/" + id + "/secret/rotate", ""},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			w := do(h, tc.method, tc.path, tc.key)
-			if w.Code != tc.status {
-				t.Fatalf("status %d, want %d; body %s", w.Code, tc.status, w.Body)
-			}
-			if ct := w.Header().Get("Content-Type"); ct != "application/json" {
-				t.Errorf("Content-Type %q", ct)
-			}
-			if code, ok := strings.CutPrefix(tc.body, "code:"); ok {
-				var e errorBody
-				if err := json.Unmarshal(w.Body.Bytes(), &e); err != nil || string(e.Error.Code) != code || e.Error.Message == "" {
-					t.Fatalf("body %s, want error code %s", w.Body, code)
-				}
-				return
-			}
-			if got := strings.TrimSpace(w.Body.String()); got != tc.body {
-				t.Errorf("body %s, want %s", got, tc.body)
-			}
-		})
+		r := e.do(tc.method, tc.path, other, tc.body)
+		unknown := e.do(tc.method, strings.Replace(tc.path, id, "ep_00000000000000000000000000", 1), other, tc.body)
+		if r.status != 404 || r.code() != "not_found" || r.status != unknown.status || r.code() != unknown.code() {
+			t.Errorf("%s %s with another account's key: %d %s (unknown id: %d)", tc.method, tc.path, r.status, r.body, unknown.status)
+		}
 	}
-}
-
-func TestMethodNotAllowedKeepsAllow(t *testing.T) {
-	h, _, _ := newTestHandler(t)
-	w := do(h, "POST", "/v1/health", "")
-	if allow := w.Header().Get("Allow"); !strings.Contains(allow, "GET") {
-		t.Errorf("Allow = %q", allow)
+	if list := e.do("GET", "/v1/endpoints", other, ""); string(list.body) != "{\"data\":[],\"next_cursor\":null}\n" {
+		t.Errorf("other account lists %s", list.body)
 	}
-}
-
-func TestInternalErrorsAreLoggedNotShown(t *testing.T) {
-	h, _, logs := newTestHandler(t)
-	w := do(h, "GET", "/v1/endpoints", "ctwh_brokenbrokenbrokenbrokenbrokenbrokenbrokenb")
-	if strings.Contains(w.Body.String(), "secret-internal-name") {
-		t.Errorf("internal cause leaked to the client: %s", w.Body)
+	if _, body := rc.last(); body != nil {
+		t.Error("another account's test fire reached the receiver")
 	}
-	if !strings.Contains(logs.String(), "secret-internal-name") {
-		t.Errorf("internal cause not logged: %s", logs)
-	}
-}
-
-func TestRequestLogNeverHoldsTheKey(t *testing.T) {
-	h, key, logs := newTestHandler(t)
-	do(h, "GET", "/v1/endpoints", key)
-	line := logs.String()
-	if strings.Contains(line, key) || strings.Contains(line, apikey.Hash(key)) {
-		t.Fatalf("log holds the key or its hash: %s", line)
-	}
-	var rec map[string]any
-	if err := json.Unmarshal([]byte(line), &rec); err != nil {
-		t.Fatalf("log line is not JSON: %s", line)
-	}
-	if rec["account_id"] != "acc_1" || rec["route"] != "GET /v1/endpoints" || rec["status"] != float64(200) {
-		t.Errorf("log line %v", rec)
-	}
-}
-
-func TestAccountSeesOnlyItsEndpoints(t *testing.T) {
-	h, key, _ := newTestHandler(t)
-	w := do(h, "GET", "/v1/endpoints", key)
-	if strings.Contains(w.Body.String(), "ep_other") {
-		t.Fatalf("acc_1 sees acc_2's endpoint: %s", w.Body)
+	if v := e.do("GET", "/v1/endpoints/"+id, e.key, "").json(t); v["name"] != "Red comments to helpdesk" {
+		t.Errorf("endpoint changed by another account: %v", v)
 	}
 }

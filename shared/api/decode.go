@@ -1,0 +1,213 @@
+package api
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
+	"mime"
+	"net/http"
+	"sort"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/customerthermometer/webhooks/shared/domain"
+)
+
+// MaxBody is the largest request body accepted (API.md section 4).
+const MaxBody = 64 << 10
+
+// object is a JSON object whose fields are decoded one by one, so a wrong
+// type names its field and unknown fields are reported together.
+type object struct {
+	path   string // "" for the body, "basic_auth" for a nested object
+	fields map[string]json.RawMessage
+}
+
+// readObject reads the request body as a JSON object. An empty body is an
+// empty object when allowEmpty, and invalid_json otherwise.
+func readObject(r *http.Request, allowEmpty bool) (object, error) {
+	if r.ContentLength > MaxBody {
+		return object{}, domain.Errorf(domain.CodePayloadTooLarge, "request body is larger than %d bytes", MaxBody)
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, MaxBody+1))
+	if err != nil {
+		return object{}, domain.Errorf(domain.CodeInvalidJSON, "request body could not be read")
+	}
+	if len(body) > MaxBody {
+		return object{}, domain.Errorf(domain.CodePayloadTooLarge, "request body is larger than %d bytes", MaxBody)
+	}
+	if len(bytes.TrimSpace(body)) == 0 {
+		if allowEmpty {
+			return object{fields: map[string]json.RawMessage{}}, nil
+		}
+		return object{}, domain.Errorf(domain.CodeInvalidJSON, "request body is empty; send a JSON object")
+	}
+	if !isJSON(r.Header.Get("Content-Type")) {
+		return object{}, domain.Errorf(domain.CodeUnsupportedMediaType, "Content-Type must be application/json")
+	}
+	if !utf8.Valid(body) {
+		return object{}, domain.Errorf(domain.CodeInvalidJSON, "request body is not valid UTF-8")
+	}
+	return parseObject("", body)
+}
+
+func isJSON(contentType string) bool {
+	mt, params, err := mime.ParseMediaType(contentType)
+	if err != nil || mt != "application/json" {
+		return false
+	}
+	cs, ok := params["charset"]
+	return !ok || strings.EqualFold(cs, "utf-8")
+}
+
+func parseObject(path string, raw []byte) (object, error) {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	var fields map[string]json.RawMessage
+	if err := dec.Decode(&fields); err != nil {
+		var typeErr *json.UnmarshalTypeError
+		if errors.As(err, &typeErr) {
+			return object{}, typeError(path, "an object")
+		}
+		return object{}, domain.Errorf(domain.CodeInvalidJSON, "request body is not valid JSON: %s", jsonProblem(err))
+	}
+	if fields == nil {
+		return object{}, typeError(path, "an object")
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return object{}, domain.Errorf(domain.CodeInvalidJSON, "request body has data after the JSON object")
+	}
+	return object{path: path, fields: fields}, nil
+}
+
+func jsonProblem(err error) string {
+	var syn *json.SyntaxError
+	if errors.As(err, &syn) {
+		return syn.Error() + " (at byte " + strconv.Itoa(int(syn.Offset)) + ")"
+	}
+	if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+		return "unexpected end of input"
+	}
+	return err.Error()
+}
+
+func typeError(field, want string) error {
+	if field == "" {
+		return domain.Errorf(domain.CodeInvalidJSON, "request body must be a JSON object")
+	}
+	return &domain.Error{Code: domain.CodeInvalidJSON, Message: field + ": must be " + want,
+		Details: []domain.FieldError{{Field: field, Message: "must be " + want}}}
+}
+
+func (o object) name(key string) string {
+	if o.path == "" {
+		return key
+	}
+	return o.path + "." + key
+}
+
+// unknown adds a validation problem for every field not in allowed.
+func (o object) unknown(v *domain.ValidationError, allowed ...string) {
+	var extra []string
+	for k := range o.fields {
+		if !contains(allowed, k) {
+			extra = append(extra, k)
+		}
+	}
+	sort.Strings(extra)
+	for _, k := range extra {
+		v.Add(o.name(k), "unknown field")
+	}
+}
+
+func contains(xs []string, s string) bool {
+	for _, x := range xs {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+func (o object) has(key string) bool { _, ok := o.fields[key]; return ok }
+
+func (o object) isNull(key string) bool {
+	raw, ok := o.fields[key]
+	return ok && string(bytes.TrimSpace(raw)) == "null"
+}
+
+// str decodes a string field into dst; it reports whether it was present.
+func (o object) str(key string, dst *string) (bool, error) {
+	raw, ok := o.fields[key]
+	if !ok {
+		return false, nil
+	}
+	if err := json.Unmarshal(raw, dst); err != nil || o.isNull(key) {
+		return true, typeError(o.name(key), "a string")
+	}
+	return true, nil
+}
+
+func (o object) boolean(key string, dst *bool) (bool, error) {
+	raw, ok := o.fields[key]
+	if !ok {
+		return false, nil
+	}
+	if err := json.Unmarshal(raw, dst); err != nil || o.isNull(key) {
+		return true, typeError(o.name(key), "true or false")
+	}
+	return true, nil
+}
+
+func (o object) strings(key string, dst *[]string) (bool, error) {
+	raw, ok := o.fields[key]
+	if !ok {
+		return false, nil
+	}
+	if err := json.Unmarshal(raw, dst); err != nil || o.isNull(key) {
+		return true, typeError(o.name(key), "an array of strings")
+	}
+	return true, nil
+}
+
+// obj decodes a nested object field; null is reported as present with a nil
+// result only when nullable.
+func (o object) obj(key string, nullable bool) (*object, bool, error) {
+	raw, ok := o.fields[key]
+	if !ok {
+		return nil, false, nil
+	}
+	if o.isNull(key) {
+		if nullable {
+			return nil, true, nil
+		}
+		return nil, true, typeError(o.name(key), "an object")
+	}
+	inner, err := parseObject(o.name(key), raw)
+	if err != nil {
+		return nil, true, err
+	}
+	return &inner, true, nil
+}
+
+// objects decodes an array of objects.
+func (o object) objects(key string) ([]object, bool, error) {
+	raw, ok := o.fields[key]
+	if !ok {
+		return nil, false, nil
+	}
+	var items []json.RawMessage
+	if err := json.Unmarshal(raw, &items); err != nil || o.isNull(key) {
+		return nil, true, typeError(o.name(key), "an array of objects")
+	}
+	out := make([]object, 0, len(items))
+	for i, item := range items {
+		inner, err := parseObject(o.name(key)+"["+strconv.Itoa(i)+"]", item)
+		if err != nil {
+			return nil, true, err
+		}
+		out = append(out, inner)
+	}
+	return out, true, nil
+}

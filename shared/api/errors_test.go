@@ -1,0 +1,156 @@
+package api
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+)
+
+// TestErrorCodes covers every error code of the contract, with the field
+// each validation problem names.
+func TestErrorCodes(t *testing.T) {
+	e := newEnv(t)
+	rc := newReceiver(t, 200)
+	id := e.do("POST", "/v1/endpoints", e.key, createBody(rc.URL)).json(t)["id"].(string)
+	ep := "/v1/endpoints/" + id
+	valid := `{"name":"n","url":"https://example.com/h","triggers":["*"]}`
+	big := `{"name":"` + strings.Repeat("x", MaxBody) + `"}`
+
+	for _, tc := range []struct {
+		name, method, path, key, body string
+		headers                       []string
+		status                        int
+		code                          string
+		fields                        []string // named in details
+	}{
+		{"create ok", "POST", "/v1/endpoints", "k", valid, nil, 201, "", nil},
+		{"malformed JSON", "POST", "/v1/endpoints", "k", `{"name":`, nil, 400, "invalid_json", nil},
+		{"not an object", "POST", "/v1/endpoints", "k", `["name"]`, nil, 400, "invalid_json", nil},
+		{"trailing data", "POST", "/v1/endpoints", "k", valid + `{}`, nil, 400, "invalid_json", nil},
+		{"empty body", "POST", "/v1/endpoints", "k", " ", nil, 400, "invalid_json", nil},
+		{"name of wrong type", "POST", "/v1/endpoints", "k", `{"name":5,"url":"https://example.com","triggers":["*"]}`, nil, 400, "invalid_json", []string{"name"}},
+		{"triggers of wrong type", "POST", "/v1/endpoints", "k", `{"name":"n","url":"https://example.com","triggers":"*"}`, nil, 400, "invalid_json", []string{"triggers"}},
+		{"enabled of wrong type", "POST", "/v1/endpoints", "k", `{"name":"n","url":"https://example.com","triggers":["*"],"enabled":"yes"}`, nil, 400, "invalid_json", []string{"enabled"}},
+		{"basic_auth of wrong type", "POST", "/v1/endpoints", "k", `{"name":"n","url":"https://example.com","triggers":["*"],"basic_auth":"ct:pw"}`, nil, 400, "invalid_json", []string{"basic_auth"}},
+		{"null name", "POST", "/v1/endpoints", "k", `{"name":null,"url":"https://example.com","triggers":["*"]}`, nil, 400, "invalid_json", []string{"name"}},
+		{"invalid UTF-8", "POST", "/v1/endpoints", "k", "{\"name\":\"\xff\"}", nil, 400, "invalid_json", nil},
+		{"missing fields", "POST", "/v1/endpoints", "k", `{}`, nil, 422, "validation_failed", []string{"name", "url", "triggers"}},
+		{"unknown fields", "POST", "/v1/endpoints", "k", `{"name":"n","url":"https://example.com","triggers":["*"],"secret":"mine","colour":"red"}`, nil, 422, "validation_failed", []string{"secret", "colour"}},
+		{"every rule at once", "POST", "/v1/endpoints", "k", `{"name":"","url":"https://example.com:8443/#x","triggers":["comment.purple"],"basic_auth":{"username":"a:b","password":"","extra":1}}`, nil, 422, "validation_failed",
+			[]string{"name", "url", "triggers[0]", "basic_auth.username", "basic_auth.password", "basic_auth.extra"}},
+		{"private target", "POST", "/v1/endpoints", "k", `{"name":"n","url":"http://169.254.169.254/latest","triggers":["*"]}`, nil, 422, "validation_failed", []string{"url"}},
+		{"no triggers", "POST", "/v1/endpoints", "k", `{"name":"n","url":"https://example.com","triggers":[]}`, nil, 422, "validation_failed", []string{"triggers"}},
+		{"basic auth without password", "POST", "/v1/endpoints", "k", `{"name":"n","url":"https://example.com","triggers":["*"],"basic_auth":{"username":"u"}}`, nil, 422, "validation_failed", []string{"basic_auth.password"}},
+		{"empty patch", "PATCH", ep, "k", `{}`, nil, 422, "validation_failed", nil},
+		{"patch bad url", "PATCH", ep, "k", `{"url":"ftp://example.com"}`, nil, 422, "validation_failed", []string{"url"}},
+		{"bad limit", "GET", "/v1/endpoints?limit=500", "k", "", nil, 422, "validation_failed", []string{"limit"}},
+		{"unknown query parameter", "GET", "/v1/endpoints?page=2", "k", "", nil, 422, "validation_failed", []string{"page"}},
+		{"bad thermometers", "PUT", ep + "/thermometers", "k", `{"thermometers":[{"id":"th 1","name":"","type":"sms"},{"id":"th_2","name":"x","type":"email","extra":1}]}`, nil, 422, "validation_failed",
+			[]string{"thermometers[0].id", "thermometers[0].name", "thermometers[0].type", "thermometers[1].extra"}},
+		{"duplicate thermometers", "PUT", ep + "/thermometers", "k", `{"thermometers":[{"id":"th_1","name":"a","type":"email"},{"id":"th_1","name":"b","type":"email"}]}`, nil, 422, "validation_failed", []string{"thermometers[1].id"}},
+		{"thermometers not objects", "PUT", ep + "/thermometers", "k", `{"thermometers":[1]}`, nil, 400, "invalid_json", []string{"thermometers[0]"}},
+		{"test with fields", "POST", ep + "/test", "k", `{"url":"https://example.com"}`, nil, 422, "validation_failed", []string{"url"}},
+		{"tampered cursor", "GET", "/v1/endpoints?cursor=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", "k", "", nil, 400, "invalid_cursor", nil},
+		{"garbage cursor", "GET", "/v1/endpoints?cursor=%25%25", "k", "", nil, 400, "invalid_cursor", nil},
+		{"no key", "GET", "/v1/endpoints", "", "", nil, 401, "unauthorized", nil},
+		{"unknown key", "GET", "/v1/endpoints", "ctwh_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", "", nil, 401, "unauthorized", nil},
+		{"basic scheme", "GET", "/v1/endpoints", "", "", []string{"Authorization", "Basic Y3Q6cHc="}, 401, "unauthorized", nil},
+		{"unknown id", "GET", "/v1/endpoints/ep_00000000000000000000000000", "k", "", nil, 404, "not_found", nil},
+		{"malformed id", "GET", "/v1/endpoints/../../etc", "k", "", nil, 404, "not_found", nil},
+		{"unknown route", "GET", "/v1/webhooks", "k", "", nil, 404, "not_found", nil},
+		{"wrong method", "PUT", "/v1/endpoints", "k", valid, nil, 405, "method_not_allowed", nil},
+		{"wrong method on id", "POST", ep, "k", valid, nil, 405, "method_not_allowed", nil},
+		{"too large", "POST", "/v1/endpoints", "k", big, nil, 413, "payload_too_large", nil},
+		{"form body", "POST", "/v1/endpoints", "k", "name=n", []string{"Content-Type", "application/x-www-form-urlencoded"}, 415, "unsupported_media_type", nil},
+		{"no content type", "PATCH", ep, "k", `{"name":"n"}`, []string{"Content-Type", ""}, 415, "unsupported_media_type", nil},
+		{"latin-1 JSON", "PATCH", ep, "k", `{"name":"n"}`, []string{"Content-Type", "application/json; charset=latin-1"}, 415, "unsupported_media_type", nil},
+		{"json with utf-8 charset", "PATCH", ep, "k", `{"name":"n"}`, []string{"Content-Type", "application/json; charset=UTF-8"}, 200, "", nil},
+		{"link before test", "PUT", ep + "/thermometers", "k", `{"thermometers":[]}`, nil, 409, "endpoint_not_tested", nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			key := tc.key
+			if key == "k" {
+				key = e.key
+			}
+			r := e.do(tc.method, tc.path, key, tc.body, tc.headers...)
+			if r.status != tc.status || r.code() != tc.code {
+				t.Fatalf("got %d %s, want %d %s", r.status, r.body, tc.status, tc.code)
+			}
+			if r.header.Get("Content-Type") != "application/json" {
+				t.Errorf("Content-Type %q", r.header.Get("Content-Type"))
+			}
+			if tc.code == "" {
+				return
+			}
+			var body errorBody
+			_ = r.json(t)
+			if err := json.Unmarshal(r.body, &body); err != nil || body.Error.Message == "" {
+				t.Fatalf("error shape: %s", r.body)
+			}
+			named := map[string]bool{}
+			for _, d := range body.Error.Details {
+				named[d.Field] = true
+				if d.Message == "" {
+					t.Errorf("detail for %s has no message", d.Field)
+				}
+			}
+			for _, f := range tc.fields {
+				if !named[f] {
+					t.Errorf("details do not name %s: %s", f, r.body)
+				}
+			}
+		})
+	}
+}
+
+func TestRateLimit(t *testing.T) {
+	e := newEnv(t, func(d *Deps) { d.RateLimitPerMinute = 3 })
+	for i := 0; i < 3; i++ {
+		if r := e.do("GET", "/v1/endpoints", e.key, ""); r.status != 200 {
+			t.Fatalf("request %d: %d", i, r.status)
+		}
+	}
+	r := e.do("GET", "/v1/endpoints", e.key, "")
+	if r.status != 429 || r.code() != "rate_limited" {
+		t.Fatalf("4th request: %d %s", r.status, r.body)
+	}
+	var secs int
+	if _, err := fmt.Sscan(r.header.Get("Retry-After"), &secs); err != nil || secs < 1 || secs > 60 {
+		t.Errorf("Retry-After %q", r.header.Get("Retry-After"))
+	}
+	// Another account has its own budget; health needs none.
+	if r := e.do("GET", "/v1/endpoints", e.newKey(uniqueAccount()), ""); r.status != 200 {
+		t.Errorf("another account limited: %d", r.status)
+	}
+	if r := e.do("GET", "/v1/health", "", ""); r.status != 200 {
+		t.Errorf("health limited: %d", r.status)
+	}
+}
+
+func TestInternalErrorsAreLoggedNotShown(t *testing.T) {
+	e := newEnv(t, func(d *Deps) { d.Keys = failingKeys{} })
+	r := e.do("GET", "/v1/endpoints", e.key, "")
+	if r.status != 500 || r.code() != "internal" {
+		t.Fatalf("got %d %s", r.status, r.body)
+	}
+	if strings.Contains(string(r.body), "secret-internal-name") {
+		t.Errorf("internal cause shown: %s", r.body)
+	}
+	if !strings.Contains(e.logs.String(), "secret-internal-name") {
+		t.Errorf("internal cause not logged")
+	}
+}
+
+func TestHealthAndSourceIPs(t *testing.T) {
+	e := newEnv(t)
+	if r := e.do("GET", "/v1/health", "", ""); r.status != 200 || string(r.body) != "{\"status\":\"ok\"}\n" {
+		t.Errorf("health %d %s", r.status, r.body)
+	}
+	if r := e.do("GET", "/v1/source-ips", e.key, ""); r.status != 200 || string(r.body) != "{\"ips\":[\"203.0.113.7\"]}\n" {
+		t.Errorf("source-ips %d %s", r.status, r.body)
+	}
+	if r := e.do("GET", "/v1/source-ips", "", ""); r.status != 401 {
+		t.Errorf("source-ips without key %d", r.status)
+	}
+}

@@ -1,0 +1,58 @@
+// Package payload builds the JSON body of a webhook (API.md section 3). The
+// body is built once per delivery and sent unchanged on every attempt, so its
+// signature covers exactly the bytes a receiver gets.
+package payload
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/customerthermometer/webhooks/shared/domain"
+)
+
+// Body is the webhook body.
+type Body struct {
+	ID          string          `json:"id"`
+	Event       string          `json:"event"`
+	Trigger     string          `json:"trigger"`
+	EventID     string          `json:"event_id"`
+	OccurredAt  string          `json:"occurred_at"`
+	Test        bool            `json:"test"`
+	Webhook     Webhook         `json:"webhook"`
+	Thermometer Thermometer     `json:"thermometer"`
+	Response    json.RawMessage `json:"response"`
+}
+
+// Webhook names the endpoint a body is sent to.
+type Webhook struct {
+	ID   string `json:"id"`
+	Name string `json:"name"`
+}
+
+// Thermometer is the thermometer a response belongs to.
+type Thermometer struct {
+	ID   string `json:"id"`
+	Name string `json:"name"`
+	Type string `json:"type"`
+}
+
+// testResponse is a realistic response for test fires, so receivers (a Zap,
+// a helpdesk rule) can be set up against the fields real events carry.
+const testResponse = `{"id":"rsp_test","rating":"gold","comment":"This is a test webhook from Customer Thermometer.","drivers":["Friendly staff"],"blast_id":"b_test","responded_at":%q,"respondent":{"email":"test@example.com","first_name":"Test","last_name":"Recipient","company":"Example Ltd"},"custom_fields":{"custom_1":"Test value"}}`
+
+// Test returns the body of a test fire to ep: event "test", test true, the
+// first linked thermometer (or a sample one) and a sample response.
+func Test(ep domain.Endpoint, deliveryID string, now time.Time) []byte {
+	at := now.UTC().Format(time.RFC3339)
+	th := Thermometer{ID: "th_test", Name: "Test thermometer", Type: "email"}
+	if len(ep.Thermometers) > 0 {
+		th = Thermometer(ep.Thermometers[0])
+	}
+	b, _ := json.Marshal(Body{
+		ID: deliveryID, Event: "test", Trigger: "test", EventID: "evt_test_" + deliveryID, OccurredAt: at, Test: true,
+		Webhook: Webhook{ID: ep.ID, Name: ep.Name}, Thermometer: th,
+		Response: json.RawMessage(fmt.Sprintf(testResponse, at)), // at is RFC 3339: %q quotes it as JSON does
+	})
+	return b
+}

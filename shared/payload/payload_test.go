@@ -1,0 +1,30 @@
+package payload
+
+import (
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/customerthermometer/webhooks/shared/domain"
+)
+
+func TestTestBody(t *testing.T) {
+	now := time.Date(2026, 11, 27, 10, 56, 0, 0, time.UTC)
+	ep := domain.Endpoint{ID: "ep_1", Name: "Red comments", Thermometers: []domain.Thermometer{{ID: "th_42", Name: "Support", Type: "email"}}}
+	var b map[string]any
+	if err := json.Unmarshal(Test(ep, "dlv_1", now), &b); err != nil {
+		t.Fatal(err)
+	}
+	if b["id"] != "dlv_1" || b["event"] != "test" || b["test"] != true || b["occurred_at"] != "2026-11-27T10:56:00Z" {
+		t.Errorf("body %v", b)
+	}
+	if w := b["webhook"].(map[string]any); w["id"] != "ep_1" || w["name"] != "Red comments" {
+		t.Errorf("webhook %v", w)
+	}
+	if th := b["thermometer"].(map[string]any); th["id"] != "th_42" {
+		t.Errorf("thermometer %v", th)
+	}
+	if r := b["response"].(map[string]any); r["rating"] != "gold" || r["responded_at"] != "2026-11-27T10:56:00Z" {
+		t.Errorf("response %v", r)
+	}
+}
