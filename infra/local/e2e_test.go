@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,6 +20,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
 	"github.com/customerthermometer/webhooks/shared/awstest"
+	"github.com/customerthermometer/webhooks/shared/signature"
 )
 
 // syncBuffer collects the local stack's output for the test to search.
@@ -158,6 +160,67 @@ func TestLocalStackEndToEnd(t *testing.T) {
 		}
 		if status, _ := get("/v1/endpoints", ""); status != 401 {
 			t.Errorf("GET /v1/endpoints without a key = %d", status)
+		}
+	})
+
+	t.Run("endpoint management through the API bootstrap", func(t *testing.T) {
+		var mu sync.Mutex
+		var got []*http.Request
+		var bodies [][]byte
+		rcv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			b, _ := io.ReadAll(r.Body)
+			mu.Lock()
+			got, bodies = append(got, r), append(bodies, b)
+			mu.Unlock()
+		}))
+		defer rcv.Close()
+		call := func(method, path, body string) (int, map[string]any) {
+			var rd io.Reader
+			if body != "" {
+				rd = strings.NewReader(body)
+			}
+			req, _ := http.NewRequest(method, api+path, rd)
+			req.Header.Set("Authorization", "Bearer "+key)
+			if body != "" {
+				req.Header.Set("Content-Type", "application/json")
+			}
+			res, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer res.Body.Close()
+			var m map[string]any
+			_ = json.NewDecoder(res.Body).Decode(&m)
+			return res.StatusCode, m
+		}
+		status, ep := call("POST", "/v1/endpoints", `{"name":"Local receiver","url":"`+rcv.URL+`/hook","triggers":["*"],"basic_auth":{"username":"ct","password":"pw"}}`)
+		if status != 201 {
+			t.Fatalf("create: %d %v", status, ep)
+		}
+		id, secret := ep["id"].(string), ep["secret"].(string)
+		status, res := call("POST", "/v1/endpoints/"+id+"/test", "")
+		if status != 200 || res["delivered"] != true {
+			t.Fatalf("test fire: %d %v", status, res)
+		}
+		mu.Lock()
+		if len(got) != 1 || !signature.Verify(secret, got[0].Header.Get("Date"), bodies[0], got[0].Header.Get("X-Ct-Hmac-Sha256")) {
+			t.Errorf("receiver got %d requests; signature verifies: %v", len(got), len(got) == 1)
+		}
+		mu.Unlock()
+		if status, res := call("PUT", "/v1/endpoints/"+id+"/thermometers", `{"thermometers":[{"id":"th_42","name":"Support tickets","type":"email"}]}`); status != 200 {
+			t.Fatalf("link: %d %v", status, res)
+		}
+		if status, v := call("GET", "/v1/endpoints/"+id, ""); status != 200 || v["status"] != "active" || len(v["thermometers"].([]any)) != 1 {
+			t.Errorf("view: %d %v", status, v)
+		}
+		if status, v := call("POST", "/v1/endpoints", `{"name":"x","url":"http://10.0.0.1:8080/","triggers":["*"]}`); status != 422 {
+			t.Errorf("private target accepted in local mode: %d %v", status, v)
+		}
+		if status, _ := call("DELETE", "/v1/endpoints/"+id, ""); status != 204 {
+			t.Errorf("delete: %d", status)
+		}
+		if strings.Contains(logs.String(), secret) || strings.Contains(logs.String(), key) {
+			t.Error("the local stack's logs hold a secret or the API key")
 		}
 	})
 

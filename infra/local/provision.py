@@ -14,6 +14,9 @@ Two things differ from AWS, both forced by running without Docker:
   mapping instead, reading its settings (batch size, ReportBatchItemFailures)
   from the emulator's Lambda API.
 
+The stack is named NAME-<hash of the template>, so a changed template gets a
+stack of its own.
+
 Usage: provision.py --template template.yaml --stack NAME --code-dir DIR --out FILE
 where DIR holds <LogicalId>/bootstrap for every function. FILE receives the
 stack's outputs, each function's deployed settings and its event-source mappings.
@@ -21,6 +24,7 @@ stack's outputs, each function's deployed settings and its event-source mappings
 
 import argparse
 import copy
+import hashlib
 import io
 import json
 import os
@@ -93,19 +97,16 @@ def translate(template, code_uris, region):
 
 
 def deploy(cfn_client, stack, body):
-    """Create the stack, or update it in place when it exists already (an
-    emulator that outlives one run of the local stack keeps its data)."""
+    """Create the stack unless it exists already. The stack name carries a hash
+    of the template (see main), so an existing stack has exactly these
+    resources: an emulator that outlives one run keeps its data, and a changed
+    template gets a fresh stack instead of an in-place update, which the
+    emulator does not apply reliably."""
     caps = ["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM", "CAPABILITY_AUTO_EXPAND"]
     try:
         cfn_client.describe_stacks(StackName=stack)
     except ClientError:
         cfn_client.create_stack(StackName=stack, TemplateBody=json.dumps(body), Capabilities=caps)
-        return wait(cfn_client, stack, ("CREATE_COMPLETE",))
-    try:
-        cfn_client.update_stack(StackName=stack, TemplateBody=json.dumps(body), Capabilities=caps)
-    except ClientError as e:
-        if "No updates are to be performed" not in str(e):
-            raise
     return wait(cfn_client, stack, ("CREATE_COMPLETE", "UPDATE_COMPLETE"))
 
 
@@ -218,9 +219,14 @@ def main():
     functions = [
         k for k, v in template.get("Resources", {}).items() if v.get("Type") == "AWS::Serverless::Function"
     ]
-    uris = upload_code(session.client("s3", endpoint_url=endpoint), args.stack, args.code_dir, functions)
+    digest = hashlib.sha256(
+        json.dumps(translate(template, {f: f"s3://{CODE_BUCKET}/{f}.zip" for f in functions}, region), sort_keys=True).encode()
+    ).hexdigest()[:8]
+    name = f"{args.stack}-{digest}"
+    uris = upload_code(session.client("s3", endpoint_url=endpoint), name, args.code_dir, functions)
     cfn = translate(template, uris, region)
-    stack = deploy(session.client("cloudformation", endpoint_url=endpoint), args.stack, cfn)
+    stack = deploy(session.client("cloudformation", endpoint_url=endpoint), name, cfn)
+    args.stack = name
 
     outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
     functions, mappings = describe_functions(session, endpoint, args.stack)
