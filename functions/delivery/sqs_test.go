@@ -36,7 +36,7 @@ func TestHandleSQSSampleEvent(t *testing.T) {
 	if len(h.got) != len(ev.Records) || h.got[0].ID != ev.Records[0].MessageId || h.got[0].Body != ev.Records[0].Body {
 		t.Fatalf("messages not passed through: %+v", h.got)
 	}
-	if h.got[0].ReceiveCount != 1 || h.got[0].SentAt.IsZero() {
+	if h.got[0].ReceiveCount != 1 || h.got[0].ReceiptHandle != ev.Records[0].ReceiptHandle || h.got[0].Queue != "ct-webhooks-ResponseEventsQueue-EXAMPLE" {
 		t.Errorf("attributes not read: %+v", h.got[0])
 	}
 	if len(resp.BatchItemFailures) != 1 || resp.BatchItemFailures[0].ItemIdentifier != ev.Records[0].MessageId {

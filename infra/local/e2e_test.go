@@ -269,7 +269,7 @@ func TestBootstrapsStopAtStartUpNamingMissingConfig(t *testing.T) {
 		t.Run(fn, func(t *testing.T) {
 			cmd := exec.Command(filepath.Join(code, fn, "bootstrap"))
 			cmd.Env = []string{
-				"DELIVERIES_TABLE=d", "KMS_KEY_ID=k", "EVENTS_QUEUE_URL=q", "EVENTS_DLQ_URL=dlq", "SOURCE_IPS=203.0.113.7",
+				"DELIVERIES_TABLE=d", "KMS_KEY_ID=k", "EVENTS_QUEUE_URL=q", "EVENTS_DLQ_URL=dlq", "DELIVERY_TASKS_QUEUE_URL=t", "SOURCE_IPS=203.0.113.7",
 				// The runtime API is never reached: configuration fails first.
 				"AWS_LAMBDA_RUNTIME_API=127.0.0.1:1",
 			}

@@ -25,6 +25,10 @@ type Config struct {
 	EventsQueueURL string
 	// EventsDLQURL is where invalid events are set aside.
 	EventsDLQURL string
+	// DeliveryTasksQueueURL holds one message per delivery.
+	DeliveryTasksQueueURL string
+	// StackName names the deployment in metrics.
+	StackName string
 	// SourceIPs are the addresses webhooks leave from, published by the API.
 	SourceIPs []netip.Addr
 	// RetrySchedule is the delay before each retry of a failed delivery.
@@ -38,6 +42,10 @@ type Config struct {
 	// receivers on the developer's machine. Never set in template.yaml.
 	LocalMode bool
 }
+
+// MaxAttempts is how many attempts a delivery gets in one round: the first
+// and one per retry delay.
+func (c Config) MaxAttempts() int { return len(c.RetrySchedule) + 1 }
 
 // MaxRetryDelay is the longest single retry delay: SQS cannot hide a message
 // for longer than 12 hours.
@@ -61,6 +69,11 @@ func Load(lookup func(string) (string, bool)) (Config, error) {
 	c.KMSKeyID = required("KMS_KEY_ID")
 	c.EventsQueueURL = required("EVENTS_QUEUE_URL")
 	c.EventsDLQURL = required("EVENTS_DLQ_URL")
+	c.DeliveryTasksQueueURL = required("DELIVERY_TASKS_QUEUE_URL")
+	c.StackName = "ct-webhooks"
+	if v, ok := lookup("STACK_NAME"); ok && strings.TrimSpace(v) != "" {
+		c.StackName = strings.TrimSpace(v)
+	}
 
 	if v := required("SOURCE_IPS"); v != "" {
 		ips, err := parseIPs(v)

@@ -12,16 +12,18 @@ func env(m map[string]string) func(string) (string, bool) {
 
 func complete() map[string]string {
 	return map[string]string{
-		"ENDPOINTS_TABLE":       "ep",
-		"DELIVERIES_TABLE":      "dl",
-		"KMS_KEY_ID":            "key",
-		"EVENTS_QUEUE_URL":      "http://q",
-		"EVENTS_DLQ_URL":        "http://dlq",
-		"SOURCE_IPS":            "203.0.113.7",
-		"RETRY_SCHEDULE":        "1s,2s,5s",
-		"LOG_RETENTION_DAYS":    "7",
-		"LOCAL_MODE":            "true",
-		"RATE_LIMIT_PER_MINUTE": "50",
+		"ENDPOINTS_TABLE":          "ep",
+		"DELIVERIES_TABLE":         "dl",
+		"KMS_KEY_ID":               "key",
+		"EVENTS_QUEUE_URL":         "http://q",
+		"EVENTS_DLQ_URL":           "http://dlq",
+		"DELIVERY_TASKS_QUEUE_URL": "http://tasks",
+		"STACK_NAME":               "stack-1",
+		"SOURCE_IPS":               "203.0.113.7",
+		"RETRY_SCHEDULE":           "1s,2s,5s",
+		"LOG_RETENTION_DAYS":       "7",
+		"LOCAL_MODE":               "true",
+		"RATE_LIMIT_PER_MINUTE":    "50",
 	}
 }
 
@@ -32,6 +34,9 @@ func TestLoadComplete(t *testing.T) {
 	}
 	if c.EndpointsTable != "ep" || c.DeliveriesTable != "dl" || c.KMSKeyID != "key" || c.EventsQueueURL != "http://q" || c.EventsDLQURL != "http://dlq" {
 		t.Errorf("names not read: %+v", c)
+	}
+	if c.DeliveryTasksQueueURL != "http://tasks" || c.StackName != "stack-1" || c.MaxAttempts() != 4 {
+		t.Errorf("tasks queue %q stack %q attempts %d", c.DeliveryTasksQueueURL, c.StackName, c.MaxAttempts())
 	}
 	if len(c.SourceIPs) != 1 || c.SourceIPs[0].String() != "203.0.113.7" {
 		t.Errorf("SourceIPs = %v", c.SourceIPs)

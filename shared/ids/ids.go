@@ -5,6 +5,8 @@ package ids
 
 import (
 	"crypto/rand"
+	"crypto/sha256"
+	"fmt"
 	"regexp"
 	"time"
 )
@@ -45,3 +47,23 @@ var endpointID = regexp.MustCompile(`^ep_[0-9A-HJKMNP-TV-Z]{26}$`)
 
 // ValidEndpointID reports whether id has the form New("ep", …) makes.
 func ValidEndpointID(id string) bool { return endpointID.MatchString(id) }
+
+// Derived returns prefix + "_" + 26 Crockford base32 characters of a hash of
+// parts: the same parts always give the same id. Delivery ids are derived
+// from (account, event, endpoint), so a resent event or a redelivered message
+// never makes a second delivery.
+func Derived(prefix string, parts ...string) string {
+	h := sha256.New()
+	for _, p := range parts {
+		// Length-prefixed, so ("ab","c") and ("a","bc") differ.
+		fmt.Fprintf(h, "%d:%s;", len(p), p)
+	}
+	var b [16]byte
+	copy(b[:], h.Sum(nil))
+	return prefix + "_" + encode(b)
+}
+
+var deliveryID = regexp.MustCompile(`^dlv_[0-9A-HJKMNP-TV-Z]{26}$`)
+
+// ValidDeliveryID reports whether id has the form of a delivery id.
+func ValidDeliveryID(id string) bool { return deliveryID.MatchString(id) }

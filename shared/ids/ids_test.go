@@ -44,3 +44,18 @@ func TestValidEndpointID(t *testing.T) {
 		}
 	}
 }
+
+func TestDerived(t *testing.T) {
+	a := Derived("dlv", "acc_1", "evt_1", "ep_1")
+	if a != Derived("dlv", "acc_1", "evt_1", "ep_1") {
+		t.Error("not stable")
+	}
+	if !ValidDeliveryID(a) {
+		t.Errorf("%q is not a valid delivery id", a)
+	}
+	for _, other := range []string{Derived("dlv", "acc_1", "evt_1", "ep_2"), Derived("dlv", "acc_1", "evt_2", "ep_1"), Derived("dlv", "acc_1e", "vt_1", "ep_1")} {
+		if other == a {
+			t.Errorf("collision %s", other)
+		}
+	}
+}

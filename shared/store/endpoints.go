@@ -259,24 +259,48 @@ func (st *Store) conflictOrGone(ctx context.Context, e domain.Endpoint) error {
 	return fmt.Errorf("write endpoint %s: %w", e.ID, ErrConflict)
 }
 
-// LinkedEndpoints returns account's endpoints linked to thermometer, in id
-// order, each with that thermometer in Thermometers: one Query (access
-// pattern 2), paged only past DynamoDB's 1 MB response limit.
+// LinkedEndpoints returns all of account's endpoints linked to thermometer,
+// in id order, each with that thermometer in Thermometers (access pattern 2:
+// one Query, cost proportional to the links).
 func (st *Store) LinkedEndpoints(ctx context.Context, account, thermometer string) ([]domain.Endpoint, error) {
-	var eps []domain.Endpoint
-	p := dynamodb.NewQueryPaginator(st.db, &dynamodb.QueryInput{
+	var all []domain.Endpoint
+	after := ""
+	for {
+		eps, next, err := st.LinkedEndpointsPage(ctx, account, thermometer, after, 1000)
+		if err != nil {
+			return nil, err
+		}
+		all = append(all, eps...)
+		if next == "" {
+			return all, nil
+		}
+		after = next
+	}
+}
+
+// LinkedEndpointsPage is LinkedEndpoints a page at a time: up to limit
+// endpoints after the endpoint id after, and the id to continue after ("" at
+// the end). Fan-out uses it so one invocation's work stays bounded however
+// many endpoints an event reaches.
+func (st *Store) LinkedEndpointsPage(ctx context.Context, account, thermometer, after string, limit int) ([]domain.Endpoint, string, error) {
+	in := &dynamodb.QueryInput{
 		TableName:                 &st.endpointsTable,
 		KeyConditionExpression:    aws.String("pk = :pk"),
 		ExpressionAttributeValues: map[string]types.AttributeValue{":pk": s(linkPK(account, thermometer))},
-	})
-	for p.HasMorePages() {
-		out, err := p.NextPage(ctx)
+		Limit:                     aws.Int32(int32(limit + 1)),
+	}
+	if after != "" {
+		in.ExclusiveStartKey = map[string]types.AttributeValue{"pk": s(linkPK(account, thermometer)), "sk": s(endpointPrefix + after)}
+	}
+	var eps []domain.Endpoint
+	for len(eps) <= limit {
+		out, err := st.db.Query(ctx, in)
 		if err != nil {
-			return nil, fmt.Errorf("endpoints linked to %s/%s: %w", account, thermometer, err)
+			return nil, "", fmt.Errorf("endpoints linked to %s/%s: %w", account, thermometer, err)
 		}
 		var items []endpointItem
 		if err := attributevalue.UnmarshalListOfMaps(out.Items, &items); err != nil {
-			return nil, fmt.Errorf("decode links of %s/%s: %w", account, thermometer, err)
+			return nil, "", fmt.Errorf("decode links of %s/%s: %w", account, thermometer, err)
 		}
 		for _, it := range items {
 			e := fromItem(it)
@@ -285,6 +309,29 @@ func (st *Store) LinkedEndpoints(ctx context.Context, account, thermometer strin
 			}
 			eps = append(eps, e)
 		}
+		if len(out.LastEvaluatedKey) == 0 {
+			break
+		}
+		in.ExclusiveStartKey = out.LastEvaluatedKey
+		in.Limit = aws.Int32(int32(limit + 1 - len(eps)))
 	}
-	return eps, nil
+	if len(eps) > limit {
+		eps = eps[:limit]
+		return eps, eps[limit-1].ID, nil
+	}
+	return eps, "", nil
+}
+
+// AccountExists reports whether account has been created (it has an API
+// key, now or once).
+func (st *Store) AccountExists(ctx context.Context, account string) (bool, error) {
+	out, err := st.db.GetItem(ctx, &dynamodb.GetItemInput{
+		TableName:            &st.endpointsTable,
+		Key:                  map[string]types.AttributeValue{"pk": s(accountPK(account)), "sk": s(accountSK)},
+		ProjectionExpression: aws.String("pk"),
+	})
+	if err != nil {
+		return false, fmt.Errorf("look up account %s: %w", account, err)
+	}
+	return out.Item != nil, nil
 }

@@ -1,0 +1,191 @@
+package delivery
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/customerthermometer/webhooks/shared/dispatch"
+	"github.com/customerthermometer/webhooks/shared/domain"
+	"github.com/customerthermometer/webhooks/shared/metrics"
+	"github.com/customerthermometer/webhooks/shared/queue"
+	"github.com/customerthermometer/webhooks/shared/store"
+)
+
+// Message is one queue message as the handler sees it.
+type Message struct {
+	ID            string
+	Body          string
+	ReceiptHandle string
+	ReceiveCount  int
+	// Queue is the name of the queue the message came from.
+	Queue string
+}
+
+// The small interfaces the handler needs; *store.Store, *queue.Queue,
+// *kms.Sealer and *dispatch.Client satisfy them.
+type (
+	deliveryStore interface {
+		AccountExists(ctx context.Context, account string) (bool, error)
+		LinkedEndpointsPage(ctx context.Context, account, thermometer, after string, limit int) ([]domain.Endpoint, string, error)
+		CreateDelivery(ctx context.Context, d domain.Delivery, expires time.Time) (bool, domain.Delivery, error)
+		GetDelivery(ctx context.Context, account, id string) (domain.Delivery, error)
+		SaveDelivery(ctx context.Context, d domain.Delivery, prev int, expires time.Time) error
+		Redeliver(ctx context.Context, account, id string, now time.Time) (domain.Delivery, error)
+		Payload(ctx context.Context, account, id string) ([]byte, error)
+		PutLogItems(ctx context.Context, items []store.LogItem) error
+		GetEndpoint(ctx context.Context, account, id string) (domain.Endpoint, error)
+		SaveEndpoint(ctx context.Context, e domain.Endpoint, previous []domain.Thermometer) error
+	}
+	messageQueue interface {
+		SendBatch(ctx context.Context, url string, msgs []queue.Message) error
+		ChangeVisibility(ctx context.Context, url string, vs []queue.Visibility) error
+	}
+	opener interface {
+		Open(ctx context.Context, ciphertext []byte, ec map[string]string) ([]byte, error)
+	}
+	sender interface {
+		Send(ctx context.Context, w dispatch.Webhook) dispatch.Result
+	}
+)
+
+// Handler processes batches from the response-events and delivery-tasks
+// queues.
+type Handler struct {
+	Store   deliveryStore
+	Queue   messageQueue
+	Secrets opener
+	Sender  sender
+
+	// TasksQueueURL is the delivery-tasks queue; EventsDLQURL is where
+	// invalid events are set aside.
+	TasksQueueURL string
+	EventsDLQURL  string
+
+	// Schedule is the delay before each retry: len(Schedule)+1 attempts.
+	Schedule []time.Duration
+	// Jitter returns the random extra added to a delay (testable); none when nil.
+	Jitter func(time.Duration) time.Duration
+	// Retention is how long log items are kept.
+	Retention time.Duration
+	// FanOutPage bounds the endpoints one invocation fans an event out to;
+	// the rest continue in a message of their own.
+	FanOutPage int
+	// Concurrency bounds the sends and writes in flight.
+	Concurrency int
+
+	Logger    *slog.Logger
+	Metrics   io.Writer // EMF lines; nothing when nil
+	StackName string
+	Now       func() time.Time
+
+	secrets secretCache
+}
+
+// infraRetry is how soon a message comes back after an infrastructure error.
+const infraRetry = 30 * time.Second
+
+// Handle processes a batch and returns the ids of the messages that must
+// come back (batch item failures).
+func (h *Handler) Handle(ctx context.Context, msgs []Message) []string {
+	var rec metrics.Recorder
+	var mu sync.Mutex
+	var failed []string
+	var visibility []queue.Visibility
+	fail := func(m Message, after time.Duration) {
+		mu.Lock()
+		defer mu.Unlock()
+		failed = append(failed, m.ID)
+		if after >= 0 {
+			visibility = append(visibility, queue.Visibility{ReceiptHandle: m.ReceiptHandle, Timeout: after})
+		}
+	}
+	tasksQueue := queueName(h.TasksQueueURL)
+
+	var intake, tasks []Message
+	for _, m := range msgs {
+		if m.Queue == tasksQueue {
+			tasks = append(tasks, m)
+		} else {
+			intake = append(intake, m)
+		}
+	}
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); h.handleIntake(ctx, intake, &rec, fail) }()
+	go func() { defer wg.Done(); h.handleTasks(ctx, tasks, &rec, fail) }()
+	wg.Wait()
+
+	if len(visibility) > 0 {
+		// Best effort: a message whose visibility could not be changed still
+		// comes back, after the queue's own visibility timeout.
+		if err := h.Queue.ChangeVisibility(ctx, h.TasksQueueURL, visibility); err != nil {
+			h.Logger.WarnContext(ctx, "visibility not changed", slog.String("error", err.Error()))
+		}
+	}
+	if h.Metrics != nil {
+		_ = rec.Flush(h.Metrics, h.StackName, h.Now())
+	}
+	return failed
+}
+
+func queueName(url string) string { return url[strings.LastIndex(url, "/")+1:] }
+
+// taskMessage is the body of a delivery-tasks message.
+type taskMessage struct {
+	Kind string `json:"kind"` // "delivery" or "fanout"
+
+	// kind delivery
+	AccountID  string          `json:"account_id,omitempty"`
+	DeliveryID string          `json:"delivery_id,omitempty"`
+	RoundStart int             `json:"round_start,omitempty"`
+	Payload    json.RawMessage `json:"payload,omitempty"` // the body to send, when small enough
+
+	// kind fanout: the rest of an event's endpoints, after After
+	Event json.RawMessage `json:"event,omitempty"`
+	After string          `json:"after,omitempty"`
+}
+
+// maxInlinePayload is the largest body carried in a task message; larger
+// ones are read from the log (SQS messages are at most 256 KiB).
+const maxInlinePayload = 200 << 10
+
+func (h *Handler) expires() time.Time { return h.Now().Add(h.Retention) }
+
+func (h *Handler) parallel(n int, fn func(i int)) {
+	limit := max(h.Concurrency, 1)
+	sem := make(chan struct{}, limit)
+	var wg sync.WaitGroup
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			fn(i)
+		}()
+	}
+	wg.Wait()
+}
+
+func (h *Handler) logAttrs(ctx context.Context, level slog.Level, msg string, attrs ...slog.Attr) {
+	h.Logger.LogAttrs(ctx, level, msg, attrs...)
+}
+
+// errInfra marks an infrastructure failure: the message comes back later.
+type errInfra struct{ err error }
+
+func (e errInfra) Error() string { return e.err.Error() }
+func (e errInfra) Unwrap() error { return e.err }
+
+func infra(format string, args ...any) error { return errInfra{fmt.Errorf(format, args...)} }
+
+func isInfra(err error) bool {
+	var e errInfra
+	return errors.As(err, &e)
+}

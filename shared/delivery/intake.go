@@ -1,0 +1,178 @@
+package delivery
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/customerthermometer/webhooks/shared/domain"
+	"github.com/customerthermometer/webhooks/shared/event"
+	"github.com/customerthermometer/webhooks/shared/ids"
+	"github.com/customerthermometer/webhooks/shared/metrics"
+	"github.com/customerthermometer/webhooks/shared/payload"
+	"github.com/customerthermometer/webhooks/shared/queue"
+	"github.com/customerthermometer/webhooks/shared/store"
+)
+
+// handleIntake validates response events, sets invalid ones aside and fans
+// the valid ones out.
+func (h *Handler) handleIntake(ctx context.Context, msgs []Message, rec *metrics.Recorder, fail func(Message, time.Duration)) {
+	type invalid struct {
+		m   Message
+		inv *event.Invalid
+	}
+	var mu sync.Mutex
+	var setAside []invalid
+	h.parallel(len(msgs), func(i int) {
+		m := msgs[i]
+		ev, err := event.Parse([]byte(m.Body))
+		var inv *event.Invalid
+		if errors.As(err, &inv) {
+			mu.Lock()
+			setAside = append(setAside, invalid{m, inv})
+			mu.Unlock()
+			return
+		}
+		known, err := h.Store.AccountExists(ctx, ev.AccountID)
+		if err != nil {
+			h.infraFailure(ctx, m, err, fail)
+			return
+		}
+		if !known {
+			mu.Lock()
+			setAside = append(setAside, invalid{m, &event.Invalid{EventID: ev.ID, Reason: "account_id " + ev.AccountID + " is not a known account"}})
+			mu.Unlock()
+			return
+		}
+		if err := h.fanOut(ctx, ev, json.RawMessage(m.Body), "", rec); err != nil {
+			h.infraFailure(ctx, m, err, fail)
+		}
+	})
+	if len(setAside) == 0 {
+		return
+	}
+	// Invalid events go to the dead-letter queue with their reason, and are
+	// acknowledged only once that send succeeded: never retried forever,
+	// never lost, never blocking the rest of the batch.
+	out := make([]queue.Message, len(setAside))
+	for i, s := range setAside {
+		out[i] = queue.Message{Body: s.m.Body, Attributes: map[string]string{"reason": s.inv.Reason, "event_id": s.inv.EventID}}
+	}
+	if err := h.Queue.SendBatch(ctx, h.EventsDLQURL, out); err != nil {
+		for _, s := range setAside {
+			h.infraFailure(ctx, s.m, err, fail)
+		}
+		return
+	}
+	for _, s := range setAside {
+		rec.Count(metrics.InvalidEvents)
+		h.logAttrs(ctx, slog.LevelWarn, "invalid event set aside",
+			slog.String("message_id", s.m.ID), slog.String("event_id", s.inv.EventID), slog.String("reason", s.inv.Reason))
+	}
+}
+
+func (h *Handler) infraFailure(ctx context.Context, m Message, err error, fail func(Message, time.Duration)) {
+	h.logAttrs(ctx, slog.LevelError, "message will be retried", slog.String("message_id", m.ID), slog.String("error", err.Error()))
+	fail(m, -1)
+}
+
+// fanOut creates a delivery and a task for every endpoint linked to the
+// event's thermometer whose triggers match, up to FanOutPage endpoints after
+// after; the rest continue in a fanout task. It is safe to repeat: delivery
+// ids derive from (account, event, endpoint), existing deliveries are never
+// made twice, and only deliveries never attempted get their task again.
+func (h *Handler) fanOut(ctx context.Context, ev event.Event, raw json.RawMessage, after string, rec *metrics.Recorder) error {
+	page := max(h.FanOutPage, 1)
+	links, next, err := h.Store.LinkedEndpointsPage(ctx, ev.AccountID, ev.Thermometer.ID, after, page)
+	if err != nil {
+		return infra("fan out %s: %w", ev.ID, err)
+	}
+	var matched []domain.Endpoint
+	for _, e := range links {
+		if e.Enabled && domain.Matches(e.Triggers, ev.Type, ev.Rating) {
+			matched = append(matched, e)
+		}
+	}
+	now := h.Now().UTC()
+	type result struct {
+		task    *queue.Message
+		payload *store.LogItem
+		err     error
+	}
+	results := make([]result, len(matched))
+	h.parallel(len(matched), func(i int) {
+		e := matched[i]
+		th := ev.Thermometer
+		if th.Name == "" && len(e.Thermometers) > 0 {
+			th.Name = e.Thermometers[0].Name // the name the account holder gave when linking
+		}
+		d := domain.Delivery{
+			ID: ids.Derived("dlv", ev.AccountID, ev.ID, e.ID), AccountID: ev.AccountID, EndpointID: e.ID, EndpointURL: e.URL,
+			EventID: ev.ID, Event: ev.Type, Trigger: ev.Trigger(), ThermometerID: ev.Thermometer.ID,
+			Status: domain.DeliveryPending, RoundStart: 1, NextAttemptAt: now, CreatedAt: now, UpdatedAt: now,
+		}
+		body, _ := json.Marshal(payload.Body{
+			ID: d.ID, Event: ev.Type, Trigger: ev.Trigger(), EventID: ev.ID,
+			OccurredAt: ev.OccurredAt.UTC().Format(time.RFC3339), Test: false,
+			Webhook:     payload.Webhook{ID: e.ID, Name: e.Name},
+			Thermometer: payload.Thermometer(th), Response: ev.Response,
+		})
+		created, existing, err := h.Store.CreateDelivery(ctx, d, h.expires())
+		if err != nil {
+			results[i].err = err
+			return
+		}
+		if !created {
+			// A resent event or a repeated message: only a delivery that
+			// was never attempted gets its task again (the first run may
+			// have stopped before sending it); its payload is the stored
+			// one, sent by the task.
+			if existing.Status != domain.DeliveryPending || existing.AttemptCount > 0 {
+				return
+			}
+			d, body = existing, nil
+		} else {
+			results[i].payload = &store.LogItem{AccountID: d.AccountID, DeliveryID: d.ID, Payload: body, Expires: h.expires()}
+		}
+		tm := taskMessage{Kind: "delivery", AccountID: d.AccountID, DeliveryID: d.ID, RoundStart: d.RoundStart}
+		if len(body) <= maxInlinePayload {
+			tm.Payload = body
+		}
+		b, _ := json.Marshal(tm)
+		results[i].task = &queue.Message{Body: string(b)}
+	})
+	var tasks []queue.Message
+	var payloads []store.LogItem
+	for _, r := range results {
+		if r.err != nil {
+			return infra("fan out %s: %w", ev.ID, r.err)
+		}
+		if r.payload != nil {
+			payloads = append(payloads, *r.payload)
+		}
+		if r.task != nil {
+			tasks = append(tasks, *r.task)
+		}
+	}
+	if err := h.Store.PutLogItems(ctx, payloads); err != nil {
+		return infra("store payloads of %s: %w", ev.ID, err)
+	}
+	if next != "" {
+		b, _ := json.Marshal(taskMessage{Kind: "fanout", Event: raw, After: next})
+		tasks = append(tasks, queue.Message{Body: string(b)})
+	}
+	if err := h.Queue.SendBatch(ctx, h.TasksQueueURL, tasks); err != nil {
+		return infra("queue deliveries of %s: %w", ev.ID, err)
+	}
+	if after == "" && len(matched) == 0 && next == "" {
+		rec.Count(metrics.UnmatchedEvents)
+	}
+	rec.Add(metrics.FanOut, float64(len(matched)))
+	h.logAttrs(ctx, slog.LevelInfo, "event fanned out",
+		slog.String("event_id", ev.ID), slog.String("account_id", ev.AccountID), slog.String("thermometer_id", ev.Thermometer.ID),
+		slog.String("trigger", ev.Trigger()), slog.Int("linked", len(links)), slog.Int("matched", len(matched)), slog.Bool("continues", next != ""))
+	return nil
+}

@@ -1,0 +1,302 @@
+package delivery
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"time"
+
+	"github.com/customerthermometer/webhooks/shared/dispatch"
+	"github.com/customerthermometer/webhooks/shared/domain"
+	"github.com/customerthermometer/webhooks/shared/event"
+	"github.com/customerthermometer/webhooks/shared/metrics"
+	"github.com/customerthermometer/webhooks/shared/store"
+)
+
+// Encryption-context purposes, as the API seals them.
+const (
+	purposeSecret   = "endpoint-secret"
+	purposePassword = "basic-auth-password"
+)
+
+// attempt is one task's work in a batch.
+type attempt struct {
+	m        Message
+	task     taskMessage
+	d        domain.Delivery
+	ep       domain.Endpoint
+	number   int
+	res      dispatch.Result
+	at       time.Time
+	err      error // infrastructure failure before sending
+	done     bool  // acknowledged without an attempt
+	moveAway bool  // finally failed: hand the message to SQS's dead-letter redrive
+}
+
+// handleTasks makes one attempt per delivery task, concurrently, then writes
+// the attempts to the log in batches and settles each delivery.
+func (h *Handler) handleTasks(ctx context.Context, msgs []Message, rec *metrics.Recorder, fail func(Message, time.Duration)) {
+	work := make([]*attempt, len(msgs))
+	h.parallel(len(msgs), func(i int) {
+		a := &attempt{m: msgs[i]}
+		work[i] = a
+		if err := json.Unmarshal([]byte(a.m.Body), &a.task); err != nil || (a.task.Kind != "delivery" && a.task.Kind != "fanout") {
+			// Only this service writes to the tasks queue; a message it cannot
+			// read is dropped loudly rather than retried forever.
+			h.logAttrs(ctx, slog.LevelError, "unreadable task dropped", slog.String("message_id", a.m.ID))
+			a.done = true
+			return
+		}
+		if a.task.Kind == "fanout" {
+			a.done = true
+			ev, err := event.Parse(a.task.Event)
+			if err != nil {
+				h.logAttrs(ctx, slog.LevelError, "unreadable fan-out task dropped", slog.String("message_id", a.m.ID), slog.String("error", err.Error()))
+				return
+			}
+			if err := h.fanOut(ctx, ev, a.task.Event, a.task.After, rec); err != nil {
+				a.done, a.err = false, err
+			}
+			return
+		}
+		h.prepareAndSend(ctx, a, rec)
+	})
+
+	// Log every attempt made, in batches, before any summary claims it.
+	var items []store.LogItem
+	for _, a := range work {
+		if a.number > 0 {
+			items = append(items, store.LogItem{AccountID: a.d.AccountID, DeliveryID: a.d.ID, Expires: h.expires(), Attempt: &domain.Attempt{
+				Number: a.number, At: a.at, StatusCode: a.res.StatusCode, LatencyMS: a.res.Latency.Milliseconds(),
+				Error: errString(a.res.Err), ResponseBody: string(a.res.ResponseBody),
+			}})
+		}
+	}
+	if err := h.Store.PutLogItems(ctx, items); err != nil {
+		for _, a := range work {
+			if a.number > 0 {
+				a.err = infra("log attempt %d of %s: %w", a.number, a.d.ID, err)
+			}
+		}
+	}
+
+	h.parallel(len(work), func(i int) {
+		a := work[i]
+		switch {
+		case a.err != nil:
+			h.logAttrs(ctx, slog.LevelError, "task will be retried", slog.String("message_id", a.m.ID),
+				slog.String("delivery_id", a.task.DeliveryID), slog.String("error", a.err.Error()))
+			fail(a.m, infraRetry)
+		case a.moveAway:
+			fail(a.m, 0)
+		case a.done:
+		default:
+			if after, retry := h.settle(ctx, a, rec); retry {
+				fail(a.m, after)
+			}
+		}
+	})
+}
+
+// prepareAndSend reads the delivery and its endpoint and, unless there is
+// nothing to attempt, sends the webhook.
+func (h *Handler) prepareAndSend(ctx context.Context, a *attempt, rec *metrics.Recorder) {
+	d, err := h.Store.GetDelivery(ctx, a.task.AccountID, a.task.DeliveryID)
+	if errors.Is(err, domain.ErrNotFound) {
+		h.logAttrs(ctx, slog.LevelWarn, "task for an unknown delivery dropped", slog.String("delivery_id", a.task.DeliveryID))
+		a.done = true
+		return
+	}
+	if err != nil {
+		a.err = infra("%w", err)
+		return
+	}
+	switch {
+	case a.task.RoundStart < d.RoundStart:
+		// A message of an earlier round; the current round has its own.
+		a.done = true
+		return
+	case d.Status == domain.DeliveryDelivered:
+		a.done = true
+		return
+	case d.Status == domain.DeliveryFailed && a.m.ReceiveCount <= 1:
+		// A message received for the first time while its delivery is
+		// failed was redriven from the dead-letter queue: a new round.
+		if d, err = h.Store.Redeliver(ctx, d.AccountID, d.ID, h.Now()); err != nil {
+			a.err = infra("%w", err)
+			return
+		}
+		h.logAttrs(ctx, slog.LevelInfo, "delivery redriven", slog.String("delivery_id", d.ID), slog.Int("next_attempt", d.AttemptCount+1))
+	case d.Status == domain.DeliveryFailed:
+		// Finally failed and waiting for SQS to move it to the dead-letter
+		// queue, which happens once its receive count passes the queue's
+		// maxReceiveCount.
+		a.moveAway = true
+		return
+	}
+	a.d = d
+	ep, err := h.Store.GetEndpoint(ctx, d.AccountID, d.EndpointID)
+	switch {
+	case errors.Is(err, domain.ErrNotFound):
+		h.stop(ctx, a, "endpoint deleted", rec)
+		return
+	case err != nil:
+		a.err = infra("%w", err)
+		return
+	case !ep.Enabled:
+		h.stop(ctx, a, "endpoint disabled", rec)
+		return
+	}
+	a.ep = ep
+	body := []byte(a.task.Payload)
+	if len(body) == 0 {
+		if body, err = h.Store.Payload(ctx, d.AccountID, d.ID); err != nil {
+			a.err = infra("%w", err)
+			return
+		}
+	}
+	hook := dispatch.Webhook{URL: ep.URL, EndpointID: ep.ID, DeliveryID: d.ID, Event: d.Event, Attempt: d.AttemptCount + 1, Body: body}
+	secret, err := h.secrets.open(ctx, h.Secrets, ep.Secret, ec(ep, purposeSecret))
+	if err != nil {
+		a.err = infra("%w", err)
+		return
+	}
+	hook.Secret = string(secret)
+	if ep.BasicAuth != nil {
+		pw, err := h.secrets.open(ctx, h.Secrets, ep.BasicAuth.Password, ec(ep, purposePassword))
+		if err != nil {
+			a.err = infra("%w", err)
+			return
+		}
+		hook.BasicAuth = &dispatch.BasicAuth{Username: ep.BasicAuth.Username, Password: string(pw)}
+	}
+	a.number, a.at = hook.Attempt, h.Now().UTC()
+	a.res = h.Sender.Send(ctx, hook)
+	rec.Add(metrics.AttemptLatency, float64(a.res.Latency.Milliseconds()))
+	if !a.res.Delivered() {
+		rec.Count(metrics.AttemptFailures)
+	}
+}
+
+func ec(ep domain.Endpoint, purpose string) map[string]string {
+	return map[string]string{"account_id": ep.AccountID, "endpoint_id": ep.ID, "purpose": purpose}
+}
+
+func errString(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}
+
+// stop ends a delivery without an attempt: its endpoint is gone or disabled.
+func (h *Handler) stop(ctx context.Context, a *attempt, reason string, rec *metrics.Recorder) {
+	d := a.d
+	prev := d.AttemptCount
+	d.Status, d.LastError, d.NextAttemptAt, d.UpdatedAt = domain.DeliveryFailed, reason, time.Time{}, h.Now().UTC()
+	if err := h.Store.SaveDelivery(ctx, d, prev, h.expires()); err != nil && !errors.Is(err, store.ErrConflict) {
+		a.err = infra("%w", err)
+		return
+	}
+	a.done = true
+	rec.Count(metrics.DeliveryFailures)
+	h.logAttrs(ctx, slog.LevelInfo, "delivery stopped", slog.String("delivery_id", d.ID), slog.String("endpoint_id", d.EndpointID), slog.String("reason", reason))
+}
+
+// settle records the attempt's outcome on the delivery (and, when it
+// changes, the endpoint's state) and says whether the message must come
+// back, and when.
+func (h *Handler) settle(ctx context.Context, a *attempt, rec *metrics.Recorder) (time.Duration, bool) {
+	d, res := a.d, a.res
+	prev := d.AttemptCount
+	d.AttemptCount, d.LastStatusCode, d.LastError, d.UpdatedAt = a.number, res.StatusCode, errString(res.Err), h.Now().UTC()
+	d.NextAttemptAt = time.Time{}
+	var retryAfter time.Duration
+	retry := false
+	inRound := a.number - d.RoundStart + 1
+	switch {
+	case res.Delivered():
+		d.Status = domain.DeliveryDelivered
+	case res.Gone():
+		d.Status = domain.DeliveryFailed
+	case inRound < len(h.Schedule)+1:
+		retryAfter = h.Schedule[inRound-1]
+		if h.Jitter != nil {
+			retryAfter += h.Jitter(retryAfter)
+		}
+		retryAfter = min(retryAfter, 12*time.Hour)
+		d.Status, d.NextAttemptAt, retry = domain.DeliveryRetrying, h.Now().UTC().Add(retryAfter), true
+	default:
+		d.Status, retryAfter, retry = domain.DeliveryFailed, 0, true // to the dead-letter queue
+	}
+	err := h.Store.SaveDelivery(ctx, d, prev, h.expires())
+	if errors.Is(err, store.ErrConflict) {
+		// Another worker recorded this attempt first (a duplicated task):
+		// its message carries the delivery on.
+		h.logAttrs(ctx, slog.LevelWarn, "duplicate attempt", slog.String("delivery_id", d.ID), slog.Int("attempt", a.number))
+		return 0, false
+	}
+	if err != nil {
+		h.logAttrs(ctx, slog.LevelError, "attempt not recorded; will be retried", slog.String("delivery_id", d.ID), slog.String("error", err.Error()))
+		return infraRetry, true
+	}
+	attrs := []slog.Attr{
+		slog.String("delivery_id", d.ID), slog.String("account_id", d.AccountID), slog.String("endpoint_id", d.EndpointID),
+		slog.String("event_id", d.EventID), slog.Int("attempt", a.number), slog.String("status", d.Status),
+		slog.Int("status_code", res.StatusCode), slog.Int64("latency_ms", res.Latency.Milliseconds()),
+	}
+	if res.Err != nil {
+		attrs = append(attrs, slog.String("error", res.Err.Error()))
+	}
+	if retry && d.Status == domain.DeliveryRetrying {
+		attrs = append(attrs, slog.Duration("retry_in", retryAfter))
+	}
+	h.logAttrs(ctx, slog.LevelInfo, "attempt", attrs...)
+
+	switch d.Status {
+	case domain.DeliveryDelivered:
+		rec.Count(metrics.Deliveries)
+		if a.ep.Failing {
+			h.updateEndpoint(ctx, a.ep, func(e *domain.Endpoint) bool { ch := e.Failing; e.Failing = false; return ch })
+		}
+	case domain.DeliveryFailed:
+		rec.Count(metrics.DeliveryFailures)
+		if res.Gone() {
+			// 410: the receiver says it is gone for good.
+			h.updateEndpoint(ctx, a.ep, func(e *domain.Endpoint) bool { ch := e.Enabled; e.Enabled, e.Gone = false, true; return ch })
+		} else {
+			h.updateEndpoint(ctx, a.ep, func(e *domain.Endpoint) bool { ch := !e.Failing; e.Failing = true; return ch })
+		}
+	}
+	return retryAfter, retry
+}
+
+// updateEndpoint applies change to the endpoint's current state and saves it
+// when it changed anything. A failure here is logged, not retried: the
+// delivery's own record is already right.
+func (h *Handler) updateEndpoint(ctx context.Context, ep domain.Endpoint, change func(*domain.Endpoint) bool) {
+	for try := 0; try < 5; try++ {
+		cur, err := h.Store.GetEndpoint(ctx, ep.AccountID, ep.ID)
+		if err != nil {
+			if !errors.Is(err, domain.ErrNotFound) {
+				h.logAttrs(ctx, slog.LevelError, "endpoint state not updated", slog.String("endpoint_id", ep.ID), slog.String("error", err.Error()))
+			}
+			return
+		}
+		if !change(&cur) {
+			return
+		}
+		cur.UpdatedAt = h.Now().UTC()
+		err = h.Store.SaveEndpoint(ctx, cur, cur.Thermometers)
+		if errors.Is(err, store.ErrConflict) {
+			continue
+		}
+		if err != nil {
+			h.logAttrs(ctx, slog.LevelError, "endpoint state not updated", slog.String("endpoint_id", ep.ID), slog.String("error", err.Error()))
+		} else {
+			h.logAttrs(ctx, slog.LevelInfo, "endpoint status changed", slog.String("endpoint_id", ep.ID), slog.String("status", cur.Status()))
+		}
+		return
+	}
+}

@@ -1,0 +1,198 @@
+// Package event parses and validates response events, the messages the
+// survey application sends (API.md section 1). Parsing is strict about what
+// the contract requires and tolerant of fields it does not know, so producers
+// can add fields without breaking delivery.
+package event
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/customerthermometer/webhooks/shared/domain"
+)
+
+// Event is a valid response event.
+type Event struct {
+	Version     int
+	ID          string
+	Type        string
+	AccountID   string
+	OccurredAt  time.Time
+	Thermometer domain.Thermometer
+	ResponseID  string
+	Rating      string
+	// Response is the response object exactly as received; webhooks carry
+	// it unchanged.
+	Response json.RawMessage
+}
+
+// Trigger is the event's "<type>.<rating>".
+func (e Event) Trigger() string { return e.Type + "." + e.Rating }
+
+// Invalid is why a message is not a valid event; it names the rule broken.
+type Invalid struct {
+	EventID string // as far as it could be read, for the log line
+	Reason  string
+}
+
+func (e *Invalid) Error() string { return "invalid event: " + e.Reason }
+
+var idPattern = regexp.MustCompile(`^[A-Za-z0-9_.:-]{1,128}$`)
+
+type wire struct {
+	Version     *int            `json:"version"`
+	EventID     *string         `json:"event_id"`
+	Type        *string         `json:"type"`
+	AccountID   *string         `json:"account_id"`
+	OccurredAt  *string         `json:"occurred_at"`
+	Thermometer *wireTherm      `json:"thermometer"`
+	Response    json.RawMessage `json:"response"`
+}
+
+type wireTherm struct {
+	ID   *string `json:"id"`
+	Name *string `json:"name"`
+	Type *string `json:"type"`
+}
+
+type wireResponse struct {
+	ID           *string           `json:"id"`
+	Rating       *string           `json:"rating"`
+	Comment      *string           `json:"comment"`
+	Drivers      []string          `json:"drivers"`
+	CustomFields map[string]string `json:"custom_fields"`
+}
+
+// Parse validates body as a response event.
+func Parse(body []byte) (Event, error) {
+	if !utf8.Valid(body) {
+		return Event{}, &Invalid{Reason: "body is not valid UTF-8"}
+	}
+	var w wire
+	if err := json.Unmarshal(body, &w); err != nil {
+		return Event{}, &Invalid{EventID: peekID(body), Reason: "body is not a JSON object of the event schema: " + shorten(err.Error())}
+	}
+	inv := func(format string, args ...any) error {
+		id := ""
+		if w.EventID != nil {
+			id = *w.EventID
+		}
+		return &Invalid{EventID: shorten(id), Reason: fmt.Sprintf(format, args...)}
+	}
+	var e Event
+	switch {
+	case w.Version == nil:
+		return e, inv("version is required")
+	case *w.Version != 1:
+		return e, inv("version %d is not supported; only 1", *w.Version)
+	case w.EventID == nil:
+		return e, inv("event_id is required")
+	case !idPattern.MatchString(*w.EventID):
+		return e, inv("event_id must be 1-128 characters of A-Za-z0-9_.:-")
+	case w.Type == nil:
+		return e, inv("type is required")
+	case !slices.Contains(domain.EventTypes, *w.Type):
+		return e, inv("type %q is not one of rating, comment, driver", shorten(*w.Type))
+	case w.AccountID == nil:
+		return e, inv("account_id is required")
+	case !domain.ValidAccountID(*w.AccountID):
+		return e, inv("account_id must be 1-128 characters of A-Za-z0-9_.:-")
+	case w.OccurredAt == nil:
+		return e, inv("occurred_at is required")
+	}
+	at, err := time.Parse(time.RFC3339, *w.OccurredAt)
+	if err != nil {
+		return e, inv("occurred_at %q is not an RFC 3339 time", shorten(*w.OccurredAt))
+	}
+	if w.Thermometer == nil {
+		return e, inv("thermometer is required")
+	}
+	th := w.Thermometer
+	switch {
+	case th.ID == nil:
+		return e, inv("thermometer.id is required")
+	case !idPattern.MatchString(*th.ID):
+		return e, inv("thermometer.id must be 1-128 characters of A-Za-z0-9_.:-")
+	case th.Type == nil:
+		return e, inv("thermometer.type is required")
+	case *th.Type != "email" && *th.Type != "embedded":
+		return e, inv("thermometer.type %q is not email or embedded", shorten(*th.Type))
+	}
+	if len(w.Response) == 0 || bytes.Equal(bytes.TrimSpace(w.Response), []byte("null")) {
+		return e, inv("response is required")
+	}
+	var r wireResponse
+	if err := json.Unmarshal(w.Response, &r); err != nil {
+		return e, inv("response does not match the schema: %s", shorten(err.Error()))
+	}
+	switch {
+	case r.ID == nil || *r.ID == "":
+		return e, inv("response.id is required")
+	case r.Rating == nil:
+		return e, inv("response.rating is required")
+	case !slices.Contains(domain.Ratings, *r.Rating):
+		return e, inv("response.rating %q is not one of gold, green, amber, red", shorten(*r.Rating))
+	case len(r.CustomFields) > 12:
+		return e, inv("response.custom_fields has %d keys; at most 12", len(r.CustomFields))
+	}
+	for k := range r.CustomFields {
+		if !customKey(k) {
+			return e, inv("response.custom_fields key %q is not custom_1 … custom_12", shorten(k))
+		}
+	}
+	e = Event{
+		Version: 1, ID: *w.EventID, Type: *w.Type, AccountID: *w.AccountID, OccurredAt: at,
+		Thermometer: domain.Thermometer{ID: *th.ID, Type: *th.Type},
+		ResponseID:  *r.ID, Rating: *r.Rating, Response: compact(w.Response),
+	}
+	if th.Name != nil {
+		e.Thermometer.Name = *th.Name
+	}
+	return e, nil
+}
+
+func customKey(k string) bool {
+	n, ok := strings.CutPrefix(k, "custom_")
+	if !ok {
+		return false
+	}
+	for i := 1; i <= 12; i++ {
+		if n == fmt.Sprint(i) {
+			return true
+		}
+	}
+	return false
+}
+
+func compact(raw json.RawMessage) json.RawMessage {
+	var b bytes.Buffer
+	if err := json.Compact(&b, raw); err != nil {
+		return raw
+	}
+	return b.Bytes()
+}
+
+// peekID finds the event id of a body that is not fully valid, for the log.
+func peekID(body []byte) string {
+	var p struct {
+		EventID any `json:"event_id"`
+	}
+	_ = json.Unmarshal(body, &p)
+	if s, ok := p.EventID.(string); ok {
+		return shorten(s)
+	}
+	return ""
+}
+
+func shorten(s string) string {
+	if len(s) > 128 {
+		return s[:128] + "…"
+	}
+	return s
+}

@@ -1,0 +1,138 @@
+package event
+
+import (
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+type sqsEvent struct {
+	Records []struct {
+		MessageID string `json:"messageId"`
+		Body      string `json:"body"`
+	} `json:"Records"`
+}
+
+func loadSample(t *testing.T, name string) sqsEvent {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("..", "..", "events", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ev sqsEvent
+	if err := json.Unmarshal(b, &ev); err != nil {
+		t.Fatal(err)
+	}
+	return ev
+}
+
+func TestSamplesParse(t *testing.T) {
+	for name, want := range map[string]string{"sqs-rating.json": "rating.gold", "sqs-comment.json": "comment.red", "sqs-driver.json": "driver.amber"} {
+		ev := loadSample(t, name)
+		e, err := Parse([]byte(ev.Records[0].Body))
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if e.Trigger() != want || e.AccountID != "acc_123" || e.Thermometer.ID != "th_42" || e.Thermometer.Name != "Support tickets" {
+			t.Errorf("%s: %+v", name, e)
+		}
+		if !e.OccurredAt.Equal(time.Date(2026, 11, 27, 10, 55, 3, 0, time.UTC)) {
+			t.Errorf("%s: occurred_at %v", name, e.OccurredAt)
+		}
+		var resp map[string]any
+		if err := json.Unmarshal(e.Response, &resp); err != nil || resp["respondent"] == nil {
+			t.Errorf("%s: response not kept as received: %s", name, e.Response)
+		}
+	}
+}
+
+func TestMixedBatchSample(t *testing.T) {
+	ev := loadSample(t, "sqs-batch-mixed.json")
+	want := []string{"", "not a JSON object", "type \"complaint\"", "account_id is required", "", "response.rating \"purple\""}
+	if len(ev.Records) != len(want) {
+		t.Fatalf("%d records", len(ev.Records))
+	}
+	for i, r := range ev.Records {
+		_, err := Parse([]byte(r.Body))
+		var inv *Invalid
+		if want[i] == "" {
+			if err != nil {
+				t.Errorf("record %d: %v", i, err)
+			}
+			continue
+		}
+		if !errors.As(err, &inv) || !strings.Contains(inv.Reason, want[i]) {
+			t.Errorf("record %d: %v, want a reason with %q", i, err, want[i])
+		}
+	}
+}
+
+func TestRules(t *testing.T) {
+	valid := map[string]any{
+		"version": 1, "event_id": "evt_1", "type": "comment", "account_id": "acc_1", "occurred_at": "2026-11-27T10:55:03Z",
+		"thermometer":  map[string]any{"id": "th_1", "type": "embedded"},
+		"response":     map[string]any{"id": "rsp_1", "rating": "amber", "unknown_extra": true},
+		"future_field": "tolerated",
+	}
+	for _, tc := range []struct {
+		name   string
+		change func(m map[string]any)
+		reason string
+	}{
+		{"valid", func(map[string]any) {}, ""},
+		{"version 2", func(m map[string]any) { m["version"] = 2 }, "version 2"},
+		{"no version", func(m map[string]any) { delete(m, "version") }, "version is required"},
+		{"bad event id", func(m map[string]any) { m["event_id"] = "evt 1" }, "event_id"},
+		{"long event id", func(m map[string]any) { m["event_id"] = strings.Repeat("e", 129) }, "event_id"},
+		{"no type", func(m map[string]any) { delete(m, "type") }, "type is required"},
+		{"bad account", func(m map[string]any) { m["account_id"] = "" }, "account_id"},
+		{"bad time", func(m map[string]any) { m["occurred_at"] = "yesterday" }, "occurred_at"},
+		{"no thermometer", func(m map[string]any) { delete(m, "thermometer") }, "thermometer is required"},
+		{"thermometer without id", func(m map[string]any) { m["thermometer"] = map[string]any{"type": "email"} }, "thermometer.id"},
+		{"thermometer bad type", func(m map[string]any) { m["thermometer"] = map[string]any{"id": "t", "type": "sms"} }, "thermometer.type"},
+		{"no response", func(m map[string]any) { delete(m, "response") }, "response is required"},
+		{"null response", func(m map[string]any) { m["response"] = nil }, "response is required"},
+		{"response without id", func(m map[string]any) { m["response"] = map[string]any{"rating": "gold"} }, "response.id"},
+		{"response without rating", func(m map[string]any) { m["response"] = map[string]any{"id": "r"} }, "response.rating is required"},
+		{"13 custom fields", func(m map[string]any) {
+			cf := map[string]any{}
+			for i := 1; i <= 13; i++ {
+				cf["custom_"+string(rune('a'+i))] = "x"
+			}
+			m["response"] = map[string]any{"id": "r", "rating": "gold", "custom_fields": cf}
+		}, "at most 12"},
+		{"bad custom key", func(m map[string]any) {
+			m["response"] = map[string]any{"id": "r", "rating": "gold", "custom_fields": map[string]any{"custom_13": "x"}}
+		}, "custom_13"},
+		{"custom value not a string", func(m map[string]any) {
+			m["response"] = map[string]any{"id": "r", "rating": "gold", "custom_fields": map[string]any{"custom_1": 5}}
+		}, "response does not match"},
+		{"type of wrong JSON type", func(m map[string]any) { m["type"] = 5 }, "not a JSON object of the event schema"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := map[string]any{}
+			b, _ := json.Marshal(valid)
+			_ = json.Unmarshal(b, &m)
+			tc.change(m)
+			b, _ = json.Marshal(m)
+			_, err := Parse(b)
+			if tc.reason == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			var inv *Invalid
+			if !errors.As(err, &inv) || !strings.Contains(inv.Reason, tc.reason) {
+				t.Fatalf("err %v, want reason with %q", err, tc.reason)
+			}
+		})
+	}
+	if _, err := Parse([]byte{0xff, 0xfe}); err == nil {
+		t.Error("invalid UTF-8 accepted")
+	}
+}

@@ -1,0 +1,438 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/attributevalue"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/customerthermometer/webhooks/shared/domain"
+)
+
+// The delivery-log table keeps each delivery in its own partition:
+//
+//	DELIVERY#<account>#<delivery>  #SUMMARY          status, counts, ids (small: updated per attempt)
+//	DELIVERY#<account>#<delivery>  #PAYLOAD          the body sent, written once
+//	DELIVERY#<account>#<delivery>  ATTEMPT#<number>  one item per attempt, written once
+//
+// so one Query reads a delivery with its payload and attempts. Only summary
+// items carry the index keys, so the three sparse indexes list deliveries
+// newest first per account (by_account), per endpoint (by_endpoint) and per
+// status (by_status). Every item carries expires_at for the table's TTL.
+const (
+	summarySK     = "#SUMMARY"
+	payloadSK     = "#PAYLOAD"
+	attemptPrefix = "ATTEMPT#"
+
+	IndexByAccount  = "by_account"
+	IndexByEndpoint = "by_endpoint"
+	IndexByStatus   = "by_status"
+)
+
+func deliveryPK(account, id string) string { return "DELIVERY#" + account + "#" + id }
+
+// sortTime is a fixed-width UTC time, so index sort keys order by time.
+func sortTime(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.000000000Z") }
+
+type summaryItem struct {
+	PK             string `dynamodbav:"pk"`
+	SK             string `dynamodbav:"sk"`
+	ID             string `dynamodbav:"id"`
+	AccountID      string `dynamodbav:"account_id"`
+	EndpointID     string `dynamodbav:"endpoint_id"`
+	EndpointURL    string `dynamodbav:"endpoint_url"`
+	EventID        string `dynamodbav:"event_id"`
+	Event          string `dynamodbav:"event"`
+	Trigger        string `dynamodbav:"trigger"`
+	ThermometerID  string `dynamodbav:"thermometer_id"`
+	Status         string `dynamodbav:"status"`
+	AttemptCount   int    `dynamodbav:"attempt_count"`
+	RoundStart     int    `dynamodbav:"round_start"`
+	LastStatusCode int    `dynamodbav:"last_status_code"`
+	LastError      string `dynamodbav:"last_error"`
+	NextAttemptAt  string `dynamodbav:"next_attempt_at"`
+	CreatedAt      string `dynamodbav:"created_at"`
+	UpdatedAt      string `dynamodbav:"updated_at"`
+	ExpiresAt      int64  `dynamodbav:"expires_at"`
+	GSI1PK         string `dynamodbav:"gsi1pk"`
+	GSI1SK         string `dynamodbav:"gsi1sk"`
+	GSI2PK         string `dynamodbav:"gsi2pk"`
+	GSI2SK         string `dynamodbav:"gsi2sk"`
+	GSI3PK         string `dynamodbav:"gsi3pk"`
+	GSI3SK         string `dynamodbav:"gsi3sk"`
+}
+
+func statusPK(account, status string) string { return "ACCOUNT#" + account + "#STATUS#" + status }
+
+func toSummary(d domain.Delivery, expires time.Time) summaryItem {
+	key := sortTime(d.CreatedAt) + "#" + d.ID
+	it := summaryItem{
+		PK: deliveryPK(d.AccountID, d.ID), SK: summarySK, ID: d.ID, AccountID: d.AccountID, EndpointID: d.EndpointID,
+		EndpointURL: d.EndpointURL, EventID: d.EventID, Event: d.Event, Trigger: d.Trigger, ThermometerID: d.ThermometerID,
+		Status: d.Status, AttemptCount: d.AttemptCount, RoundStart: d.RoundStart, LastStatusCode: d.LastStatusCode,
+		LastError: d.LastError, CreatedAt: d.CreatedAt.UTC().Format(time.RFC3339Nano), UpdatedAt: d.UpdatedAt.UTC().Format(time.RFC3339Nano),
+		ExpiresAt: expires.Unix(),
+		GSI1PK:    accountPK(d.AccountID), GSI1SK: key,
+		GSI2PK: accountPK(d.AccountID) + "#ENDPOINT#" + d.EndpointID, GSI2SK: key,
+		GSI3PK: statusPK(d.AccountID, d.Status), GSI3SK: key,
+	}
+	if !d.NextAttemptAt.IsZero() {
+		it.NextAttemptAt = d.NextAttemptAt.UTC().Format(time.RFC3339Nano)
+	}
+	return it
+}
+
+func fromSummary(it summaryItem) domain.Delivery {
+	d := domain.Delivery{
+		ID: it.ID, AccountID: it.AccountID, EndpointID: it.EndpointID, EndpointURL: it.EndpointURL, EventID: it.EventID,
+		Event: it.Event, Trigger: it.Trigger, ThermometerID: it.ThermometerID, Status: it.Status,
+		AttemptCount: it.AttemptCount, RoundStart: it.RoundStart, LastStatusCode: it.LastStatusCode, LastError: it.LastError,
+	}
+	d.CreatedAt, _ = time.Parse(time.RFC3339Nano, it.CreatedAt)
+	d.UpdatedAt, _ = time.Parse(time.RFC3339Nano, it.UpdatedAt)
+	if it.NextAttemptAt != "" {
+		d.NextAttemptAt, _ = time.Parse(time.RFC3339Nano, it.NextAttemptAt)
+	}
+	return d
+}
+
+// CreateDelivery stores a new delivery unless one with its id exists. It
+// returns whether it created it and, if not, the delivery that exists: a
+// resent event or a redelivered message never makes a second delivery.
+func (st *Store) CreateDelivery(ctx context.Context, d domain.Delivery, expires time.Time) (bool, domain.Delivery, error) {
+	av, err := attributevalue.MarshalMap(toSummary(d, expires))
+	if err != nil {
+		return false, domain.Delivery{}, err
+	}
+	_, err = st.db.PutItem(ctx, &dynamodb.PutItemInput{
+		TableName: &st.deliveriesTable, Item: av, ConditionExpression: aws.String("attribute_not_exists(pk)"),
+	})
+	var ccf *types.ConditionalCheckFailedException
+	if errors.As(err, &ccf) {
+		existing, err := st.GetDelivery(ctx, d.AccountID, d.ID)
+		return false, existing, err
+	}
+	if err != nil {
+		return false, domain.Delivery{}, fmt.Errorf("create delivery %s: %w", d.ID, err)
+	}
+	return true, d, nil
+}
+
+// GetDelivery returns account's delivery id (summary only).
+func (st *Store) GetDelivery(ctx context.Context, account, id string) (domain.Delivery, error) {
+	out, err := st.db.GetItem(ctx, &dynamodb.GetItemInput{
+		TableName:      &st.deliveriesTable,
+		Key:            map[string]types.AttributeValue{"pk": s(deliveryPK(account, id)), "sk": s(summarySK)},
+		ConsistentRead: aws.Bool(true),
+	})
+	if err != nil {
+		return domain.Delivery{}, fmt.Errorf("get delivery %s: %w", id, err)
+	}
+	if out.Item == nil {
+		return domain.Delivery{}, domain.Errorf(domain.CodeNotFound, "delivery %s not found", id)
+	}
+	var it summaryItem
+	if err := attributevalue.UnmarshalMap(out.Item, &it); err != nil {
+		return domain.Delivery{}, fmt.Errorf("decode delivery %s: %w", id, err)
+	}
+	return fromSummary(it), nil
+}
+
+// LogItem is an immutable item of a delivery's log: its payload or one
+// attempt. Log items are written in batches.
+type LogItem struct {
+	AccountID  string
+	DeliveryID string
+	Payload    []byte          // set for the payload item
+	Attempt    *domain.Attempt // set for an attempt item
+	Expires    time.Time
+}
+
+type payloadItem struct {
+	PK        string `dynamodbav:"pk"`
+	SK        string `dynamodbav:"sk"`
+	Body      string `dynamodbav:"body"`
+	ExpiresAt int64  `dynamodbav:"expires_at"`
+}
+
+type attemptItem struct {
+	PK           string `dynamodbav:"pk"`
+	SK           string `dynamodbav:"sk"`
+	Number       int    `dynamodbav:"number"`
+	At           string `dynamodbav:"at"`
+	StatusCode   int    `dynamodbav:"status_code"`
+	LatencyMS    int64  `dynamodbav:"latency_ms"`
+	Error        string `dynamodbav:"error"`
+	ResponseBody string `dynamodbav:"response_body"`
+	ExpiresAt    int64  `dynamodbav:"expires_at"`
+}
+
+func attemptSK(n int) string { return fmt.Sprintf("%s%06d", attemptPrefix, n) }
+
+// PutLogItems writes payload and attempt items, 25 to a BatchWriteItem,
+// retrying what DynamoDB leaves unprocessed.
+func (st *Store) PutLogItems(ctx context.Context, items []LogItem) error {
+	var reqs []types.WriteRequest
+	for _, li := range items {
+		var v any
+		pk := deliveryPK(li.AccountID, li.DeliveryID)
+		switch {
+		case li.Attempt != nil:
+			a := li.Attempt
+			v = attemptItem{PK: pk, SK: attemptSK(a.Number), Number: a.Number, At: a.At.UTC().Format(time.RFC3339Nano),
+				StatusCode: a.StatusCode, LatencyMS: a.LatencyMS, Error: a.Error, ResponseBody: a.ResponseBody, ExpiresAt: li.Expires.Unix()}
+		default:
+			v = payloadItem{PK: pk, SK: payloadSK, Body: string(li.Payload), ExpiresAt: li.Expires.Unix()}
+		}
+		av, err := attributevalue.MarshalMap(v)
+		if err != nil {
+			return err
+		}
+		reqs = append(reqs, types.WriteRequest{PutRequest: &types.PutRequest{Item: av}})
+	}
+	for len(reqs) > 0 {
+		n := min(len(reqs), 25)
+		if err := st.batchWrite(ctx, reqs[:n]); err != nil {
+			return err
+		}
+		reqs = reqs[n:]
+	}
+	return nil
+}
+
+func (st *Store) batchWrite(ctx context.Context, reqs []types.WriteRequest) error {
+	pending := map[string][]types.WriteRequest{st.deliveriesTable: reqs}
+	for try := 0; len(pending[st.deliveriesTable]) > 0; try++ {
+		if try > 0 {
+			if try > 8 {
+				return errors.New("batch write: items left unprocessed after 8 retries")
+			}
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(time.Duration(25<<try) * time.Millisecond):
+			}
+		}
+		out, err := st.db.BatchWriteItem(ctx, &dynamodb.BatchWriteItemInput{RequestItems: pending})
+		if err != nil {
+			return fmt.Errorf("batch write delivery log: %w", err)
+		}
+		pending = out.UnprocessedItems
+	}
+	return nil
+}
+
+// SaveDelivery stores d's new state if its attempt count is still prev: the
+// write that records attempt prev+1 succeeds once, so two workers that both
+// made that attempt (a duplicated task) never both record it. ErrConflict
+// otherwise.
+func (st *Store) SaveDelivery(ctx context.Context, d domain.Delivery, prev int, expires time.Time) error {
+	it := toSummary(d, expires)
+	av, err := attributevalue.MarshalMap(it)
+	if err != nil {
+		return err
+	}
+	_, err = st.db.PutItem(ctx, &dynamodb.PutItemInput{
+		TableName: &st.deliveriesTable, Item: av,
+		ConditionExpression: aws.String("attempt_count = :prev"),
+		ExpressionAttributeValues: map[string]types.AttributeValue{
+			":prev": &types.AttributeValueMemberN{Value: strconv.Itoa(prev)},
+		},
+	})
+	var ccf *types.ConditionalCheckFailedException
+	if errors.As(err, &ccf) {
+		return fmt.Errorf("save delivery %s: %w", d.ID, ErrConflict)
+	}
+	if err != nil {
+		return fmt.Errorf("save delivery %s: %w", d.ID, err)
+	}
+	return nil
+}
+
+// DeliveryDetail returns a delivery with its payload and attempts, in one
+// Query.
+func (st *Store) DeliveryDetail(ctx context.Context, account, id string) (domain.Delivery, []byte, []domain.Attempt, error) {
+	var d domain.Delivery
+	var payload []byte
+	var attempts []domain.Attempt
+	found := false
+	p := dynamodb.NewQueryPaginator(st.db, &dynamodb.QueryInput{
+		TableName:                 &st.deliveriesTable,
+		KeyConditionExpression:    aws.String("pk = :pk"),
+		ExpressionAttributeValues: map[string]types.AttributeValue{":pk": s(deliveryPK(account, id))},
+		ConsistentRead:            aws.Bool(true),
+	})
+	for p.HasMorePages() {
+		out, err := p.NextPage(ctx)
+		if err != nil {
+			return d, nil, nil, fmt.Errorf("read delivery %s: %w", id, err)
+		}
+		for _, item := range out.Items {
+			sk, _ := item["sk"].(*types.AttributeValueMemberS)
+			if sk == nil {
+				continue
+			}
+			switch {
+			case sk.Value == summarySK:
+				var it summaryItem
+				if err := attributevalue.UnmarshalMap(item, &it); err != nil {
+					return d, nil, nil, err
+				}
+				d, found = fromSummary(it), true
+			case sk.Value == payloadSK:
+				var it payloadItem
+				if err := attributevalue.UnmarshalMap(item, &it); err != nil {
+					return d, nil, nil, err
+				}
+				payload = []byte(it.Body)
+			case strings.HasPrefix(sk.Value, attemptPrefix):
+				var it attemptItem
+				if err := attributevalue.UnmarshalMap(item, &it); err != nil {
+					return d, nil, nil, err
+				}
+				at, _ := time.Parse(time.RFC3339Nano, it.At)
+				attempts = append(attempts, domain.Attempt{Number: it.Number, At: at, StatusCode: it.StatusCode,
+					LatencyMS: it.LatencyMS, Error: it.Error, ResponseBody: it.ResponseBody})
+			}
+		}
+	}
+	if !found {
+		return d, nil, nil, domain.Errorf(domain.CodeNotFound, "delivery %s not found", id)
+	}
+	return d, payload, attempts, nil
+}
+
+// DeliveryFilter narrows a listing; empty fields do not filter.
+type DeliveryFilter struct {
+	EndpointID string
+	Status     string
+}
+
+// ListDeliveries returns up to limit of account's deliveries, newest first,
+// after the position a previous page returned (empty: from the newest), and
+// the position of the next page (empty: no more).
+func (st *Store) ListDeliveries(ctx context.Context, account string, f DeliveryFilter, limit int, after string) ([]domain.Delivery, string, error) {
+	if limit < 1 || limit > 100 {
+		return nil, "", errors.New("list deliveries: limit must be 1-100")
+	}
+	index, pkName, skName, pk := IndexByAccount, "gsi1pk", "gsi1sk", accountPK(account)
+	var filter *string
+	values := map[string]types.AttributeValue{}
+	names := map[string]string{}
+	switch {
+	case f.EndpointID != "":
+		index, pkName, skName, pk = IndexByEndpoint, "gsi2pk", "gsi2sk", accountPK(account)+"#ENDPOINT#"+f.EndpointID
+		if f.Status != "" {
+			filter = aws.String("#s = :status")
+			names["#s"] = "status"
+			values[":status"] = s(f.Status)
+		}
+	case f.Status != "":
+		index, pkName, skName, pk = IndexByStatus, "gsi3pk", "gsi3sk", statusPK(account, f.Status)
+	}
+	values[":pk"] = s(pk)
+	in := &dynamodb.QueryInput{
+		TableName:                 &st.deliveriesTable,
+		IndexName:                 &index,
+		KeyConditionExpression:    aws.String(pkName + " = :pk"),
+		ExpressionAttributeValues: values,
+		FilterExpression:          filter,
+		ScanIndexForward:          aws.Bool(false),
+	}
+	if len(names) > 0 {
+		in.ExpressionAttributeNames = names
+	}
+	if after != "" {
+		// The position is the index sort key of the last item shown: the
+		// table key is derived from it.
+		_, id, ok := strings.Cut(after, "#")
+		if !ok {
+			return nil, "", errors.New("list deliveries: bad position")
+		}
+		in.ExclusiveStartKey = map[string]types.AttributeValue{
+			"pk": s(deliveryPK(account, id)), "sk": s(summarySK), pkName: s(pk), skName: s(after),
+		}
+	}
+	var out []domain.Delivery
+	var lastKey string
+	// With a filter a page may come back short; read on until it is full or
+	// the index ends. One more than asked tells whether a next page exists.
+	for len(out) <= limit {
+		in.Limit = aws.Int32(int32(limit + 1 - len(out)))
+		page, err := st.db.Query(ctx, in)
+		if err != nil {
+			return nil, "", fmt.Errorf("list deliveries of account %s: %w", account, err)
+		}
+		var items []summaryItem
+		if err := attributevalue.UnmarshalListOfMaps(page.Items, &items); err != nil {
+			return nil, "", err
+		}
+		for _, it := range items {
+			out = append(out, fromSummary(it))
+		}
+		if len(page.LastEvaluatedKey) == 0 {
+			break
+		}
+		in.ExclusiveStartKey = page.LastEvaluatedKey
+	}
+	if len(out) > limit {
+		out = out[:limit]
+		last := out[len(out)-1]
+		lastKey = sortTime(last.CreatedAt) + "#" + last.ID
+	}
+	return out, lastKey, nil
+}
+
+// Redeliver starts a new round of attempts for account's delivery id: status
+// pending, the next attempt numbered after the last one. It returns the
+// delivery as updated.
+func (st *Store) Redeliver(ctx context.Context, account, id string, now time.Time) (domain.Delivery, error) {
+	out, err := st.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName: &st.deliveriesTable,
+		Key:       map[string]types.AttributeValue{"pk": s(deliveryPK(account, id)), "sk": s(summarySK)},
+		UpdateExpression: aws.String("SET #s = :pending, gsi3pk = :gsi3, round_start = attempt_count + :one, " +
+			"next_attempt_at = :now, updated_at = :now"),
+		ConditionExpression:      aws.String("attribute_exists(pk)"),
+		ExpressionAttributeNames: map[string]string{"#s": "status"},
+		ExpressionAttributeValues: map[string]types.AttributeValue{
+			":pending": s(domain.DeliveryPending), ":gsi3": s(statusPK(account, domain.DeliveryPending)),
+			":one": &types.AttributeValueMemberN{Value: "1"}, ":now": s(now.UTC().Format(time.RFC3339Nano)),
+		},
+		ReturnValues: types.ReturnValueAllNew,
+	})
+	var ccf *types.ConditionalCheckFailedException
+	if errors.As(err, &ccf) {
+		return domain.Delivery{}, domain.Errorf(domain.CodeNotFound, "delivery %s not found", id)
+	}
+	if err != nil {
+		return domain.Delivery{}, fmt.Errorf("redeliver %s: %w", id, err)
+	}
+	var it summaryItem
+	if err := attributevalue.UnmarshalMap(out.Attributes, &it); err != nil {
+		return domain.Delivery{}, err
+	}
+	return fromSummary(it), nil
+}
+
+// Payload returns the body sent for account's delivery id.
+func (st *Store) Payload(ctx context.Context, account, id string) ([]byte, error) {
+	out, err := st.db.GetItem(ctx, &dynamodb.GetItemInput{
+		TableName: &st.deliveriesTable,
+		Key:       map[string]types.AttributeValue{"pk": s(deliveryPK(account, id)), "sk": s(payloadSK)},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("get payload of %s: %w", id, err)
+	}
+	b, ok := out.Item["body"].(*types.AttributeValueMemberS)
+	if !ok {
+		return nil, domain.Errorf(domain.CodeNotFound, "payload of delivery %s not found", id)
+	}
+	return []byte(b.Value), nil
+}
