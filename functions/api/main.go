@@ -12,12 +12,15 @@ import (
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	awskms "github.com/aws/aws-sdk-go-v2/service/kms"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/customerthermometer/webhooks/shared/api"
 	"github.com/customerthermometer/webhooks/shared/config"
 	"github.com/customerthermometer/webhooks/shared/cursor"
+	"github.com/customerthermometer/webhooks/shared/delivery"
 	"github.com/customerthermometer/webhooks/shared/dispatch"
 	"github.com/customerthermometer/webhooks/shared/kms"
+	"github.com/customerthermometer/webhooks/shared/queue"
 	"github.com/customerthermometer/webhooks/shared/store"
 )
 
@@ -48,7 +51,8 @@ func main() {
 		fail("cursor key", err)
 	}
 	handler := api.New(api.Deps{
-		Keys: st, Endpoints: st, Secrets: sealer, Cursors: cursors,
+		Keys: st, Endpoints: st, Secrets: sealer, Cursors: cursors, Deliveries: st,
+		Tasks:   &delivery.Enqueuer{Queue: queue.New(sqs.NewFromConfig(awsCfg)), QueueURL: cfg.DeliveryTasksQueueURL},
 		Sender:  dispatch.New(dispatch.Options{LocalMode: cfg.LocalMode}),
 		Counter: st, RateLimitPerMinute: cfg.RateLimitPerMinute,
 		SourceIPs: cfg.SourceIPs, LocalMode: cfg.LocalMode, Logger: logger,

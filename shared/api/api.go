@@ -15,6 +15,7 @@ import (
 	"github.com/customerthermometer/webhooks/shared/apikey"
 	"github.com/customerthermometer/webhooks/shared/dispatch"
 	"github.com/customerthermometer/webhooks/shared/domain"
+	"github.com/customerthermometer/webhooks/shared/store"
 )
 
 // OpenAPI is the OpenAPI 3.1 document of this API, served at
@@ -43,6 +44,15 @@ type (
 	sender interface {
 		Send(ctx context.Context, w dispatch.Webhook) dispatch.Result
 	}
+	deliveryLog interface {
+		ListDeliveries(ctx context.Context, account string, f store.DeliveryFilter, limit int, after string) ([]domain.Delivery, string, error)
+		DeliveryDetail(ctx context.Context, account, id string) (domain.Delivery, []byte, []domain.Attempt, error)
+		GetDelivery(ctx context.Context, account, id string) (domain.Delivery, error)
+		Redeliver(ctx context.Context, account, id string, now time.Time) (domain.Delivery, error)
+	}
+	taskQueue interface {
+		Enqueue(ctx context.Context, d domain.Delivery) error
+	}
 	cursorCodec interface {
 		Seal(scope string, position []byte) string
 		Open(scope, token string) ([]byte, error)
@@ -58,7 +68,10 @@ type Deps struct {
 	Endpoints endpointStore
 	Secrets   sealer
 	Sender    sender
-	Cursors   cursorCodec
+	// Deliveries is the delivery log; Tasks queues redeliveries.
+	Deliveries deliveryLog
+	Tasks      taskQueue
+	Cursors    cursorCodec
 	// Counter and RateLimitPerMinute limit each account's requests; a nil
 	// Counter or a zero limit turns limiting off.
 	Counter            requestCounter
@@ -106,6 +119,9 @@ func (h *handler) routes() map[string]http.HandlerFunc {
 		"PUT /v1/endpoints/{id}/thermometers":   h.authed(h.setThermometers),
 		"GET /v1/endpoints/{id}/thermometers":   h.authed(h.getThermometers),
 		"POST /v1/endpoints/{id}/secret/rotate": h.authed(h.rotateSecret),
+		"GET /v1/deliveries":                    h.authed(h.listDeliveries),
+		"GET /v1/deliveries/{id}":               h.authed(h.getDelivery),
+		"POST /v1/deliveries/{id}/redeliver":    h.authed(h.redeliver),
 	}
 }
 
@@ -244,4 +260,11 @@ func attrs(r *http.Request, endpointID, deliveryID string, res dispatch.Result) 
 		a = append(a, slog.String("error", res.Err.Error()))
 	}
 	return a
+}
+
+func attrsDelivery(r *http.Request, d domain.Delivery) []slog.Attr {
+	return []slog.Attr{
+		slog.String("delivery_id", d.ID), slog.String("endpoint_id", d.EndpointID), slog.String("event_id", d.EventID),
+		slog.Int("next_attempt", d.AttemptCount+1), slog.String("request_id", r.Header.Get("X-Request-Id")),
+	}
 }

@@ -19,12 +19,17 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	awskms "github.com/aws/aws-sdk-go-v2/service/kms"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/customerthermometer/webhooks/shared/apikey"
 	"github.com/customerthermometer/webhooks/shared/awstest"
 	"github.com/customerthermometer/webhooks/shared/cursor"
+	"github.com/customerthermometer/webhooks/shared/delivery"
 	"github.com/customerthermometer/webhooks/shared/dispatch"
+	"github.com/customerthermometer/webhooks/shared/domain"
+	"github.com/customerthermometer/webhooks/shared/ids"
 	"github.com/customerthermometer/webhooks/shared/kms"
+	"github.com/customerthermometer/webhooks/shared/queue"
 	"github.com/customerthermometer/webhooks/shared/store"
 )
 
@@ -49,13 +54,15 @@ func (b *lockedBuffer) String() string {
 // env is the handler over the real store, KMS and sender against the
 // emulator's test stack, with one account and its key.
 type env struct {
-	t       *testing.T
-	h       http.Handler
-	st      *store.Store
-	key     string
-	account string
-	logs    *lockedBuffer
-	deps    Deps
+	t        *testing.T
+	h        http.Handler
+	st       *store.Store
+	key      string
+	account  string
+	logs     *lockedBuffer
+	deps     Deps
+	sqs      *sqs.Client
+	tasksURL string
 }
 
 func uniqueAccount() string {
@@ -80,8 +87,16 @@ func newEnv(t *testing.T, change ...func(*Deps)) *env {
 		t.Fatal(err)
 	}
 	logs := &lockedBuffer{}
+	sq := sqs.NewFromConfig(cfg)
+	qname := "api-test-tasks-" + uniqueAccount()
+	q, err := sq.CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: &qname})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _, _ = sq.DeleteQueue(context.Background(), &sqs.DeleteQueueInput{QueueUrl: q.QueueUrl}) })
 	d := Deps{
 		Keys: st, Endpoints: st, Secrets: sealer, Cursors: codec, Counter: st, RateLimitPerMinute: 10000,
+		Deliveries: st, Tasks: &delivery.Enqueuer{Queue: queue.New(sq), QueueURL: *q.QueueUrl},
 		Sender:    dispatch.New(dispatch.Options{LocalMode: true}),
 		SourceIPs: []netip.Addr{netip.MustParseAddr("203.0.113.7")}, LocalMode: true,
 		Logger: slog.New(slog.NewJSONHandler(logs, nil)),
@@ -89,7 +104,7 @@ func newEnv(t *testing.T, change ...func(*Deps)) *env {
 	for _, c := range change {
 		c(&d)
 	}
-	e := &env{t: t, st: st, account: uniqueAccount(), logs: logs, deps: d}
+	e := &env{t: t, st: st, account: uniqueAccount(), logs: logs, deps: d, sqs: sq, tasksURL: *q.QueueUrl}
 	e.h = New(d)
 	e.key = e.newKey(e.account)
 	return e
@@ -184,4 +199,29 @@ type failingKeys struct{}
 
 func (failingKeys) AccountByKeyHash(context.Context, string) (string, error) {
 	return "", errors.New("dynamodb: connection refused to table secret-internal-name")
+}
+
+// delivery stores a delivery of account to endpoint with its payload and
+// attempts, created at created.
+func (e *env) delivery(account, endpoint, status string, created time.Time, attempts int) domain.Delivery {
+	e.t.Helper()
+	ctx := context.Background()
+	d := domain.Delivery{
+		ID: ids.Derived("dlv", account, "evt_"+uniqueAccount(), endpoint), AccountID: account, EndpointID: endpoint,
+		EndpointURL: "https://example.com/hook", EventID: "evt_x", Event: "comment", Trigger: "comment.red", ThermometerID: "th_42",
+		Status: status, AttemptCount: attempts, RoundStart: 1, LastStatusCode: 500, LastError: "receiver answered 500",
+		CreatedAt: created, UpdatedAt: created,
+	}
+	if _, _, err := e.st.CreateDelivery(ctx, d, time.Now().Add(time.Hour)); err != nil {
+		e.t.Fatal(err)
+	}
+	items := []store.LogItem{{AccountID: account, DeliveryID: d.ID, Payload: []byte(`{"id":"` + d.ID + `","event":"comment"}`), Expires: time.Now().Add(time.Hour)}}
+	for n := 1; n <= attempts; n++ {
+		items = append(items, store.LogItem{AccountID: account, DeliveryID: d.ID, Expires: time.Now().Add(time.Hour),
+			Attempt: &domain.Attempt{Number: n, At: created.Add(time.Duration(n) * time.Second), StatusCode: 500, LatencyMS: 12, Error: "receiver answered 500", ResponseBody: "oops"}})
+	}
+	if err := e.st.PutLogItems(ctx, items); err != nil {
+		e.t.Fatal(err)
+	}
+	return d
 }

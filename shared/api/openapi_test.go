@@ -6,6 +6,7 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
 )
 
 type openAPIDoc struct {
@@ -84,6 +85,7 @@ func TestOpenAPIWalk(t *testing.T) {
 	id := create.json(t)["id"].(string)
 	e.do("POST", "/v1/endpoints/"+id+"/test", e.key, "")
 	doomed := e.do("POST", "/v1/endpoints", e.key, createBody(rc.URL)).json(t)["id"].(string)
+	dlv := e.delivery(e.account, id, "failed", time.Now().UTC(), 2)
 
 	bodies := map[string]string{
 		"createEndpoint":          createBody(rc.URL),
@@ -101,11 +103,14 @@ func TestOpenAPIWalk(t *testing.T) {
 		method, path, _ := strings.Cut(name, " ")
 		t.Run(op.OperationID, func(t *testing.T) {
 			target := strings.ReplaceAll(path, "{id}", id)
+			if strings.HasPrefix(path, "/v1/deliveries/") {
+				target = strings.ReplaceAll(path, "{id}", dlv.ID)
+			}
 			if op.OperationID == "deleteEndpoint" {
 				target = strings.ReplaceAll(path, "{id}", doomed)
 			}
 			body := bodies[op.OperationID]
-			if (op.RequestBody != nil) != (body != "") && op.OperationID != "testEndpoint" && op.OperationID != "rotateEndpointSecret" {
+			if (op.RequestBody != nil) != (body != "") && op.OperationID != "testEndpoint" && op.OperationID != "rotateEndpointSecret" && op.OperationID != "redeliverDelivery" {
 				t.Errorf("request body documented: %v, sent: %v", op.RequestBody != nil, body != "")
 			}
 			r := e.do(method, target, e.key, body)

@@ -1,0 +1,189 @@
+package api
+
+import (
+	"encoding/json"
+	"net/http"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/customerthermometer/webhooks/shared/domain"
+	"github.com/customerthermometer/webhooks/shared/ids"
+	"github.com/customerthermometer/webhooks/shared/store"
+)
+
+var deliveryStatuses = []string{domain.DeliveryPending, domain.DeliveryDelivered, domain.DeliveryRetrying, domain.DeliveryFailed}
+
+// deliveryJSON is the delivery object of API.md section 4.
+type deliveryJSON struct {
+	ID             string          `json:"id"`
+	EndpointID     string          `json:"endpoint_id"`
+	EndpointURL    string          `json:"endpoint_url"`
+	EventID        string          `json:"event_id"`
+	Event          string          `json:"event"`
+	Trigger        string          `json:"trigger"`
+	ThermometerID  string          `json:"thermometer_id"`
+	Status         string          `json:"status"`
+	AttemptCount   int             `json:"attempt_count"`
+	LastStatusCode *int            `json:"last_status_code"`
+	LastError      *string         `json:"last_error"`
+	NextAttemptAt  *string         `json:"next_attempt_at"`
+	CreatedAt      string          `json:"created_at"`
+	UpdatedAt      string          `json:"updated_at"`
+	Payload        json.RawMessage `json:"payload,omitempty"`
+	Attempts       *[]attemptJSON  `json:"attempts,omitempty"`
+}
+
+type attemptJSON struct {
+	Number       int     `json:"number"`
+	At           string  `json:"at"`
+	StatusCode   *int    `json:"status_code"`
+	LatencyMS    int64   `json:"latency_ms"`
+	Error        *string `json:"error"`
+	ResponseBody *string `json:"response_body"`
+}
+
+func optInt(n int) *int {
+	if n == 0 {
+		return nil
+	}
+	return &n
+}
+
+func optString(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
+}
+
+func deliveryView(d domain.Delivery) deliveryJSON {
+	v := deliveryJSON{
+		ID: d.ID, EndpointID: d.EndpointID, EndpointURL: d.EndpointURL, EventID: d.EventID, Event: d.Event,
+		Trigger: d.Trigger, ThermometerID: d.ThermometerID, Status: d.Status, AttemptCount: d.AttemptCount,
+		LastStatusCode: optInt(d.LastStatusCode), LastError: optString(d.LastError),
+		CreatedAt: d.CreatedAt.UTC().Format(time.RFC3339), UpdatedAt: d.UpdatedAt.UTC().Format(time.RFC3339),
+	}
+	if !d.NextAttemptAt.IsZero() && !d.Final() {
+		at := d.NextAttemptAt.UTC().Format(time.RFC3339)
+		v.NextAttemptAt = &at
+	}
+	return v
+}
+
+func (h *handler) listDeliveries(w http.ResponseWriter, r *http.Request, account string) {
+	q := r.URL.Query()
+	var v domain.ValidationError
+	limit := 20
+	if q.Has("limit") {
+		n, err := strconv.Atoi(q.Get("limit"))
+		if err != nil || n < 1 || n > 100 {
+			v.Add("limit", "must be a whole number from 1 to 100")
+		}
+		limit = n
+	}
+	f := store.DeliveryFilter{EndpointID: q.Get("endpoint_id"), Status: q.Get("status")}
+	if q.Has("endpoint_id") && !ids.ValidEndpointID(f.EndpointID) {
+		v.Add("endpoint_id", "is not an endpoint id (ep_…)")
+	}
+	if q.Has("status") && !slices.Contains(deliveryStatuses, f.Status) {
+		v.Add("status", "must be one of pending, delivered, retrying, failed")
+	}
+	for k := range q {
+		if !slices.Contains([]string{"limit", "cursor", "endpoint_id", "status"}, k) {
+			v.Add(k, "unknown query parameter")
+		}
+	}
+	if err := v.Err(); err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	// The cursor is bound to the account and to the filters of the list.
+	scope := account + "/deliveries?endpoint_id=" + f.EndpointID + "&status=" + f.Status
+	after := ""
+	if q.Has("cursor") {
+		pos, err := h.Cursors.Open(scope, q.Get("cursor"))
+		if err != nil || len(pos) == 0 {
+			h.writeError(w, r, domain.Errorf(domain.CodeInvalidCursor, "cursor was not issued by this service for this list"))
+			return
+		}
+		after = string(pos)
+	}
+	ds, next, err := h.Deliveries.ListDeliveries(r.Context(), account, f, limit, after)
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	out := listJSON[deliveryJSON]{Data: make([]deliveryJSON, 0, len(ds))}
+	for _, d := range ds {
+		out.Data = append(out.Data, deliveryView(d))
+	}
+	if next != "" {
+		c := h.Cursors.Seal(scope, []byte(next))
+		out.NextCursor = &c
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (h *handler) deliveryID(r *http.Request) (string, error) {
+	id := r.PathValue("id")
+	if !ids.ValidDeliveryID(id) {
+		return "", domain.Errorf(domain.CodeNotFound, "delivery %s not found", truncate(id, 64))
+	}
+	return id, nil
+}
+
+func (h *handler) getDelivery(w http.ResponseWriter, r *http.Request, account string) {
+	id, err := h.deliveryID(r)
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	d, payload, attempts, err := h.Deliveries.DeliveryDetail(r.Context(), account, id)
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	v := deliveryView(d)
+	if json.Valid(payload) {
+		v.Payload = payload
+	} else {
+		v.Payload = json.RawMessage("null")
+	}
+	list := make([]attemptJSON, 0, len(attempts))
+	for _, a := range attempts {
+		list = append(list, attemptJSON{Number: a.Number, At: a.At.UTC().Format(time.RFC3339Nano), StatusCode: optInt(a.StatusCode),
+			LatencyMS: a.LatencyMS, Error: optString(a.Error), ResponseBody: optString(a.ResponseBody)})
+	}
+	v.Attempts = &list
+	writeJSON(w, http.StatusOK, v)
+}
+
+// redeliver starts a new round of attempts for a delivery, recorded on the
+// same delivery with the next attempt numbers.
+func (h *handler) redeliver(w http.ResponseWriter, r *http.Request, account string) {
+	if err := h.noBody(r); err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	id, err := h.deliveryID(r)
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	if _, err := h.Deliveries.GetDelivery(r.Context(), account, id); err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	d, err := h.Deliveries.Redeliver(r.Context(), account, id, h.Now())
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	if err := h.Tasks.Enqueue(r.Context(), d); err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	h.Logger.LogAttrs(r.Context(), 0, "redelivery queued", attrsDelivery(r, d)...)
+	writeJSON(w, http.StatusAccepted, deliveryView(d))
+}

@@ -1,0 +1,123 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+)
+
+func TestDeliveriesLog(t *testing.T) {
+	e := newEnv(t)
+	base := time.Now().UTC().Add(-time.Hour)
+	epA, epB := "ep_01M8EA9XTR0000000000000000", "ep_01M8EA9XTR0000000000000001"
+	d1 := e.delivery(e.account, epA, "delivered", base, 1)
+	d2 := e.delivery(e.account, epB, "failed", base.Add(time.Minute), 8)
+	d3 := e.delivery(e.account, epA, "retrying", base.Add(2*time.Minute), 2)
+	d4 := e.delivery(e.account, epA, "failed", base.Add(3*time.Minute), 8)
+	other := e.delivery(uniqueAccount(), epA, "failed", base.Add(4*time.Minute), 1)
+
+	ids := func(path string) []string {
+		t.Helper()
+		r := e.do("GET", path, e.key, "")
+		if r.status != 200 {
+			t.Fatalf("%s: %d %s", path, r.status, r.body)
+		}
+		var out []string
+		for _, item := range r.json(t)["data"].([]any) {
+			m := item.(map[string]any)
+			if m["payload"] != nil || m["attempts"] != nil {
+				t.Errorf("list items carry payload or attempts: %v", m)
+			}
+			out = append(out, m["id"].(string))
+		}
+		return out
+	}
+	for path, want := range map[string][]string{
+		"/v1/deliveries":                                       {d4.ID, d3.ID, d2.ID, d1.ID},
+		"/v1/deliveries?status=failed":                         {d4.ID, d2.ID},
+		"/v1/deliveries?endpoint_id=" + epA:                    {d4.ID, d3.ID, d1.ID},
+		"/v1/deliveries?endpoint_id=" + epA + "&status=failed": {d4.ID},
+		"/v1/deliveries?status=pending":                        nil,
+	} {
+		if got := ids(path); fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("%s = %v, want %v", path, got, want)
+		}
+	}
+
+	// Pages, newest first; the cursor is bound to the account and filters.
+	r := e.do("GET", "/v1/deliveries?limit=2", e.key, "")
+	page := r.json(t)
+	cursor, _ := page["next_cursor"].(string)
+	if len(page["data"].([]any)) != 2 || cursor == "" {
+		t.Fatalf("first page %s", r.body)
+	}
+	if got := ids("/v1/deliveries?limit=2&cursor=" + cursor); fmt.Sprint(got) != fmt.Sprint([]string{d2.ID, d1.ID}) {
+		t.Errorf("second page %v", got)
+	}
+	if r := e.do("GET", "/v1/deliveries?status=failed&cursor="+cursor, e.key, ""); r.code() != "invalid_cursor" {
+		t.Errorf("cursor reused with other filters: %d %s", r.status, r.body)
+	}
+	if r := e.do("GET", "/v1/endpoints?cursor="+cursor, e.key, ""); r.code() != "invalid_cursor" {
+		t.Errorf("deliveries cursor accepted by endpoints: %d", r.status)
+	}
+	if r := e.do("GET", "/v1/deliveries?limit=2&cursor="+cursor, e.newKey(uniqueAccount()), ""); r.code() != "invalid_cursor" {
+		t.Errorf("cursor of another account: %d", r.status)
+	}
+	for _, bad := range []string{"status=lost", "endpoint_id=nope", "limit=0", "sort=asc"} {
+		if r := e.do("GET", "/v1/deliveries?"+bad, e.key, ""); r.status != 422 {
+			t.Errorf("%s: %d", bad, r.status)
+		}
+	}
+
+	// One delivery, with its payload and attempts.
+	r = e.do("GET", "/v1/deliveries/"+d2.ID, e.key, "")
+	v := r.json(t)
+	if r.status != 200 || v["status"] != "failed" || v["attempt_count"] != float64(8) || v["last_status_code"] != float64(500) {
+		t.Fatalf("detail %d %s", r.status, r.body)
+	}
+	if p := v["payload"].(map[string]any); p["id"] != d2.ID {
+		t.Errorf("payload %v", p)
+	}
+	attempts := v["attempts"].([]any)
+	if len(attempts) != 8 || attempts[0].(map[string]any)["number"] != float64(1) || attempts[7].(map[string]any)["response_body"] != "oops" {
+		t.Errorf("attempts %v", attempts)
+	}
+	for _, path := range []string{"/v1/deliveries/" + other.ID, "/v1/deliveries/dlv_00000000000000000000000000", "/v1/deliveries/nope"} {
+		if r := e.do("GET", path, e.key, ""); r.status != 404 || r.code() != "not_found" {
+			t.Errorf("%s: %d", path, r.status)
+		}
+	}
+	if r := e.do("POST", "/v1/deliveries/"+other.ID+"/redeliver", e.key, ""); r.status != 404 {
+		t.Errorf("redeliver another account's delivery: %d", r.status)
+	}
+}
+
+func TestRedeliverQueuesANewRound(t *testing.T) {
+	e := newEnv(t)
+	d := e.delivery(e.account, "ep_01M8EA9XTR0000000000000000", "failed", time.Now().UTC(), 8)
+	r := e.do("POST", "/v1/deliveries/"+d.ID+"/redeliver", e.key, "")
+	v := r.json(t)
+	if r.status != 202 || v["status"] != "pending" || v["id"] != d.ID || v["attempt_count"] != float64(8) {
+		t.Fatalf("redeliver %d %s", r.status, r.body)
+	}
+	out, err := e.sqs.ReceiveMessage(context.Background(), &sqs.ReceiveMessageInput{QueueUrl: &e.tasksURL, WaitTimeSeconds: 1})
+	if err != nil || len(out.Messages) != 1 {
+		t.Fatalf("task queued: %v %v", out, err)
+	}
+	var task map[string]any
+	_ = json.Unmarshal([]byte(*out.Messages[0].Body), &task)
+	if task["delivery_id"] != d.ID || task["round_start"] != float64(9) || task["kind"] != "delivery" {
+		t.Errorf("task %v", task)
+	}
+	if got := e.do("GET", "/v1/deliveries/"+d.ID, e.key, "").json(t); got["status"] != "pending" {
+		t.Errorf("after redeliver %v", got["status"])
+	}
+	if r := e.do("POST", "/v1/deliveries/"+d.ID+"/redeliver", e.key, `{"now":true}`); r.status != 422 || !strings.Contains(string(r.body), "now") {
+		t.Errorf("redeliver with a body: %d %s", r.status, r.body)
+	}
+}

@@ -1,0 +1,245 @@
+package delivery_test
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+
+	"github.com/customerthermometer/webhooks/shared/domain"
+)
+
+func TestFanOutReachesOnlyMatchingEndpoints(t *testing.T) {
+	hs := newHarness(t, time.Second)
+	a, b, c, d, e := newReceiver(t, 200), newReceiver(t, 204), newReceiver(t, 200), newReceiver(t, 200), newReceiver(t, 200)
+	epA, secretA := hs.endpoint(a.URL+"/a", []string{"comment.red"}, true, "th_1")
+	epB, secretB := hs.endpoint(b.URL+"/b", []string{"rating.gold", "comment.*"}, false, "th_1", "th_9")
+	hs.endpoint(c.URL, []string{"rating.*"}, false, "th_1")    // trigger does not match
+	hs.endpoint(d.URL, []string{"comment.red"}, false, "th_2") // not linked to th_1
+	epE, _ := hs.endpoint(e.URL, []string{"*"}, false, "th_1")
+	epE.Enabled = false
+	if err := hs.st.SaveEndpoint(context.Background(), epE, epE.Thermometers); err != nil {
+		t.Fatal(err)
+	}
+
+	if failed := hs.intake(hs.event("evt_fan_1", "comment", "red", "th_1")); len(failed) != 0 {
+		t.Fatalf("intake failed %v", failed)
+	}
+	if n := hs.drain(1500 * time.Millisecond); n != 2 {
+		t.Errorf("%d tasks, want 2", n)
+	}
+	if a.count() != 1 || b.count() != 1 || c.count()+d.count()+e.count() != 0 {
+		t.Fatalf("receivers got a=%d b=%d c=%d d=%d e=%d", a.count(), b.count(), c.count(), d.count(), e.count())
+	}
+	ra, bodyA := a.get(0)
+	verify(t, secretA, ra, bodyA)
+	if u, p, ok := ra.BasicAuth(); !ok || u != "ct" || p != "pw-"+epA.ID {
+		t.Errorf("basic auth %q %q", u, p)
+	}
+	rb, bodyB := b.get(0)
+	verify(t, secretB, rb, bodyB)
+	var body map[string]any
+	_ = json.Unmarshal(bodyA, &body)
+	dA, attemptsA := hs.deliveryOf("evt_fan_1", epA)
+	if body["id"] != dA.ID || body["event"] != "comment" || body["trigger"] != "comment.red" || body["test"] != false ||
+		body["webhook"].(map[string]any)["id"] != epA.ID || !strings.Contains(string(bodyA), "Très bien — 👍") {
+		t.Errorf("body %s", bodyA)
+	}
+	if th := body["thermometer"].(map[string]any); th["id"] != "th_1" || th["name"] != "Thermometer th_1" {
+		t.Errorf("thermometer %v (the name comes from the link when the event has none)", th)
+	}
+	if ra.Header.Get("X-Ct-Delivery-Id") != dA.ID || ra.Header.Get("Webhook-Id") != dA.ID || ra.Header.Get("X-Ct-Attempt") != "1" || ra.Header.Get("X-Ct-Event") != "comment" {
+		t.Errorf("headers %v", ra.Header)
+	}
+	if dA.Status != domain.DeliveryDelivered || dA.AttemptCount != 1 || len(attemptsA) != 1 || attemptsA[0].StatusCode != 200 {
+		t.Errorf("delivery %+v attempts %+v", dA, attemptsA)
+	}
+	if dB, _ := hs.deliveryOf("evt_fan_1", epB); dB.Status != domain.DeliveryDelivered || dB.LastStatusCode != 204 {
+		t.Errorf("delivery B %+v", dB)
+	}
+
+	// The same event again (a producer resend) creates nothing and sends nothing.
+	if failed := hs.intake(hs.event("evt_fan_1", "comment", "red", "th_1")); len(failed) != 0 {
+		t.Fatal(failed)
+	}
+	if n := hs.drain(1200 * time.Millisecond); n != 0 || a.count() != 1 {
+		t.Errorf("a resent event made %d tasks, receiver a has %d", n, a.count())
+	}
+	if !strings.Contains(hs.metrics.String(), `"CtWebhooks"`) || !strings.Contains(hs.metrics.String(), `"FanOut":[2]`) {
+		t.Errorf("metrics: %s", hs.metrics.String())
+	}
+}
+
+func TestRetriesKeepOneDeliveryID(t *testing.T) {
+	hs := newHarness(t, time.Second, time.Second, time.Second)
+	rc := newReceiver(t, 500, 503, 200)
+	ep, secret := hs.endpoint(rc.URL, []string{"*"}, false, "th_1")
+	hs.intake(hs.event("evt_retry", "rating", "gold", "th_1"))
+	hs.drain(3 * time.Second)
+	if rc.count() != 3 {
+		t.Fatalf("receiver got %d requests, want 3", rc.count())
+	}
+	id := ""
+	for i := 0; i < 3; i++ {
+		r, body := rc.get(i)
+		verify(t, secret, r, body)
+		if id == "" {
+			id = r.Header.Get("X-Ct-Delivery-Id")
+		}
+		if r.Header.Get("X-Ct-Delivery-Id") != id || r.Header.Get("X-Ct-Attempt") != string(rune('1'+i)) {
+			t.Errorf("attempt %d: delivery %s attempt %s", i+1, r.Header.Get("X-Ct-Delivery-Id"), r.Header.Get("X-Ct-Attempt"))
+		}
+	}
+	d, attempts := hs.deliveryOf("evt_retry", ep)
+	if d.Status != domain.DeliveryDelivered || d.AttemptCount != 3 || len(attempts) != 3 ||
+		attempts[0].StatusCode != 500 || attempts[1].StatusCode != 503 || attempts[2].StatusCode != 200 || attempts[0].Error == "" {
+		t.Errorf("delivery %+v attempts %+v", d, attempts)
+	}
+	if !attempts[1].At.After(attempts[0].At.Add(900 * time.Millisecond)) {
+		t.Errorf("retry came before its backoff: %v then %v", attempts[0].At, attempts[1].At)
+	}
+}
+
+func TestAlwaysFailingEndsFailed(t *testing.T) {
+	hs := newHarness(t, time.Second, time.Second)
+	rc := newReceiver(t, 500)
+	ep, _ := hs.endpoint(rc.URL, []string{"*"}, false, "th_1")
+	hs.intake(hs.event("evt_fail", "rating", "red", "th_1"))
+	// After the last attempt the message keeps coming back until SQS moves
+	// it to the dead-letter queue (maxReceiveCount).
+	hs.drain(2500 * time.Millisecond)
+	if rc.count() != 3 {
+		t.Fatalf("receiver got %d attempts, want 3", rc.count())
+	}
+	d, attempts := hs.deliveryOf("evt_fail", ep)
+	if d.Status != domain.DeliveryFailed || d.AttemptCount != 3 || len(attempts) != 3 || d.LastStatusCode != 500 {
+		t.Errorf("delivery %+v", d)
+	}
+	cur, _ := hs.st.GetEndpoint(context.Background(), hs.account, ep.ID)
+	if cur.Status() != domain.StatusFailing {
+		t.Errorf("endpoint status %s, want failing", cur.Status())
+	}
+	out, err := hs.sqs.ReceiveMessage(context.Background(), &sqs.ReceiveMessageInput{QueueUrl: &hs.tasksDLQURL, WaitTimeSeconds: 1})
+	if err != nil || len(out.Messages) != 1 || !strings.Contains(*out.Messages[0].Body, d.ID) {
+		t.Fatalf("dead-letter queue: %v %v", out, err)
+	}
+}
+
+func TestGoneDisablesEndpoint(t *testing.T) {
+	hs := newHarness(t, time.Second)
+	rc := newReceiver(t, 410)
+	ep, _ := hs.endpoint(rc.URL, []string{"*"}, false, "th_1")
+	hs.intake(hs.event("evt_gone", "driver", "amber", "th_1"))
+	hs.drain(2500 * time.Millisecond)
+	if rc.count() != 1 {
+		t.Errorf("410 was retried: %d attempts", rc.count())
+	}
+	d, _ := hs.deliveryOf("evt_gone", ep)
+	cur, _ := hs.st.GetEndpoint(context.Background(), hs.account, ep.ID)
+	if d.Status != domain.DeliveryFailed || cur.Enabled || !cur.Gone || cur.Status() != domain.StatusDisabled {
+		t.Errorf("delivery %s, endpoint enabled=%v gone=%v", d.Status, cur.Enabled, cur.Gone)
+	}
+}
+
+func TestDeletedEndpointStopsDeliveries(t *testing.T) {
+	hs := newHarness(t, time.Second)
+	rc := newReceiver(t, 200)
+	ep, _ := hs.endpoint(rc.URL, []string{"*"}, false, "th_1")
+	hs.intake(hs.event("evt_del", "rating", "gold", "th_1"))
+	cur, _ := hs.st.GetEndpoint(context.Background(), hs.account, ep.ID)
+	if err := hs.st.DeleteEndpoint(context.Background(), cur); err != nil {
+		t.Fatal(err)
+	}
+	hs.drain(1500 * time.Millisecond)
+	if rc.count() != 0 {
+		t.Errorf("a deleted endpoint received %d webhooks", rc.count())
+	}
+	if d, _ := hs.deliveryOf("evt_del", ep); d.Status != domain.DeliveryFailed || d.LastError != "endpoint deleted" {
+		t.Errorf("delivery %+v", d)
+	}
+}
+
+func TestInvalidMessagesAreSetAsideWithoutBlockingTheBatch(t *testing.T) {
+	hs := newHarness(t, time.Second)
+	rc := newReceiver(t, 200)
+	hs.endpoint(rc.URL, []string{"*"}, false, "th_1")
+	unknown := strings.Replace(hs.event("evt_unknown", "rating", "gold", "th_1"), hs.account, "acc_nobody_"+rnd(), 1)
+	failed := hs.intake("not json", hs.event("evt_ok", "rating", "gold", "th_1"), `{"version":1,"event_id":"evt_bad","type":"complaint"}`, unknown)
+	if len(failed) != 0 {
+		t.Fatalf("failed %v", failed)
+	}
+	hs.drain(1500 * time.Millisecond)
+	if rc.count() != 1 {
+		t.Errorf("the valid event reached the receiver %d times", rc.count())
+	}
+	out, err := hs.sqs.ReceiveMessage(context.Background(), &sqs.ReceiveMessageInput{QueueUrl: &hs.dlqURL, MaxNumberOfMessages: 10, MessageAttributeNames: []string{"All"}, WaitTimeSeconds: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	reasons := map[string]string{}
+	for _, m := range out.Messages {
+		reasons[*m.MessageAttributes["event_id"].StringValue] = *m.MessageAttributes["reason"].StringValue
+	}
+	if len(out.Messages) != 3 || !strings.Contains(reasons["evt_bad"], "complaint") || !strings.Contains(reasons["evt_unknown"], "not a known account") || !strings.Contains(reasons[""], "not a JSON object") {
+		t.Errorf("dead-letter queue holds %d: %v", len(out.Messages), reasons)
+	}
+	if !strings.Contains(hs.logs.String(), `"event_id":"evt_bad"`) {
+		t.Error("no log line names the invalid event")
+	}
+}
+
+func TestLargeFanOutContinuesInAnotherMessage(t *testing.T) {
+	hs := newHarness(t, time.Second)
+	hs.h.FanOutPage = 2
+	rc := newReceiver(t, 200)
+	for i := 0; i < 5; i++ {
+		hs.endpoint(rc.URL, []string{"*"}, false, "th_big")
+	}
+	hs.intake(hs.event("evt_big", "comment", "green", "th_big"))
+	hs.drain(2 * time.Second)
+	if rc.count() != 5 {
+		t.Errorf("%d of 5 endpoints reached", rc.count())
+	}
+	ids := map[string]bool{}
+	for i := 0; i < rc.count(); i++ {
+		r, _ := rc.get(i)
+		ids[r.Header.Get("X-Ct-Delivery-Id")] = true
+	}
+	if len(ids) != 5 {
+		t.Errorf("%d distinct deliveries, want 5", len(ids))
+	}
+}
+
+// TestHangingReceiverDoesNotDelayAnother: both deliveries of one event go
+// out concurrently; the fast receiver gets its webhook while the hanging one
+// is still holding its request.
+func TestHangingReceiverDoesNotDelayAnother(t *testing.T) {
+	hs := newHarness(t, time.Second)
+	hang, fast := newReceiver(t, 200), newReceiver(t, 200)
+	hang.release = make(chan struct{})
+	hs.endpoint(hang.URL, []string{"*"}, false, "th_1")
+	hs.endpoint(fast.URL, []string{"*"}, false, "th_1")
+	hs.intake(hs.event("evt_hang", "rating", "gold", "th_1"))
+	done := make(chan struct{})
+	go func() { hs.drain(time.Second); close(done) }()
+	for fast.count() == 0 {
+		select {
+		case <-done:
+			t.Fatal("the fast receiver never got its webhook")
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	if hang.count() != 1 {
+		t.Errorf("the hanging receiver has %d requests", hang.count())
+	}
+	select {
+	case <-done:
+		t.Error("the batch finished before the hanging receiver was released or timed out")
+	default:
+	}
+	close(hang.release)
+	<-done
+}

@@ -1,0 +1,268 @@
+package delivery_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	awskms "github.com/aws/aws-sdk-go-v2/service/kms"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
+
+	"github.com/customerthermometer/webhooks/shared/apikey"
+	"github.com/customerthermometer/webhooks/shared/awstest"
+	"github.com/customerthermometer/webhooks/shared/delivery"
+	"github.com/customerthermometer/webhooks/shared/dispatch"
+	"github.com/customerthermometer/webhooks/shared/domain"
+	"github.com/customerthermometer/webhooks/shared/ids"
+	"github.com/customerthermometer/webhooks/shared/kms"
+	"github.com/customerthermometer/webhooks/shared/queue"
+	"github.com/customerthermometer/webhooks/shared/signature"
+	"github.com/customerthermometer/webhooks/shared/store"
+)
+
+type syncBuf struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuf) Write(p []byte) (int, error) { s.mu.Lock(); defer s.mu.Unlock(); return s.b.Write(p) }
+func (s *syncBuf) String() string              { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+
+// harness is the handler over the emulator's real tables, KMS and SQS, with a
+// tasks queue and an events dead-letter queue of its own.
+type harness struct {
+	t           *testing.T
+	h           *delivery.Handler
+	st          *store.Store
+	sealer      *kms.Sealer
+	sqs         *sqs.Client
+	tasksURL    string
+	tasksDLQURL string
+	dlqURL      string
+	account     string
+	logs        *syncBuf
+	metrics     *syncBuf
+}
+
+func rnd() string {
+	b := make([]byte, 5)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+func newHarness(t *testing.T, schedule ...time.Duration) *harness {
+	t.Helper()
+	stack := awstest.LoadStack(t)
+	cfg := awstest.Config(t)
+	hs := &harness{t: t, sqs: sqs.NewFromConfig(cfg), logs: &syncBuf{}, metrics: &syncBuf{}, account: "acc_dlv_" + rnd()}
+	hs.st = store.New(dynamodb.NewFromConfig(cfg), stack.Outputs["EndpointsTableName"], stack.Outputs["DeliveriesTableName"])
+	hs.sealer = kms.New(awskms.NewFromConfig(cfg), stack.Outputs["SecretsKeyId"])
+	tasksDLQ := hs.queue("tasks-dlq", "")
+	hs.tasksURL = hs.queue("tasks", tasksDLQ)
+	hs.tasksDLQURL = tasksDLQ
+	hs.dlqURL = hs.queue("events-dlq", "")
+	if err := hs.st.CreateAPIKey(context.Background(), hs.account, apikey.Hash(apikey.New()), time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	hs.h = &delivery.Handler{
+		Store: hs.st, Queue: queue.New(hs.sqs), Secrets: hs.sealer,
+		Sender:        dispatch.New(dispatch.Options{LocalMode: true}),
+		TasksQueueURL: hs.tasksURL, EventsDLQURL: hs.dlqURL,
+		Schedule: schedule, Retention: time.Hour, FanOutPage: 100, Concurrency: 8,
+		Logger: slog.New(slog.NewJSONHandler(hs.logs, nil)), Metrics: hs.metrics, StackName: "test", Now: time.Now,
+	}
+	return hs
+}
+
+// maxReceives is the test tasks queue's maxReceiveCount.
+const maxReceives = 6
+
+// queue creates a queue; with a dead-letter queue, SQS moves a message there
+// after maxReceives receives, as the stack's tasks queue does.
+func (hs *harness) queue(name, dlq string) string {
+	hs.t.Helper()
+	n := fmt.Sprintf("dlv-test-%s-%s", name, rnd())
+	attrs := map[string]string{"VisibilityTimeout": "30"}
+	if dlq != "" {
+		arn, err := hs.sqs.GetQueueAttributes(context.Background(), &sqs.GetQueueAttributesInput{QueueUrl: &dlq, AttributeNames: []sqstypes.QueueAttributeName{"QueueArn"}})
+		if err != nil {
+			hs.t.Fatal(err)
+		}
+		attrs["RedrivePolicy"] = fmt.Sprintf(`{"deadLetterTargetArn":%q,"maxReceiveCount":"%d"}`, arn.Attributes["QueueArn"], maxReceives)
+	}
+	out, err := hs.sqs.CreateQueue(context.Background(), &sqs.CreateQueueInput{QueueName: &n, Attributes: attrs})
+	if err != nil {
+		hs.t.Fatal(err)
+	}
+	hs.t.Cleanup(func() { _, _ = hs.sqs.DeleteQueue(context.Background(), &sqs.DeleteQueueInput{QueueUrl: out.QueueUrl}) })
+	return *out.QueueUrl
+}
+
+// endpoint stores an endpoint of the harness account, linked to thermometers.
+func (hs *harness) endpoint(url string, triggers []string, basicAuth bool, thermometers ...string) (domain.Endpoint, string) {
+	hs.t.Helper()
+	ctx := context.Background()
+	now := time.Now().UTC()
+	e := domain.Endpoint{ID: ids.New("ep", now), AccountID: hs.account, Name: "ep " + url, URL: url, Triggers: triggers,
+		Enabled: true, Tested: true, CreatedAt: now, UpdatedAt: now}
+	secret := rnd() + rnd() + rnd() + rnd() + rnd() + rnd()[:4]
+	sealed, err := hs.sealer.Seal(ctx, []byte(secret), map[string]string{"account_id": hs.account, "endpoint_id": e.ID, "purpose": "endpoint-secret"})
+	if err != nil {
+		hs.t.Fatal(err)
+	}
+	e.Secret = sealed
+	if basicAuth {
+		pw, err := hs.sealer.Seal(ctx, []byte("pw-"+e.ID), map[string]string{"account_id": hs.account, "endpoint_id": e.ID, "purpose": "basic-auth-password"})
+		if err != nil {
+			hs.t.Fatal(err)
+		}
+		e.BasicAuth = &domain.BasicAuth{Username: "ct", Password: pw}
+	}
+	for _, th := range thermometers {
+		e.Thermometers = append(e.Thermometers, domain.Thermometer{ID: th, Name: "Thermometer " + th, Type: "email"})
+	}
+	if err := hs.st.CreateEndpoint(ctx, e); err != nil {
+		hs.t.Fatal(err)
+	}
+	e.Version = 1
+	return e, secret
+}
+
+func (hs *harness) event(id, typ, rating, thermometer string) string {
+	b, _ := json.Marshal(map[string]any{
+		"version": 1, "event_id": id, "type": typ, "account_id": hs.account, "occurred_at": "2026-11-27T10:55:03Z",
+		"thermometer": map[string]any{"id": thermometer, "type": "email"},
+		"response":    map[string]any{"id": "rsp_" + id, "rating": rating, "comment": "Très bien — 👍"},
+	})
+	return string(b)
+}
+
+// intake hands bodies to the handler as a batch from the events queue and
+// returns the ids it reported as failed.
+func (hs *harness) intake(bodies ...string) []string {
+	msgs := make([]delivery.Message, len(bodies))
+	for i, b := range bodies {
+		msgs[i] = delivery.Message{ID: fmt.Sprintf("in-%d", i), Body: b, ReceiptHandle: "rh", ReceiveCount: 1, Queue: "ct-webhooks-ResponseEventsQueue-X"}
+	}
+	return hs.h.Handle(context.Background(), msgs)
+}
+
+// drain plays the event-source mapping on the tasks queue until it has been
+// empty for quiet: visible messages go to the handler in batches, finished
+// ones are deleted, failed ones stay (and come back when their visibility
+// ends). It returns the tasks handled.
+func (hs *harness) drain(quiet time.Duration) int {
+	hs.t.Helper()
+	ctx := context.Background()
+	handled := 0
+	last := time.Now()
+	for start := time.Now(); time.Since(last) < quiet; {
+		if time.Since(start) > 30*time.Second {
+			hs.t.Fatal("the tasks queue never went quiet")
+		}
+		out, err := hs.sqs.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{
+			QueueUrl: &hs.tasksURL, MaxNumberOfMessages: 10, WaitTimeSeconds: 1,
+			MessageSystemAttributeNames: []sqstypes.MessageSystemAttributeName{sqstypes.MessageSystemAttributeNameAll},
+		})
+		if err != nil {
+			hs.t.Fatal(err)
+		}
+		if len(out.Messages) == 0 {
+			continue
+		}
+		last = time.Now()
+		msgs := make([]delivery.Message, len(out.Messages))
+		for i, m := range out.Messages {
+			var count int
+			fmt.Sscan(m.Attributes["ApproximateReceiveCount"], &count)
+			msgs[i] = delivery.Message{ID: *m.MessageId, Body: *m.Body, ReceiptHandle: *m.ReceiptHandle, ReceiveCount: count, Queue: hs.tasksURL[strings.LastIndex(hs.tasksURL, "/")+1:]}
+		}
+		failed := hs.h.Handle(ctx, msgs)
+		handled += len(msgs)
+		for _, m := range out.Messages {
+			if !contains(failed, *m.MessageId) {
+				_, _ = hs.sqs.DeleteMessage(ctx, &sqs.DeleteMessageInput{QueueUrl: &hs.tasksURL, ReceiptHandle: m.ReceiptHandle})
+			}
+		}
+	}
+	return handled
+}
+
+func contains(xs []string, s string) bool {
+	for _, x := range xs {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+func (hs *harness) deliveryOf(eventID string, e domain.Endpoint) (domain.Delivery, []domain.Attempt) {
+	hs.t.Helper()
+	d, _, attempts, err := hs.st.DeliveryDetail(context.Background(), hs.account, ids.Derived("dlv", hs.account, eventID, e.ID))
+	if err != nil {
+		hs.t.Fatalf("delivery of %s to %s: %v", eventID, e.ID, err)
+	}
+	return d, attempts
+}
+
+// receiver answers with the statuses in script, then with the last one
+// forever, and records what it got.
+type receiver struct {
+	*httptest.Server
+	mu      sync.Mutex
+	reqs    []*http.Request
+	bodies  [][]byte
+	script  []int
+	release chan struct{} // when set, requests wait for it
+}
+
+func newReceiver(t *testing.T, script ...int) *receiver {
+	rc := &receiver{script: script}
+	rc.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		rc.mu.Lock()
+		rc.reqs, rc.bodies = append(rc.reqs, r), append(rc.bodies, b)
+		n := len(rc.reqs)
+		status := rc.script[min(n, len(rc.script))-1]
+		release := rc.release
+		rc.mu.Unlock()
+		if release != nil {
+			<-release
+		}
+		w.WriteHeader(status)
+	}))
+	t.Cleanup(rc.Close)
+	return rc
+}
+
+func (rc *receiver) count() int { rc.mu.Lock(); defer rc.mu.Unlock(); return len(rc.reqs) }
+
+func (rc *receiver) get(i int) (*http.Request, []byte) {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	return rc.reqs[i], rc.bodies[i]
+}
+
+func verify(t *testing.T, secret string, r *http.Request, body []byte) {
+	t.Helper()
+	if !signature.Verify(secret, r.Header.Get("Date"), body, r.Header.Get("X-Ct-Hmac-Sha256")) {
+		t.Errorf("signature does not verify")
+	}
+}
+
+var _ = aws.String
