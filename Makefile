@@ -29,7 +29,8 @@ help: ## list the targets
 local: build-local ## run the whole service on this machine (API on http://127.0.0.1:3000); Ctrl-C stops it
 	$(BIN)/ctlocal
 
-test: build-local lint template-check ## all tests: lint, template checks, unit, emulator-backed and end-to-end
+test: build-local lint template-check ## all tests: lint, template checks, receiver examples, unit, emulator-backed and end-to-end
+	bash docs/examples/run.sh
 	$(BIN)/ctlocal with-emulator -- $(MAKE) --no-print-directory test-go
 
 test-go: ## the Go tests alone (needs the emulator running: `make test` provides it)

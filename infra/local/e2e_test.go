@@ -68,42 +68,76 @@ func binaries(t *testing.T, root string) (code, bin string) {
 	return code, bin
 }
 
-// TestLocalStackEndToEnd runs what `make local` runs, with the real bootstraps
-// under the runtime emulator, and goes through the gateway and the poller.
-func TestLocalStackEndToEnd(t *testing.T) {
-	awsCfg := awstest.Config(t)
+// localStack is a running local stack: what `make local` runs, in-process,
+// with the real bootstraps under the runtime emulator.
+type localStack struct {
+	outputs map[string]string
+	logs    *syncBuffer
+	state   string
+	bin     string
+}
+
+func startLocal(t *testing.T, retrySchedule string) *localStack {
+	t.Helper()
 	root := awstest.RepoRoot(t)
 	code, bin := binaries(t, root)
-	state := t.TempDir()
-	logs := &syncBuffer{}
+	ls := &localStack{logs: &syncBuffer{}, state: t.TempDir(), bin: bin}
 	ready := make(chan map[string]string, 1)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
 		done <- run(ctx, options{
-			stack: "ct-webhooks-e2e", addr: "127.0.0.1:0", stateDir: state, codeDir: code,
+			stack: "ct-webhooks-e2e", addr: "127.0.0.1:0", stateDir: ls.state, codeDir: code,
 			rie: filepath.Join(bin, "aws-lambda-rie"), template: filepath.Join(root, "template.yaml"),
 			python: "python3", provisionScript: filepath.Join(root, "infra", "local", "provision.py"),
-			endpoint: awstest.Endpoint(), region: "us-east-1", instances: 2, log: logs, ready: ready,
+			endpoint: awstest.Endpoint(), region: "us-east-1", instances: 2, retrySchedule: retrySchedule,
+			log: ls.logs, ready: ready,
 		})
 	}()
-	var outputs map[string]string
 	select {
-	case outputs = <-ready:
+	case ls.outputs = <-ready:
 	case err := <-done:
-		t.Fatalf("local stack stopped: %v\n%s", err, logs)
+		cancel()
+		t.Fatalf("local stack stopped: %v\n%s", err, ls.logs)
 	case <-time.After(3 * time.Minute):
-		t.Fatalf("local stack not ready within 3 minutes\n%s", logs)
+		cancel()
+		t.Fatalf("local stack not ready within 3 minutes\n%s", ls.logs)
 	}
-	defer func() {
+	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {
 			t.Errorf("local stack: %v", err)
 		}
 		if t.Failed() {
-			t.Logf("local stack output:\n%s", logs)
+			t.Logf("local stack output:\n%s", ls.logs)
 		}
-	}()
+	})
+	return ls
+}
+
+// apiKey runs the tool behind `make api-key`, which finds the table through
+// outputs.json, and returns the one line it prints.
+func (ls *localStack) apiKey(t *testing.T, account string) string {
+	t.Helper()
+	cmd := exec.Command(filepath.Join(ls.bin, "apikey"), "-account", account, "-outputs", filepath.Join(ls.state, "outputs.json"))
+	cmd.Env = awsEnv(options{endpoint: awstest.Endpoint(), region: "us-east-1"})
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("apikey: %v", err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	if len(lines) != 1 {
+		t.Fatalf("apikey printed %d lines, want exactly one: %q", len(lines), out)
+	}
+	return lines[0]
+}
+
+// TestLocalStackEndToEnd goes through the gateway and the poller to the real
+// bootstraps.
+func TestLocalStackEndToEnd(t *testing.T) {
+	awsCfg := awstest.Config(t)
+	ls := startLocal(t, "")
+	outputs, logs, state := ls.outputs, ls.logs, ls.state
 
 	// outputs.json is written for users and tools.
 	var written map[string]string
@@ -138,18 +172,7 @@ func TestLocalStackEndToEnd(t *testing.T) {
 		}
 	})
 
-	// make api-key runs this tool; it finds the table through outputs.json.
-	cmd := exec.Command(filepath.Join(bin, "apikey"), "-account", "acc_e2e", "-outputs", filepath.Join(state, "outputs.json"))
-	cmd.Env = awsEnv(options{endpoint: awstest.Endpoint(), region: "us-east-1"})
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("apikey: %v", err)
-	}
-	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
-	if len(lines) != 1 {
-		t.Fatalf("apikey printed %d lines, want exactly one: %q", len(lines), out)
-	}
-	key := lines[0]
+	key := ls.apiKey(t, "acc_e2e")
 
 	t.Run("the key works on authenticated routes", func(t *testing.T) {
 		if status, body := get("/v1/endpoints", key); status != 200 || body != `{"data":[],"next_cursor":null}` {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -38,6 +39,7 @@ type options struct {
 	endpoint        string
 	region          string
 	instances       int
+	retrySchedule   string
 	log             io.Writer
 	// ready, when set, receives the outputs once everything is up.
 	ready chan<- map[string]string
@@ -58,6 +60,7 @@ func main() {
 	fs.StringVar(&o.python, "python", "python3", "Python with samtranslator, cfn-lint and boto3")
 	fs.StringVar(&o.provisionScript, "provision", "infra/local/provision.py", "the provisioning script")
 	fs.IntVar(&o.instances, "instances", 2, "execution environments per function")
+	fs.StringVar(&o.retrySchedule, "retry-schedule", LocalRetrySchedule, "retry delays of failed deliveries (RETRY_SCHEDULE)")
 	_ = fs.Parse(os.Args[1:])
 	o.endpoint = envOr("AWS_ENDPOINT_URL", "http://127.0.0.1:4566")
 	o.region = envOr("AWS_REGION", "us-east-1")
@@ -173,7 +176,7 @@ func run(ctx context.Context, o options) error {
 		// that fits in two minutes. The template keeps production values.
 		fenv = append(fenv,
 			"LOCAL_MODE=true",
-			"RETRY_SCHEDULE="+LocalRetrySchedule,
+			"RETRY_SCHEDULE="+cmp.Or(o.retrySchedule, LocalRetrySchedule),
 			"AWS_LAMBDA_FUNCTION_NAME="+conf.FunctionName,
 			"AWS_LAMBDA_FUNCTION_TIMEOUT="+strconv.Itoa(conf.Timeout),
 			"AWS_LAMBDA_FUNCTION_MEMORY_SIZE="+strconv.Itoa(conf.MemorySize),
