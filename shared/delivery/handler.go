@@ -158,8 +158,11 @@ const maxInlinePayload = 200 << 10
 
 func (h *Handler) expires() time.Time { return h.Now().Add(h.Retention) }
 
-func (h *Handler) parallel(n int, fn func(i int)) {
-	limit := max(h.Concurrency, 1)
+func (h *Handler) parallel(n int, fn func(i int)) { h.parallelN(h.Concurrency, n, fn) }
+
+// parallelN runs fn for 0..n-1 with at most limit running at once.
+func (h *Handler) parallelN(limit, n int, fn func(i int)) {
+	limit = max(limit, 1)
 	sem := make(chan struct{}, limit)
 	var wg sync.WaitGroup
 	for i := 0; i < n; i++ {

@@ -243,3 +243,34 @@ func TestHangingReceiverDoesNotDelayAnother(t *testing.T) {
 	close(hang.release)
 	<-done
 }
+
+// TestRedriveFromDeadLetterQueueStartsANewRound: a message the console moves
+// back from the dead-letter queue makes new attempts on the same delivery.
+func TestRedriveFromDeadLetterQueueStartsANewRound(t *testing.T) {
+	hs := newHarness(t, time.Second)
+	rc := newReceiver(t, 500, 500, 200)
+	ep, _ := hs.endpoint(rc.URL, []string{"*"}, false, "th_1")
+	hs.intake(hs.event("evt_redrive", "rating", "red", "th_1"))
+	hs.drain(2500 * time.Millisecond)
+	if d, _ := hs.deliveryOf("evt_redrive", ep); d.Status != domain.DeliveryFailed || rc.count() != 2 {
+		t.Fatalf("before redrive: %s after %d attempts", d.Status, rc.count())
+	}
+	ctx := context.Background()
+	out, err := hs.sqs.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{QueueUrl: &hs.tasksDLQURL, WaitTimeSeconds: 1})
+	if err != nil || len(out.Messages) != 1 {
+		t.Fatalf("dead-letter queue: %v %v", out, err)
+	}
+	// What a redrive does: the same body, as a new message on the source queue.
+	if _, err := hs.sqs.SendMessage(ctx, &sqs.SendMessageInput{QueueUrl: &hs.tasksURL, MessageBody: out.Messages[0].Body}); err != nil {
+		t.Fatal(err)
+	}
+	hs.drain(1500 * time.Millisecond)
+	d, attempts := hs.deliveryOf("evt_redrive", ep)
+	if d.Status != domain.DeliveryDelivered || d.AttemptCount != 3 || len(attempts) != 3 || rc.count() != 3 {
+		t.Errorf("after redrive: %+v, %d attempts logged, receiver %d", d, len(attempts), rc.count())
+	}
+	r, _ := rc.get(2)
+	if r.Header.Get("X-Ct-Attempt") != "3" {
+		t.Errorf("redriven attempt numbered %s", r.Header.Get("X-Ct-Attempt"))
+	}
+}

@@ -26,7 +26,9 @@ func (h *Handler) handleIntake(ctx context.Context, msgs []Message, rec *metrics
 	}
 	var mu sync.Mutex
 	var setAside []invalid
-	h.parallel(len(msgs), func(i int) {
+	// A few events at a time: each fans out with h.Concurrency writes of
+	// its own, and the product of the two is what one instance holds open.
+	h.parallelN(4, len(msgs), func(i int) {
 		m := msgs[i]
 		ev, err := event.Parse([]byte(m.Body))
 		var inv *event.Invalid
