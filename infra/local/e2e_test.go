@@ -96,6 +96,16 @@ func startLocal(t *testing.T, retrySchedule string) *localStack {
 	}()
 	select {
 	case ls.outputs = <-ready:
+		// The stack outlives a test run when the emulator does; start from
+		// empty queues.
+		cfg := awstest.Config(t)
+		client := sqs.NewFromConfig(cfg)
+		for _, k := range []string{"ResponseEventsQueueUrl", "DeliveryTasksQueueUrl", "ResponseEventsDeadLetterQueueUrl", "DeliveryTasksDeadLetterQueueUrl"} {
+			u := ls.outputs[k]
+			if _, err := client.PurgeQueue(context.Background(), &sqs.PurgeQueueInput{QueueUrl: &u}); err != nil {
+				t.Fatalf("purge %s: %v", k, err)
+			}
+		}
 	case err := <-done:
 		cancel()
 		t.Fatalf("local stack stopped: %v\n%s", err, ls.logs)

@@ -241,7 +241,7 @@ func run(ctx context.Context, o options) error {
 			sqs: sqsClient, queueURL: *q.QueueUrl, queueArn: m.EventSourceArn, region: o.region,
 			batchSize: max(m.BatchSize, 1), window: time.Duration(m.MaximumBatchingWindowInSeconds) * time.Second,
 			reportFailures: containsString(m.FunctionResponseTypes, "ReportBatchItemFailures"),
-			concurrency:    o.instances, fn: f, log: log, wait: 5,
+			concurrency:    o.instances, fn: f, log: log, wait: 2,
 		}
 		pollers++
 		go func() { p.run(pollCtx); polling <- struct{}{} }()

@@ -36,17 +36,21 @@ type poller struct {
 	wait int32
 }
 
-func (p *poller) run(ctx context.Context) {
+// run polls until stop is done. A receive under way is never cancelled:
+// SQS (and the emulator) would hand its messages to a request nobody reads,
+// hiding them for the whole visibility timeout. Instead the receive finishes
+// and, when stopping, what it got is made visible again at once.
+func (p *poller) run(stop context.Context) {
 	var wg sync.WaitGroup
 	for i := 0; i < p.concurrency; i++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for ctx.Err() == nil {
-				if err := p.once(ctx); err != nil && ctx.Err() == nil {
+			for stop.Err() == nil {
+				if err := p.once(stop); err != nil && stop.Err() == nil {
 					p.log.printf("poller: %v", err)
 					select {
-					case <-ctx.Done():
+					case <-stop.Done():
 					case <-time.After(time.Second):
 					}
 				}
@@ -56,11 +60,16 @@ func (p *poller) run(ctx context.Context) {
 	wg.Wait()
 }
 
-// once receives one batch and hands it to the function.
-func (p *poller) once(ctx context.Context) error {
+// once receives one batch and hands it to the function, or gives it back to
+// the queue when stop is done.
+func (p *poller) once(stop context.Context) error {
+	ctx := context.WithoutCancel(stop)
 	msgs, err := p.receive(ctx)
 	if err != nil || len(msgs) == 0 {
 		return err
+	}
+	if stop.Err() != nil {
+		return p.release(ctx, msgs)
 	}
 	ev := events.SQSEvent{Records: make([]events.SQSMessage, len(msgs))}
 	for i, m := range msgs {
@@ -72,7 +81,7 @@ func (p *poller) once(ctx context.Context) error {
 	}
 	// The batch is finished even when the runner is stopping, so that a
 	// message is never half handled by the local stack's own doing.
-	out, err := p.fn.invoke(context.WithoutCancel(ctx), payload)
+	out, err := p.fn.invoke(ctx, payload)
 	if err != nil {
 		p.log.printf("poller: batch of %d failed, all messages return after their visibility timeout: %v", len(msgs), err)
 		return nil
@@ -180,13 +189,27 @@ func (p *poller) finished(msgs []types.Message, out []byte) []types.Message {
 	return done
 }
 
+// release makes received messages visible again at once.
+func (p *poller) release(ctx context.Context, msgs []types.Message) error {
+	entries := make([]types.ChangeMessageVisibilityBatchRequestEntry, len(msgs))
+	for i, m := range msgs {
+		entries[i] = types.ChangeMessageVisibilityBatchRequestEntry{Id: aws.String(strconv.Itoa(i)), ReceiptHandle: m.ReceiptHandle, VisibilityTimeout: 0}
+	}
+	for chunk := range slices.Chunk(entries, 10) {
+		if _, err := p.sqs.ChangeMessageVisibilityBatch(ctx, &sqs.ChangeMessageVisibilityBatchInput{QueueUrl: &p.queueURL, Entries: chunk}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 func (p *poller) delete(ctx context.Context, msgs []types.Message) error {
 	for chunk := range slices.Chunk(msgs, 10) {
 		entries := make([]types.DeleteMessageBatchRequestEntry, len(chunk))
 		for i, m := range chunk {
 			entries[i] = types.DeleteMessageBatchRequestEntry{Id: aws.String(strconv.Itoa(i)), ReceiptHandle: m.ReceiptHandle}
 		}
-		out, err := p.sqs.DeleteMessageBatch(context.WithoutCancel(ctx), &sqs.DeleteMessageBatchInput{QueueUrl: &p.queueURL, Entries: entries})
+		out, err := p.sqs.DeleteMessageBatch(ctx, &sqs.DeleteMessageBatchInput{QueueUrl: &p.queueURL, Entries: entries})
 		if err != nil {
 			return err
 		}
