@@ -21,7 +21,7 @@ LAMBDA_BUILD := CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) build -tags lambda.n
 LOCAL_BUILD := CGO_ENABLED=0 $(GO) build -tags lambda.norpc -trimpath
 
 .DEFAULT_GOAL := help
-.PHONY: help local test api-key build build-local build-ApiFunction build-DeliveryFunction lint template-check test-go clean
+.PHONY: fuzz help local test api-key build build-local build-ApiFunction build-DeliveryFunction lint template-check test-go clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-24s %s\n", $$1, $$2}'
@@ -70,6 +70,12 @@ build-local: ## bootstraps for this machine, the runtime emulator and the local 
 
 $(BIN)/apikey: $(shell find infra/apikey shared -name '*.go' 2>/dev/null) go.mod
 	$(GO) build -o $@ ./infra/apikey
+
+FUZZTIME ?= 2m
+fuzz: ## run each fuzz target for FUZZTIME (default 2m); crashers land in testdata/fuzz as seeds
+	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./shared/event
+	$(GO) test -run '^$$' -fuzz '^FuzzCheckURL$$' -fuzztime $(FUZZTIME) ./shared/target
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeEndpoint$$' -fuzztime $(FUZZTIME) ./shared/api
 
 clean: ## remove build output and local state
 	rm -rf $(LOCAL) bin .aws-sam

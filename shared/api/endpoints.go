@@ -19,16 +19,6 @@ import (
 	"github.com/customerthermometer/webhooks/shared/target"
 )
 
-// Encryption-context purposes: a sealed secret only opens as what it is.
-const (
-	purposeSecret   = "endpoint-secret"
-	purposePassword = "basic-auth-password"
-)
-
-func sealContext(account, endpoint, purpose string) map[string]string {
-	return map[string]string{"account_id": account, "endpoint_id": endpoint, "purpose": purpose}
-}
-
 // newSecret returns 64 lowercase hex characters from crypto/rand.
 func newSecret() string {
 	b := make([]byte, 32)
@@ -149,7 +139,7 @@ func (h *handler) createEndpoint(w http.ResponseWriter, r *http.Request, account
 		e.Enabled = *in.enabled
 	}
 	secret := newSecret()
-	if e.Secret, err = h.Secrets.Seal(r.Context(), []byte(secret), sealContext(account, e.ID, purposeSecret)); err != nil {
+	if e.Secret, err = h.Secrets.Seal(r.Context(), []byte(secret), domain.SealContext(account, e.ID, domain.PurposeSecret)); err != nil {
 		h.writeError(w, r, err)
 		return
 	}
@@ -170,7 +160,7 @@ func (h *handler) createEndpoint(w http.ResponseWriter, r *http.Request, account
 }
 
 func (h *handler) sealBasicAuth(ctx context.Context, e domain.Endpoint, in *basicAuthInput) (*domain.BasicAuth, error) {
-	sealed, err := h.Secrets.Seal(ctx, []byte(in.password), sealContext(e.AccountID, e.ID, purposePassword))
+	sealed, err := h.Secrets.Seal(ctx, []byte(in.password), domain.SealContext(e.AccountID, e.ID, domain.PurposePassword))
 	if err != nil {
 		return nil, err
 	}
@@ -246,7 +236,7 @@ func (h *handler) getEndpoint(w http.ResponseWriter, r *http.Request, account st
 		h.writeError(w, r, err)
 		return
 	}
-	secret, err := h.Secrets.Open(r.Context(), e.Secret, sealContext(account, e.ID, purposeSecret))
+	secret, err := h.Secrets.Open(r.Context(), e.Secret, domain.SealContext(account, e.ID, domain.PurposeSecret))
 	if err != nil {
 		h.writeError(w, r, fmt.Errorf("open secret of %s: %w", e.ID, err))
 		return
@@ -350,7 +340,7 @@ func (h *handler) rotateSecret(w http.ResponseWriter, r *http.Request, account s
 	}
 	secret := newSecret()
 	e, err := h.modify(r, account, func(e *domain.Endpoint) error {
-		sealed, err := h.Secrets.Seal(r.Context(), []byte(secret), sealContext(account, e.ID, purposeSecret))
+		sealed, err := h.Secrets.Seal(r.Context(), []byte(secret), domain.SealContext(account, e.ID, domain.PurposeSecret))
 		e.Secret = sealed
 		return err
 	})
@@ -394,14 +384,14 @@ func (h *handler) testEndpoint(w http.ResponseWriter, r *http.Request, account s
 		h.writeError(w, r, err)
 		return
 	}
-	secret, err := h.Secrets.Open(r.Context(), e.Secret, sealContext(account, e.ID, purposeSecret))
+	secret, err := h.Secrets.Open(r.Context(), e.Secret, domain.SealContext(account, e.ID, domain.PurposeSecret))
 	if err != nil {
 		h.writeError(w, r, fmt.Errorf("open secret of %s: %w", e.ID, err))
 		return
 	}
 	hook := dispatch.Webhook{URL: e.URL, Secret: string(secret), EndpointID: e.ID, Event: "test", Attempt: 1}
 	if e.BasicAuth != nil {
-		pw, err := h.Secrets.Open(r.Context(), e.BasicAuth.Password, sealContext(account, e.ID, purposePassword))
+		pw, err := h.Secrets.Open(r.Context(), e.BasicAuth.Password, domain.SealContext(account, e.ID, domain.PurposePassword))
 		if err != nil {
 			h.writeError(w, r, fmt.Errorf("open password of %s: %w", e.ID, err))
 			return

@@ -99,7 +99,7 @@ func newEnv(t *testing.T, change ...func(*Deps)) *env {
 		Deliveries: st, Tasks: &delivery.Enqueuer{Queue: queue.New(sq), QueueURL: *q.QueueUrl},
 		Sender:    dispatch.New(dispatch.Options{LocalMode: true}),
 		SourceIPs: []netip.Addr{netip.MustParseAddr("203.0.113.7")}, LocalMode: true,
-		Logger: slog.New(slog.NewJSONHandler(logs, nil)),
+		Logger: slog.New(slog.NewJSONHandler(io.MultiWriter(logs, &suiteLogs), nil)),
 	}
 	for _, c := range change {
 		c(&d)
@@ -112,6 +112,7 @@ func newEnv(t *testing.T, change ...func(*Deps)) *env {
 
 func (e *env) newKey(account string) string {
 	k := apikey.New()
+	remember(k, apikey.Hash(k))
 	if err := e.st.CreateAPIKey(context.Background(), account, apikey.Hash(k), time.Now()); err != nil {
 		e.t.Fatal(err)
 	}
@@ -146,6 +147,7 @@ func (e *env) do(method, path, key, body string, headers ...string) resp {
 	var rd io.Reader
 	if body != "" {
 		rd = strings.NewReader(body)
+		rememberJSON([]byte(body))
 	}
 	r := httptest.NewRequest(method, path, rd)
 	if body != "" {
@@ -159,6 +161,7 @@ func (e *env) do(method, path, key, body string, headers ...string) resp {
 	}
 	w := httptest.NewRecorder()
 	e.h.ServeHTTP(w, r)
+	rememberJSON(w.Body.Bytes())
 	return resp{status: w.Code, header: w.Header(), body: w.Body.Bytes()}
 }
 
@@ -175,6 +178,7 @@ func newReceiver(t *testing.T, status int) *receiver {
 	rc := &receiver{status: status}
 	rc.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		b, _ := io.ReadAll(r.Body)
+		remember(r.Header.Get("X-Ct-Hmac-Sha256"), r.Header.Get("Webhook-Signature"), r.Header.Get("Authorization"))
 		rc.mu.Lock()
 		rc.requests, rc.bodies = append(rc.requests, r), append(rc.bodies, b)
 		status := rc.status

@@ -83,7 +83,7 @@ func newHarness(t *testing.T, schedule ...time.Duration) *harness {
 		Sender:        dispatch.New(dispatch.Options{LocalMode: true}),
 		TasksQueueURL: hs.tasksURL, EventsDLQURL: hs.dlqURL,
 		Schedule: schedule, Retention: time.Hour, FanOutPage: 100, Concurrency: 8,
-		Logger: slog.New(slog.NewJSONHandler(hs.logs, nil)), Metrics: hs.metrics, StackName: "test", Now: time.Now,
+		Logger: slog.New(slog.NewJSONHandler(io.MultiWriter(hs.logs, &suiteLogs), nil)), Metrics: hs.metrics, StackName: "test", Now: time.Now,
 	}
 	return hs
 }
@@ -120,13 +120,14 @@ func (hs *harness) endpoint(url string, triggers []string, basicAuth bool, therm
 	e := domain.Endpoint{ID: ids.New("ep", now), AccountID: hs.account, Name: "ep " + url, URL: url, Triggers: triggers,
 		Enabled: true, Tested: true, CreatedAt: now, UpdatedAt: now}
 	secret := rnd() + rnd() + rnd() + rnd() + rnd() + rnd()[:4]
-	sealed, err := hs.sealer.Seal(ctx, []byte(secret), map[string]string{"account_id": hs.account, "endpoint_id": e.ID, "purpose": "endpoint-secret"})
+	remember(secret, "pw-"+e.ID)
+	sealed, err := hs.sealer.Seal(ctx, []byte(secret), domain.SealContext(hs.account, e.ID, domain.PurposeSecret))
 	if err != nil {
 		hs.t.Fatal(err)
 	}
 	e.Secret = sealed
 	if basicAuth {
-		pw, err := hs.sealer.Seal(ctx, []byte("pw-"+e.ID), map[string]string{"account_id": hs.account, "endpoint_id": e.ID, "purpose": "basic-auth-password"})
+		pw, err := hs.sealer.Seal(ctx, []byte("pw-"+e.ID), domain.SealContext(hs.account, e.ID, domain.PurposePassword))
 		if err != nil {
 			hs.t.Fatal(err)
 		}
@@ -235,6 +236,7 @@ func newReceiver(t *testing.T, script ...int) *receiver {
 	rc := &receiver{script: script}
 	rc.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		b, _ := io.ReadAll(r.Body)
+		remember(r.Header.Get("X-Ct-Hmac-Sha256"), r.Header.Get("Webhook-Signature"), r.Header.Get("Authorization"))
 		rc.mu.Lock()
 		rc.reqs, rc.bodies = append(rc.reqs, r), append(rc.bodies, b)
 		n := len(rc.reqs)

@@ -14,12 +14,6 @@ import (
 	"github.com/customerthermometer/webhooks/shared/store"
 )
 
-// Encryption-context purposes, as the API seals them.
-const (
-	purposeSecret   = "endpoint-secret"
-	purposePassword = "basic-auth-password"
-)
-
 // attempt is one task's work in a batch.
 type attempt struct {
 	m        Message
@@ -157,14 +151,14 @@ func (h *Handler) prepareAndSend(ctx context.Context, a *attempt, rec *metrics.R
 		}
 	}
 	hook := dispatch.Webhook{URL: ep.URL, EndpointID: ep.ID, DeliveryID: d.ID, Event: d.Event, Attempt: d.AttemptCount + 1, Body: body}
-	secret, err := h.secrets.open(ctx, h.Secrets, ep.Secret, ec(ep, purposeSecret))
+	secret, err := h.secrets.open(ctx, h.Secrets, ep.Secret, domain.SealContext(ep.AccountID, ep.ID, domain.PurposeSecret))
 	if err != nil {
 		a.err = infra("%w", err)
 		return
 	}
 	hook.Secret = string(secret)
 	if ep.BasicAuth != nil {
-		pw, err := h.secrets.open(ctx, h.Secrets, ep.BasicAuth.Password, ec(ep, purposePassword))
+		pw, err := h.secrets.open(ctx, h.Secrets, ep.BasicAuth.Password, domain.SealContext(ep.AccountID, ep.ID, domain.PurposePassword))
 		if err != nil {
 			a.err = infra("%w", err)
 			return
@@ -177,10 +171,6 @@ func (h *Handler) prepareAndSend(ctx context.Context, a *attempt, rec *metrics.R
 	if !a.res.Delivered() {
 		rec.Count(metrics.AttemptFailures)
 	}
-}
-
-func ec(ep domain.Endpoint, purpose string) map[string]string {
-	return map[string]string{"account_id": ep.AccountID, "endpoint_id": ep.ID, "purpose": purpose}
 }
 
 func errString(err error) string {

@@ -101,6 +101,8 @@ type Options struct {
 	// TLSConfig replaces the default TLS settings (tests trust their own
 	// certificate authority with it); nil keeps the system's.
 	TLSConfig *tls.Config
+	// Resolver replaces the system's DNS resolver; nil keeps it.
+	Resolver *net.Resolver
 }
 
 // New returns a Client.
@@ -109,6 +111,7 @@ func New(o Options) *Client {
 		o.Now = time.Now
 	}
 	dialer := &net.Dialer{
+		Resolver:  o.Resolver,
 		Timeout:   Timeout,
 		KeepAlive: 30 * time.Second,
 		// Control runs for every address the dialer is about to connect to,

@@ -158,3 +158,16 @@ func containsRune(s string, c rune) bool {
 	}
 	return false
 }
+
+// What a sealed value is, bound into its encryption context: a shared secret
+// only opens as a shared secret, a password only as a password.
+const (
+	PurposeSecret   = "endpoint-secret"
+	PurposePassword = "basic-auth-password"
+)
+
+// SealContext is the KMS encryption context of an endpoint's sealed value:
+// a ciphertext copied to another account's or endpoint's item does not open.
+func SealContext(account, endpoint, purpose string) map[string]string {
+	return map[string]string{"account_id": account, "endpoint_id": endpoint, "purpose": purpose}
+}

@@ -1,0 +1,120 @@
+package dispatch
+
+import (
+	"context"
+	"encoding/binary"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/customerthermometer/webhooks/shared/target"
+)
+
+// dnsServer answers every A query with ip: a name that resolves to a
+// private address, as a rebinding attacker's DNS would.
+func dnsServer(t *testing.T, ip net.IP) string {
+	t.Helper()
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pc.Close() })
+	go func() {
+		buf := make([]byte, 512)
+		for {
+			n, addr, err := pc.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			q := buf[:n]
+			if n < 12 {
+				continue
+			}
+			// The question: labels up to a zero byte, then type and class.
+			end := 12
+			for end < n && q[end] != 0 {
+				end += int(q[end]) + 1
+			}
+			if end+5 > n {
+				continue
+			}
+			question := q[12 : end+5]
+			qtype := binary.BigEndian.Uint16(q[end+1 : end+3])
+			// Header: same id, a response, one question, one answer (A) or none.
+			resp := append([]byte{}, q[:2]...)
+			answers := uint16(0)
+			if qtype == 1 {
+				answers = 1
+			}
+			resp = append(resp, 0x81, 0x80, 0, 1, byte(answers>>8), byte(answers), 0, 0, 0, 0)
+			resp = append(resp, question...)
+			if answers == 1 {
+				resp = append(resp, 0xc0, 0x0c, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4)
+				resp = append(resp, ip.To4()...)
+			}
+			_, _ = pc.WriteTo(resp, addr)
+		}
+	}()
+	return pc.LocalAddr().String()
+}
+
+// TestSecurityBatteryTargets: every disallowed target form is refused
+// outside local mode, at configuration (target.CheckURL) or, for what only
+// shows when dialling, by the dial-time guard; none receives a byte.
+func TestSecurityBatteryTargets(t *testing.T) {
+	var hits atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		http.Redirect(w, r, "http://169.254.169.254/latest/meta-data/", http.StatusFound)
+	}))
+	defer srv.Close()
+
+	configForms := []string{
+		"http://127.0.0.1/", "http://127.1.2.3/", "http://localhost/", "http://10.0.0.1/", "http://172.16.5.4/",
+		"http://192.168.1.1/", "http://169.254.169.254/latest/meta-data/", "http://169.254.1.1/", "http://100.64.0.1/",
+		"http://0.0.0.0/", "http://[::1]/", "http://[fd00::1]/", "http://[fc00::2]/", "http://[fe80::1]/",
+		"http://[::ffff:127.0.0.1]/", "http://[::ffff:169.254.169.254]/", "http://[::ffff:10.0.0.1]/",
+		"http://2130706433/", "http://017700000001/", "http://0x7f000001/", "http://0177.0.0.1/", "http://0x7f.0.0.1/",
+		"http://127.1/", "http://example.com:8080/", "https://example.com:8443/", "http://example.com:443/",
+		"http://example.com:22/", "http://user:pass@example.com/",
+	}
+	c := New(Options{})
+	for _, u := range configForms {
+		if len(target.CheckURL(u, false)) == 0 {
+			t.Errorf("configuration accepts %s", u)
+		}
+		if res := c.Send(context.Background(), hook(u)); !res.Refused() || res.Delivered() {
+			t.Errorf("send to %s: %+v", u, res)
+		}
+	}
+
+	// A name that resolves to a private address passes configuration (names
+	// are not resolved then) and is refused on the address dialled.
+	resolver := &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, "udp", dnsServer(t, net.ParseIP("127.0.0.1")))
+	}}
+	rebinding := New(Options{Resolver: resolver})
+	for _, u := range []string{"http://rebind.example.com/hook", "https://internal.example.net/"} {
+		if problems := target.CheckURL(u, false); len(problems) > 0 {
+			t.Fatalf("configuration refuses the name %s: %v", u, problems)
+		}
+		res := rebinding.Send(context.Background(), hook(u))
+		if !res.Refused() || !strings.Contains(res.Err.Error(), "127.0.0.1 is not a public address") {
+			t.Errorf("name resolving to loopback: %+v (%v)", res, res.Err)
+		}
+	}
+
+	// A redirect to a private address is never followed (local mode lets
+	// the test reach its own receiver on loopback).
+	res := New(Options{LocalMode: true}).Send(context.Background(), hook(srv.URL))
+	if res.Delivered() || res.StatusCode != http.StatusFound || hits.Load() != 1 {
+		t.Errorf("redirect: %+v, receiver hit %d times", res, hits.Load())
+	}
+	if hits.Load() != 1 {
+		t.Errorf("refused targets received %d requests", hits.Load()-1)
+	}
+}
