@@ -21,7 +21,7 @@ LAMBDA_BUILD := CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) build -tags lambda.n
 LOCAL_BUILD := CGO_ENABLED=0 $(GO) build -tags lambda.norpc -trimpath
 
 .DEFAULT_GOAL := help
-.PHONY: fuzz help local test api-key build build-local build-ApiFunction build-DeliveryFunction lint template-check test-go clean
+.PHONY: bench bench-run fuzz help local test api-key build build-local build-ApiFunction build-DeliveryFunction lint template-check test-go clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-24s %s\n", $$1, $$2}'
@@ -70,6 +70,13 @@ build-local: ## bootstraps for this machine, the runtime emulator and the local 
 
 $(BIN)/apikey: $(shell find infra/apikey shared -name '*.go' 2>/dev/null) go.mod
 	$(GO) build -o $@ ./infra/apikey
+
+bench: build-local ## print throughput ratio, AWS requests per delivery and cost per million (a few minutes)
+	$(BIN)/ctlocal with-emulator -- $(MAKE) --no-print-directory bench-run
+
+bench-run: ## the benchmarks alone (needs the emulator running: `make bench` provides it)
+	$(PYTHON) infra/local/provision.py --stack ct-webhooks-bench --code-dir $(LOCAL)/build --out $(LOCAL)/bench/stack.json
+	WEBHOOKS_BENCH_STACK=$(LOCAL)/bench/stack.json $(GO) run ./infra/bench
 
 FUZZTIME ?= 2m
 fuzz: ## run each fuzz target for FUZZTIME (default 2m); crashers land in testdata/fuzz as seeds

@@ -104,6 +104,7 @@ func newEnv(t *testing.T, change ...func(*Deps)) *env {
 	for _, c := range change {
 		c(&d)
 	}
+	envs.Add(1)
 	e := &env{t: t, st: st, account: uniqueAccount(), logs: logs, deps: d, sqs: sq, tasksURL: *q.QueueUrl}
 	e.h = New(d)
 	e.key = e.newKey(e.account)

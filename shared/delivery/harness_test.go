@@ -68,6 +68,7 @@ func newHarness(t *testing.T, schedule ...time.Duration) *harness {
 	t.Helper()
 	stack := awstest.LoadStack(t)
 	cfg := awstest.Config(t)
+	harnesses.Add(1)
 	hs := &harness{t: t, sqs: sqs.NewFromConfig(cfg), logs: &syncBuf{}, metrics: &syncBuf{}, account: "acc_dlv_" + rnd()}
 	hs.st = store.New(dynamodb.NewFromConfig(cfg), stack.Outputs["EndpointsTableName"], stack.Outputs["DeliveriesTableName"])
 	hs.sealer = kms.New(awskms.NewFromConfig(cfg), stack.Outputs["SecretsKeyId"])

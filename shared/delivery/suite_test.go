@@ -5,6 +5,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 )
 
@@ -13,6 +14,9 @@ import (
 var (
 	suiteLogs syncBuf
 	sensitive sync.Map
+	// harnesses counts the tests that logged through the suite's buffer; the
+	// check means nothing when none ran (a -run or -fuzz selection).
+	harnesses atomic.Int32
 )
 
 func remember(values ...string) {
@@ -35,7 +39,7 @@ func TestMain(m *testing.M) {
 		}
 		return true
 	})
-	if code == 0 && (leaks > 0 || n < 10 || !strings.Contains(logs, `"msg":"attempt"`)) {
+	if code == 0 && harnesses.Load() > 0 && (leaks > 0 || n < 10 || !strings.Contains(logs, `"msg":"attempt"`)) {
 		fmt.Fprintf(os.Stderr, "log check: %d leaks among %d secret values in %d bytes of logs\n", leaks, n, len(logs))
 		code = 1
 	}

@@ -1,0 +1,75 @@
+package main
+
+import "fmt"
+
+// us-east-1 on-demand prices (USD), as published for 2026.
+const (
+	lambdaPerGBSecondARM = 0.0000133334
+	lambdaPerRequest     = 0.20 / 1e6
+	sqsPerRequest        = 0.40 / 1e6
+	ddbPerWRU            = 0.625 / 1e6
+	ddbPerRRU            = 0.125 / 1e6
+	natPerGB             = 0.045
+	kmsPerRequest        = 0.03 / 1e4
+)
+
+// Capacity units per request, from the item sizes this service writes (see
+// docs/benchmarks.md): a delivery summary is under 1 KB and is also written
+// to the table's three indexes (a status change moves it in by_status: two
+// more units); a log item (payload or attempt, with up to 1 KiB of the
+// receiver's answer) is under 2 KB; reads are under 4 KB.
+var units = map[string]struct {
+	wru, rru float64
+	perEntry bool
+}{
+	"DynamoDB PutItem":            {wru: 5},                 // delivery created (4) or settled (5): counted at 5
+	"DynamoDB BatchWriteItem":     {wru: 2, perEntry: true}, // log items
+	"DynamoDB GetItem":            {rru: 1},                 // consistent reads of a delivery or endpoint; account lookups
+	"DynamoDB Query":              {rru: 1},                 // linked endpoints of a thermometer (three links)
+	"DynamoDB UpdateItem":         {wru: 5},
+	"DynamoDB TransactWriteItems": {wru: 2},
+}
+
+// lambdaMillis is the billed duration assumed per invocation in AWS: the
+// emulator's latency makes local durations meaningless. A task batch waits
+// for its slowest receiver; 150 ms covers receivers answering in ~100 ms and
+// a handful of DynamoDB round trips of a few milliseconds.
+const lambdaMillis = 150.0
+
+// bytesPerDelivery through the NAT gateway: the request (headers and a ~1 KB
+// body) and the receiver's answer, with TLS overhead.
+const bytesPerDelivery = 4096.0
+
+func printCost(fn, esm *counter, deliveries, invocations float64) {
+	var wru, rru, sqsReq, kmsReq float64
+	for _, c := range []*counter{fn, esm} {
+		for k, n := range c.calls {
+			u, ok := units[k]
+			switch {
+			case ok && u.perEntry:
+				wru += u.wru * float64(c.entries[k])
+			case ok:
+				wru += u.wru * float64(n)
+				rru += u.rru * float64(n)
+			case len(k) > 4 && k[:4] == "SQS ":
+				// Batch requests bill as one request (under 64 KiB).
+				sqsReq += float64(n)
+			case len(k) > 4 && k[:4] == "KMS ":
+				kmsReq += float64(n)
+			}
+		}
+	}
+	perM := 1e6 / deliveries
+	lambda := invocations*perM*lambdaPerRequest + invocations*perM*(lambdaMillis/1000)*(128.0/1024)*lambdaPerGBSecondARM
+	sqs := sqsReq * perM * sqsPerRequest
+	ddb := wru*perM*ddbPerWRU + rru*perM*ddbPerRRU
+	nat := 1e6 * bytesPerDelivery / 1e9 * natPerGB
+	kmsCost := kmsReq * perM * kmsPerRequest
+	fmt.Printf("\ncost per million deliveries (us-east-1 on-demand; formula in docs/benchmarks.md)\n")
+	fmt.Printf("  Lambda arm64 128 MB   %7.0f invocations × ($0.20/M + %.0f ms × 0.125 GB × $0.0000133334/GB-s)  $%7.3f\n", invocations*perM, lambdaMillis, lambda)
+	fmt.Printf("  SQS                   %7.0f requests × $0.40/M                                          $%7.3f\n", sqsReq*perM, sqs)
+	fmt.Printf("  DynamoDB              %7.0f WRU × $0.625/M + %7.0f RRU × $0.125/M                         $%7.3f\n", wru*perM, rru*perM, ddb)
+	fmt.Printf("  KMS                   %7.0f requests × $0.03/10k (secrets cached 5 min per instance)     $%7.3f\n", kmsReq*perM, kmsCost)
+	fmt.Printf("  NAT gateway data      %7.1f GB × $0.045/GB (%.0f bytes per delivery)                      $%7.3f\n", 1e6*bytesPerDelivery/1e9, bytesPerDelivery, nat)
+	fmt.Printf("  total                                                                                  $%7.3f\n", lambda+sqs+ddb+kmsCost+nat)
+}

@@ -1,0 +1,53 @@
+// Command bench measures the service and prints its figures (make bench):
+//
+//   - throughput: the delivery path (payload, signing, guarded dial, POST,
+//     log record through the store) against a bare keep-alive POST loop to
+//     the same local receiver, as a ratio from one run;
+//   - AWS requests per delivery, counted by an SDK middleware, for a burst of
+//     events fanning out to three endpoints each through the real handler
+//     and the local emulator, and the cost per million deliveries they imply.
+//
+// Nothing here asserts a time: it prints what it measured on this machine.
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+)
+
+func main() {
+	part := flag.String("run", "throughput,requests", "comma-separated parts to run: throughput, requests")
+	n := flag.Int("n", 20000, "deliveries in the throughput run")
+	events := flag.Int("events", 1000, "events in the requests run (each fans out to 3 endpoints)")
+	flag.Parse()
+	for _, p := range splitComma(*part) {
+		var err error
+		switch p {
+		case "throughput":
+			err = throughput(*n)
+		case "requests":
+			err = requests(*events)
+		default:
+			err = fmt.Errorf("unknown part %q", p)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			os.Exit(1)
+		}
+	}
+}
+
+func splitComma(s string) []string {
+	var out []string
+	start := 0
+	for i := 0; i <= len(s); i++ {
+		if i == len(s) || s[i] == ',' {
+			if i > start {
+				out = append(out, s[start:i])
+			}
+			start = i + 1
+		}
+	}
+	return out
+}

@@ -1,0 +1,240 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awsmiddleware "github.com/aws/aws-sdk-go-v2/aws/middleware"
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	awskms "github.com/aws/aws-sdk-go-v2/service/kms"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
+	"github.com/aws/smithy-go/middleware"
+
+	"github.com/customerthermometer/webhooks/shared/apikey"
+	"github.com/customerthermometer/webhooks/shared/delivery"
+	"github.com/customerthermometer/webhooks/shared/dispatch"
+	"github.com/customerthermometer/webhooks/shared/domain"
+	"github.com/customerthermometer/webhooks/shared/ids"
+	"github.com/customerthermometer/webhooks/shared/kms"
+	"github.com/customerthermometer/webhooks/shared/queue"
+	"github.com/customerthermometer/webhooks/shared/store"
+)
+
+// counter counts AWS requests by service and operation; BatchWriteItem and
+// SendMessageBatch also count their entries.
+type counter struct {
+	mu      sync.Mutex
+	calls   map[string]int
+	entries map[string]int
+}
+
+func (c *counter) option(stack *middleware.Stack) error {
+	return stack.Initialize.Add(middleware.InitializeMiddlewareFunc("CountRequests",
+		func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
+			key := awsmiddleware.GetServiceID(ctx) + " " + awsmiddleware.GetOperationName(ctx)
+			n := 0
+			switch p := in.Parameters.(type) {
+			case *dynamodb.BatchWriteItemInput:
+				for _, reqs := range p.RequestItems {
+					n += len(reqs)
+				}
+			case *sqs.SendMessageBatchInput:
+				n = len(p.Entries)
+			case *sqs.DeleteMessageBatchInput:
+				n = len(p.Entries)
+			case *sqs.ChangeMessageVisibilityBatchInput:
+				n = len(p.Entries)
+			}
+			c.mu.Lock()
+			c.calls[key]++
+			c.entries[key] += n
+			c.mu.Unlock()
+			return next.HandleInitialize(ctx, in)
+		}), middleware.After)
+}
+
+func newCounter() *counter { return &counter{calls: map[string]int{}, entries: map[string]int{}} }
+
+func (c *counter) reset() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.calls, c.entries = map[string]int{}, map[string]int{}
+}
+
+type stackFile struct {
+	Outputs map[string]string
+}
+
+// requests runs a burst of events, each fanning out to three endpoints,
+// through the real handler against the local emulator, counting every AWS
+// request the function makes and those the event-source mapping makes for
+// it, and prints them per delivery with the cost they imply.
+func requests(events int) error {
+	path := os.Getenv("WEBHOOKS_BENCH_STACK")
+	if path == "" {
+		path = ".local/bench/stack.json"
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("%w: run `make bench`, which deploys the bench stack", err)
+	}
+	var stack stackFile
+	if err := json.Unmarshal(b, &stack); err != nil {
+		return err
+	}
+	ctx := context.Background()
+	fn, esm := newCounter(), newCounter()
+	load := func(c *counter) aws.Config {
+		cfg, err := awsconfig.LoadDefaultConfig(ctx, awsconfig.WithRegion("us-east-1"),
+			awsconfig.WithCredentialsProvider(credentials.NewStaticCredentialsProvider("test", "test", "")))
+		if err != nil {
+			panic(err)
+		}
+		cfg.APIOptions = append(cfg.APIOptions, c.option)
+		return cfg
+	}
+	fnCfg, esmCfg := load(fn), load(esm)
+	st := store.New(dynamodb.NewFromConfig(fnCfg), stack.Outputs["EndpointsTableName"], stack.Outputs["DeliveriesTableName"])
+	sealer := kms.New(awskms.NewFromConfig(fnCfg), stack.Outputs["SecretsKeyId"])
+	esmSQS := sqs.NewFromConfig(esmCfg)
+
+	var delivered atomic.Int64
+	receiver := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		delivered.Add(1)
+	}))
+	defer receiver.Close()
+
+	// Setup, not counted: an account and three endpoints linked to one
+	// thermometer.
+	account := fmt.Sprintf("acc_bench_%d", time.Now().UnixNano())
+	if err := st.CreateAPIKey(ctx, account, apikey.Hash(apikey.New()), time.Now()); err != nil {
+		return err
+	}
+	for i := 0; i < 3; i++ {
+		now := time.Now().UTC()
+		e := domain.Endpoint{ID: ids.New("ep", now), AccountID: account, Name: fmt.Sprint("bench ", i), URL: receiver.URL + fmt.Sprint("/", i),
+			Triggers: []string{"*"}, Enabled: true, Tested: true, CreatedAt: now, UpdatedAt: now,
+			Thermometers: []domain.Thermometer{{ID: "th_bench", Name: "Bench", Type: "email"}}}
+		if e.Secret, err = sealer.Seal(ctx, []byte(fmt.Sprintf("%064d", i)), domain.SealContext(account, e.ID, domain.PurposeSecret)); err != nil {
+			return err
+		}
+		if err := st.CreateEndpoint(ctx, e); err != nil {
+			return err
+		}
+	}
+	eventsURL, tasksURL := stack.Outputs["ResponseEventsQueueUrl"], stack.Outputs["DeliveryTasksQueueUrl"]
+	for _, u := range []string{eventsURL, tasksURL} {
+		if _, err := esmSQS.PurgeQueue(ctx, &sqs.PurgeQueueInput{QueueUrl: &u}); err != nil {
+			return err
+		}
+	}
+	producer := queue.New(sqs.NewFromConfig(esmCfg))
+	var msgs []queue.Message
+	for i := 0; i < events; i++ {
+		msgs = append(msgs, queue.Message{Body: fmt.Sprintf(`{"version":1,"event_id":"evt_bench_%d","type":"comment","account_id":%q,"occurred_at":"2026-11-27T10:55:03Z","thermometer":{"id":"th_bench","name":"Bench","type":"email"},"response":{"id":"rsp_%d","rating":"red","comment":"Took three days to hear back","respondent":{"email":"kim@example.com"}}}`, i, account, i)})
+	}
+	if err := producer.SendBatch(ctx, eventsURL, msgs); err != nil {
+		return err
+	}
+	fn.reset()
+	esm.reset()
+
+	h := &delivery.Handler{
+		Store: st, Queue: queue.New(sqs.NewFromConfig(fnCfg)), Secrets: sealer,
+		Sender:        dispatch.New(dispatch.Options{LocalMode: true}),
+		TasksQueueURL: tasksURL, EventsDLQURL: stack.Outputs["ResponseEventsDeadLetterQueueUrl"],
+		Schedule: []time.Duration{time.Second}, Retention: time.Hour, FanOutPage: 500, Concurrency: 32,
+		Logger: slog.New(slog.NewJSONHandler(io.Discard, nil)), StackName: "bench", Now: time.Now,
+	}
+	var invocations atomic.Int64
+	start := time.Now()
+	want := int64(3 * events)
+	var wg sync.WaitGroup
+	for _, q := range []struct{ url, batchWindow string }{{eventsURL, "events"}, {tasksURL, "tasks"}} {
+		for w := 0; w < 3; w++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for delivered.Load() < want && time.Since(start) < 15*time.Minute {
+					out, err := esmSQS.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{QueueUrl: &q.url, MaxNumberOfMessages: 10, WaitTimeSeconds: 1,
+						MessageSystemAttributeNames: []sqstypes.MessageSystemAttributeName{sqstypes.MessageSystemAttributeNameAll}})
+					if err != nil || len(out.Messages) == 0 {
+						continue
+					}
+					batch := make([]delivery.Message, len(out.Messages))
+					for i, m := range out.Messages {
+						var count int
+						fmt.Sscan(m.Attributes["ApproximateReceiveCount"], &count)
+						batch[i] = delivery.Message{ID: *m.MessageId, Body: *m.Body, ReceiptHandle: *m.ReceiptHandle, ReceiveCount: count, Queue: q.url[strings.LastIndex(q.url, "/")+1:]}
+					}
+					invocations.Add(1)
+					failed := h.Handle(ctx, batch)
+					var del []sqstypes.DeleteMessageBatchRequestEntry
+					for i, m := range out.Messages {
+						if !contains(failed, *m.MessageId) {
+							del = append(del, sqstypes.DeleteMessageBatchRequestEntry{Id: aws.String(fmt.Sprint(i)), ReceiptHandle: m.ReceiptHandle})
+						}
+					}
+					if len(del) > 0 {
+						_, _ = esmSQS.DeleteMessageBatch(ctx, &sqs.DeleteMessageBatchInput{QueueUrl: &q.url, Entries: del})
+					}
+				}
+			}()
+		}
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	n := float64(delivered.Load())
+	if delivered.Load() < want {
+		return fmt.Errorf("only %d of %d deliveries arrived", delivered.Load(), want)
+	}
+
+	fmt.Printf("\nAWS requests for %d events × 3 endpoints = %.0f deliveries (%d invocations, %s against the emulator)\n", events, n, invocations.Load(), elapsed.Round(time.Second))
+	report := func(title string, c *counter) (total float64) {
+		fmt.Printf("  %s\n", title)
+		var keys []string
+		for k := range c.calls {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			extra := ""
+			if c.entries[k] > 0 {
+				extra = fmt.Sprintf("  (%d entries, %.1f per request)", c.entries[k], float64(c.entries[k])/float64(c.calls[k]))
+			}
+			fmt.Printf("    %-40s %7d  %6.3f per delivery%s\n", k, c.calls[k], float64(c.calls[k])/n, extra)
+			total += float64(c.calls[k])
+		}
+		return total
+	}
+	fnTotal := report("made by the delivery function", fn)
+	esmTotal := report("made by the event-source mapping (SQS receives and deletes, billed to the account)", esm)
+	fmt.Printf("  total %.3f requests per delivery (%.3f function, %.3f event-source mapping)\n", (fnTotal+esmTotal)/n, fnTotal/n, esmTotal/n)
+	printCost(fn, esm, n, float64(invocations.Load()))
+	return nil
+}
+
+func contains(xs []string, s string) bool {
+	for _, x := range xs {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}

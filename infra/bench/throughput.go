@@ -1,0 +1,136 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"runtime"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+
+	"github.com/customerthermometer/webhooks/shared/dispatch"
+	"github.com/customerthermometer/webhooks/shared/domain"
+	"github.com/customerthermometer/webhooks/shared/ids"
+	"github.com/customerthermometer/webhooks/shared/payload"
+	"github.com/customerthermometer/webhooks/shared/store"
+)
+
+// batch is how many deliveries one invocation attempts together (the tasks
+// queue's batch size); both loops run this many requests at once.
+const batch = 10
+
+// throughput compares the delivery path with a bare keep-alive POST loop.
+func throughput(n int) error {
+	receiver := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.WriteHeader(http.StatusOK)
+	}))
+	defer receiver.Close()
+	// The log is written through the real store and AWS SDK to a local
+	// DynamoDB stand-in that accepts every write at once, so the figure is
+	// the service's own work, not the emulator's speed (which the requests
+	// part counts instead).
+	var writes int64
+	var mu sync.Mutex
+	ddb := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		mu.Lock()
+		writes++
+		mu.Unlock()
+		w.Header().Set("Content-Type", "application/x-amz-json-1.0")
+		_, _ = w.Write([]byte(`{}`))
+	}))
+	defer ddb.Close()
+	st := store.New(dynamodb.New(dynamodb.Options{
+		Region: "us-east-1", BaseEndpoint: aws.String(ddb.URL),
+		Credentials: credentials.NewStaticCredentialsProvider("bench", "bench", ""),
+	}), "endpoints", "deliveries")
+
+	response := json.RawMessage(`{"id":"rsp_9001","rating":"red","comment":"Took three days to hear back","drivers":["Response time"],"blast_id":"b_77","responded_at":"2026-11-27T10:54:58Z","respondent":{"email":"kim@example.com","first_name":"Kim","last_name":"Lee","company":"Acme"},"custom_fields":{"custom_1":"Gold plan"}}`)
+	sample, _ := json.Marshal(payload.Body{ID: ids.Derived("dlv", "a", "e", "p"), Event: "comment", Trigger: "comment.red", EventID: "evt_01JD7Q4Z6V9X2K",
+		OccurredAt: "2026-11-27T10:55:03Z", Webhook: payload.Webhook{ID: "ep_01M8EA9XTR0000000000000000", Name: "Red comments to helpdesk"},
+		Thermometer: payload.Thermometer{ID: "th_42", Name: "Support tickets", Type: "email"}, Response: response})
+
+	// Bare loop: the same body, POSTed by batch workers over keep-alive.
+	bare := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
+	warm(func() { post(bare, receiver.URL, sample) })
+	bareRate := rate(n, func(i int) { post(bare, receiver.URL, sample) }, nil)
+
+	// Delivery path: build the payload, sign, guarded dial, POST with every
+	// header, and record the attempt in the log, a batch at a time.
+	client := dispatch.New(dispatch.Options{LocalMode: true})
+	secret := "02ee43a0c82e42c3f79701cc7db8389f3fcd4ac1dace9ec92592220964e75d59"
+	ctx := context.Background()
+	var logMu sync.Mutex
+	var pending []store.LogItem
+	one := func(i int) {
+		d := ids.Derived("dlv", "acc_bench", fmt.Sprint("evt_", i), "ep_01M8EA9XTR0000000000000000")
+		body, _ := json.Marshal(payload.Body{ID: d, Event: "comment", Trigger: "comment.red", EventID: fmt.Sprint("evt_", i),
+			OccurredAt: "2026-11-27T10:55:03Z", Webhook: payload.Webhook{ID: "ep_01M8EA9XTR0000000000000000", Name: "Red comments to helpdesk"},
+			Thermometer: payload.Thermometer{ID: "th_42", Name: "Support tickets", Type: "email"}, Response: response})
+		res := client.Send(ctx, dispatch.Webhook{URL: receiver.URL + "/hook", Secret: secret, EndpointID: "ep_01M8EA9XTR0000000000000000",
+			DeliveryID: d, Event: "comment", Attempt: 1, Body: body})
+		logMu.Lock()
+		pending = append(pending, store.LogItem{AccountID: "acc_bench", DeliveryID: d, Expires: time.Now().Add(time.Hour), Attempt: &domain.Attempt{
+			Number: 1, At: time.Now(), StatusCode: res.StatusCode, LatencyMS: res.Latency.Milliseconds(), ResponseBody: string(res.ResponseBody)}})
+		logMu.Unlock()
+	}
+	flush := func() {
+		logMu.Lock()
+		items := pending
+		pending = nil
+		logMu.Unlock()
+		if err := st.PutLogItems(ctx, items); err != nil {
+			panic(err)
+		}
+	}
+	warm(func() { one(-1); flush() })
+	pathRate := rate(n, one, flush)
+
+	fmt.Printf("throughput (%d deliveries, %d at a time, GOMAXPROCS %d)\n", n, batch, runtime.GOMAXPROCS(0))
+	fmt.Printf("  bare keep-alive POST loop   %8.0f requests/s\n", bareRate)
+	fmt.Printf("  delivery path               %8.0f deliveries/s  (%d log batch writes)\n", pathRate, writes-1)
+	fmt.Printf("  ratio                       %8.2f  (goal: 0.80 or better)\n", pathRate/bareRate)
+	return nil
+}
+
+func post(c *http.Client, url string, body []byte) {
+	resp, err := c.Post(url, "application/json", bytes.NewReader(body))
+	if err != nil {
+		panic(err)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+}
+
+func warm(f func()) {
+	for i := 0; i < 200; i++ {
+		f()
+	}
+}
+
+// rate runs work n times, batch at a time, calling after (if any) once per
+// batch as an invocation does, and returns operations per second.
+func rate(n int, work func(i int), after func()) float64 {
+	start := time.Now()
+	for i := 0; i < n; i += batch {
+		var wg sync.WaitGroup
+		for j := i; j < min(i+batch, n); j++ {
+			wg.Add(1)
+			go func() { defer wg.Done(); work(j) }()
+		}
+		wg.Wait()
+		if after != nil {
+			after()
+		}
+	}
+	return float64(n) / time.Since(start).Seconds()
+}
