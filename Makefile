@@ -71,13 +71,14 @@ build-local: ## bootstraps for this machine, the runtime emulator and the local 
 $(BIN)/apikey: $(shell find infra/apikey shared -name '*.go' 2>/dev/null) go.mod
 	$(GO) build -o $@ ./infra/apikey
 
-bench: build-local ## print throughput ratio, AWS requests per delivery and cost per million (a few minutes)
+bench: build-local ## print throughput ratio, AWS requests and cost per delivery, start-up and memory (BENCH= picks parts)
 	$(BIN)/ctlocal with-emulator -- $(MAKE) --no-print-directory bench-run
 
 bench-run: ## the benchmarks alone (needs the emulator running: `make bench` provides it)
 	$(PYTHON) infra/local/provision.py --stack ct-webhooks-bench --code-dir $(LOCAL)/build --out $(LOCAL)/bench/stack.json
-	WEBHOOKS_BENCH_STACK=$(LOCAL)/bench/stack.json $(GO) run ./infra/bench
+	WEBHOOKS_BENCH_STACK=$(LOCAL)/bench/stack.json $(GO) run ./infra/bench -run $(BENCH)
 
+BENCH ?= throughput,requests,startup
 FUZZTIME ?= 2m
 fuzz: ## run each fuzz target for FUZZTIME (default 2m); crashers land in testdata/fuzz as seeds
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./shared/event

@@ -85,11 +85,7 @@ type stackFile struct {
 // request the function makes and those the event-source mapping makes for
 // it, and prints them per delivery with the cost they imply.
 func requests(events int) error {
-	path := os.Getenv("WEBHOOKS_BENCH_STACK")
-	if path == "" {
-		path = ".local/bench/stack.json"
-	}
-	b, err := os.ReadFile(path)
+	b, err := os.ReadFile(benchStackPath())
 	if err != nil {
 		return fmt.Errorf("%w: run `make bench`, which deploys the bench stack", err)
 	}
