@@ -78,7 +78,7 @@ bench-run: ## the benchmarks alone (needs the emulator running: `make bench` pro
 	$(PYTHON) infra/local/provision.py --stack ct-webhooks-bench --code-dir $(LOCAL)/build --out $(LOCAL)/bench/stack.json
 	WEBHOOKS_BENCH_STACK=$(LOCAL)/bench/stack.json $(GO) run ./infra/bench -run $(BENCH)
 
-BENCH ?= throughput,requests,startup
+BENCH ?= throughput,requests,startup,latency
 FUZZTIME ?= 2m
 fuzz: ## run each fuzz target for FUZZTIME (default 2m); crashers land in testdata/fuzz as seeds
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./shared/event

@@ -18,10 +18,13 @@ import (
 	"fmt"
 	"os"
 	"runtime/pprof"
+	"time"
 )
 
 func main() {
-	part := flag.String("run", "throughput,requests,startup", "comma-separated parts to run: throughput, requests, startup")
+	part := flag.String("run", "throughput,requests,startup,latency", "comma-separated parts to run: throughput, requests, startup, latency")
+	rate := flag.Float64("rate", 5, "events per second in the latency run")
+	seconds := flag.Int("seconds", 60, "length of the latency run")
 	fanOut := flag.Int("fanout", 500, "endpoints one event fans out to in the startup run")
 	n := flag.Int("n", 20000, "deliveries in the throughput run")
 	events := flag.Int("events", 1000, "events in the requests run (each fans out to 3 endpoints)")
@@ -45,6 +48,8 @@ func main() {
 			err = requests(*events)
 		case "startup":
 			err = startup(*fanOut)
+		case "latency":
+			err = latency(*rate, time.Duration(*seconds)*time.Second)
 		default:
 			err = fmt.Errorf("unknown part %q", p)
 		}
