@@ -125,12 +125,12 @@ func New(o Options) *Client {
 		},
 	}
 	tr := &http.Transport{
-		Proxy:                  nil, // never a proxy from the environment
-		DialContext:            dialer.DialContext,
-		ForceAttemptHTTP2:      true,
-		TLSClientConfig:        o.TLSConfig,
-		TLSHandshakeTimeout:    Timeout,
-		ResponseHeaderTimeout:  Timeout,
+		Proxy:             nil, // never a proxy from the environment
+		DialContext:       dialer.DialContext,
+		ForceAttemptHTTP2: true,
+		TLSClientConfig:   o.TLSConfig,
+		// The whole exchange is bounded by Send's context; per-phase
+		// timeouts would add timers to every request and bound nothing more.
 		MaxResponseHeaderBytes: 64 << 10,
 		MaxIdleConns:           512,
 		MaxIdleConnsPerHost:    16,
