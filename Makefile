@@ -21,7 +21,7 @@ LAMBDA_BUILD := CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) build -tags lambda.n
 LOCAL_BUILD := CGO_ENABLED=0 $(GO) build -tags lambda.norpc -trimpath
 
 .DEFAULT_GOAL := help
-.PHONY: bench bench-run fuzz help local test api-key build build-local build-ApiFunction build-DeliveryFunction lint template-check test-go clean
+.PHONY: bench bench-run chaos fuzz help local test api-key build build-local build-ApiFunction build-DeliveryFunction lint template-check test-go clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-24s %s\n", $$1, $$2}'
@@ -77,6 +77,11 @@ bench: build-local ## print throughput ratio, AWS requests and cost per delivery
 bench-run: ## the benchmarks alone (needs the emulator running: `make bench` provides it)
 	$(PYTHON) infra/local/provision.py --stack ct-webhooks-bench --code-dir $(LOCAL)/build --out $(LOCAL)/bench/stack.json
 	WEBHOOKS_BENCH_STACK=$(LOCAL)/bench/stack.json $(GO) run ./infra/bench -run $(BENCH)
+
+CHAOS_EVENTS ?= 2000
+CHAOS_KILLS ?= 6
+chaos: build-local ## the fault battery: CHAOS_EVENTS events (default 2000) against misbehaving receivers while the delivery process is killed
+	$(BIN)/ctlocal with-emulator -- $(GO) run ./infra/chaos -events $(CHAOS_EVENTS) -kills $(CHAOS_KILLS)
 
 BENCH ?= throughput,requests,startup,latency
 FUZZTIME ?= 2m
