@@ -266,4 +266,3 @@ func verify(t *testing.T, secret string, r *http.Request, body []byte) {
 		t.Errorf("signature does not verify")
 	}
 }
-
