@@ -274,3 +274,19 @@ func TestRedriveFromDeadLetterQueueStartsANewRound(t *testing.T) {
 		t.Errorf("redriven attempt numbered %s", r.Header.Get("X-Ct-Attempt"))
 	}
 }
+
+func TestUnmatchedEventIsAcknowledgedAndCounted(t *testing.T) {
+	hs := newHarness(t, time.Second)
+	rc := newReceiver(t, 200)
+	hs.endpoint(rc.URL, []string{"comment.*"}, false, "th_1")
+	failed := hs.intake(hs.event("evt_nobody", "rating", "gold", "th_1"), hs.event("evt_unlinked", "comment", "red", "th_none"))
+	if len(failed) != 0 {
+		t.Fatalf("failed %v", failed)
+	}
+	if n := hs.drain(1200 * time.Millisecond); n != 0 || rc.count() != 0 {
+		t.Errorf("%d tasks, %d webhooks for events nobody subscribed to", n, rc.count())
+	}
+	if !strings.Contains(hs.metrics.String(), `"UnmatchedEvents":2`) {
+		t.Errorf("metrics %s", hs.metrics.String())
+	}
+}
