@@ -68,7 +68,9 @@ func run(n, kills int) error {
 		return err
 	}
 	defer log.Close()
-	cmd := exec.Command(".local/bin/ctlocal", "-stack", "ct-webhooks-chaos", "-addr", "127.0.0.1:0", "-state", state, "-retry-schedule", "1s,1s,1s")
+	// Receivers that hang hold an execution environment for 5 s per batch:
+	// more environments keep the run short.
+	cmd := exec.Command(".local/bin/ctlocal", "-stack", "ct-webhooks-chaos", "-addr", "127.0.0.1:0", "-state", state, "-retry-schedule", "1s,1s,1s", "-instances", "6")
 	cmd.Stdout, cmd.Stderr = log, log
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
