@@ -100,9 +100,12 @@ func (h *handler) decodeEndpoint(r *http.Request, create bool) (endpointInput, e
 	}
 
 	if create {
-		for field, present := range map[string]bool{"name": in.name != nil, "url": in.url != nil, "triggers": in.triggers != nil} {
-			if !present {
-				v.Add(field, "is required")
+		for _, f := range []struct {
+			name    string
+			present bool
+		}{{"name", in.name != nil}, {"url", in.url != nil}, {"triggers", in.triggers != nil}} {
+			if !f.present {
+				v.Add(f.name, "is required")
 			}
 		}
 	} else if len(o.fields) == 0 {
@@ -491,7 +494,11 @@ func (h *handler) setThermometers(w http.ResponseWriter, r *http.Request, accoun
 	for i, item := range items {
 		var th domain.Thermometer
 		item.unknown(&v, "id", "name", "type")
-		for key, dst := range map[string]*string{"id": &th.ID, "name": &th.Name, "type": &th.Type} {
+		for _, f := range []struct {
+			key string
+			dst *string
+		}{{"id", &th.ID}, {"name", &th.Name}, {"type", &th.Type}} {
+			key, dst := f.key, f.dst
 			ok, err := item.str(key, dst)
 			if err != nil {
 				h.writeError(w, r, err)
