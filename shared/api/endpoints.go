@@ -239,12 +239,21 @@ func (h *handler) getEndpoint(w http.ResponseWriter, r *http.Request, account st
 		h.writeError(w, r, err)
 		return
 	}
-	secret, err := h.Secrets.Open(r.Context(), e.Secret, domain.SealContext(account, e.ID, domain.PurposeSecret))
+	secret, err := h.openSecret(r, e)
 	if err != nil {
-		h.writeError(w, r, fmt.Errorf("open secret of %s: %w", e.ID, err))
+		h.writeError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, endpointView(e, string(secret)))
+	writeJSON(w, http.StatusOK, endpointView(e, secret))
+}
+
+// openSecret decrypts e's shared secret.
+func (h *handler) openSecret(r *http.Request, e domain.Endpoint) (string, error) {
+	secret, err := h.Secrets.Open(r.Context(), e.Secret, domain.SealContext(e.AccountID, e.ID, domain.PurposeSecret))
+	if err != nil {
+		return "", fmt.Errorf("open secret of %s: %w", e.ID, err)
+	}
+	return string(secret), nil
 }
 
 // modify applies change to account's endpoint {id} and saves it, reading
@@ -387,12 +396,12 @@ func (h *handler) testEndpoint(w http.ResponseWriter, r *http.Request, account s
 		h.writeError(w, r, err)
 		return
 	}
-	secret, err := h.Secrets.Open(r.Context(), e.Secret, domain.SealContext(account, e.ID, domain.PurposeSecret))
+	secret, err := h.openSecret(r, e)
 	if err != nil {
-		h.writeError(w, r, fmt.Errorf("open secret of %s: %w", e.ID, err))
+		h.writeError(w, r, err)
 		return
 	}
-	hook := dispatch.Webhook{URL: e.URL, Secret: string(secret), EndpointID: e.ID, Event: "test", Attempt: 1}
+	hook := dispatch.Webhook{URL: e.URL, Secret: secret, EndpointID: e.ID, Event: "test", Attempt: 1}
 	if e.BasicAuth != nil {
 		pw, err := h.Secrets.Open(r.Context(), e.BasicAuth.Password, domain.SealContext(account, e.ID, domain.PurposePassword))
 		if err != nil {
