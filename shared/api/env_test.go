@@ -1,7 +1,6 @@
 package api
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -29,27 +28,10 @@ import (
 	"github.com/customerthermometer/webhooks/shared/domain"
 	"github.com/customerthermometer/webhooks/shared/ids"
 	"github.com/customerthermometer/webhooks/shared/kms"
+	"github.com/customerthermometer/webhooks/shared/logcheck"
 	"github.com/customerthermometer/webhooks/shared/queue"
 	"github.com/customerthermometer/webhooks/shared/store"
 )
-
-// lockedBuffer collects log lines written from concurrent requests.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 // env is the handler over the real store, KMS and sender against the
 // emulator's test stack, with one account and its key.
@@ -59,7 +41,7 @@ type env struct {
 	st       *store.Store
 	key      string
 	account  string
-	logs     *lockedBuffer
+	logs     *logcheck.Buffer
 	deps     Deps
 	sqs      *sqs.Client
 	tasksURL string
@@ -86,7 +68,7 @@ func newEnv(t *testing.T, change ...func(*Deps)) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	logs := &lockedBuffer{}
+	logs := &logcheck.Buffer{}
 	sq := sqs.NewFromConfig(cfg)
 	qname := "api-test-tasks-" + uniqueAccount()
 	q, err := sq.CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: &qname})

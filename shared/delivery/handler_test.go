@@ -28,7 +28,7 @@ func TestFanOutReachesOnlyMatchingEndpoints(t *testing.T) {
 	if failed := hs.intake(hs.event("evt_fan_1", "comment", "red", "th_1")); len(failed) != 0 {
 		t.Fatalf("intake failed %v", failed)
 	}
-	if n := hs.drain(1500 * time.Millisecond); n != 2 {
+	if n := hs.drainUntil(func() bool { return a.count() == 1 && b.count() == 1 }, 1500*time.Millisecond); n != 2 {
 		t.Errorf("%d tasks, want 2", n)
 	}
 	if a.count() != 1 || b.count() != 1 || c.count()+d.count()+e.count() != 0 {
@@ -78,7 +78,7 @@ func TestRetriesKeepOneDeliveryID(t *testing.T) {
 	rc := newReceiver(t, 500, 503, 200)
 	ep, secret := hs.endpoint(rc.URL, []string{"*"}, false, "th_1")
 	hs.intake(hs.event("evt_retry", "rating", "gold", "th_1"))
-	hs.drain(3 * time.Second)
+	hs.drainUntil(func() bool { return rc.count() == 3 }, 1500*time.Millisecond)
 	if rc.count() != 3 {
 		t.Fatalf("receiver got %d requests, want 3", rc.count())
 	}
@@ -110,7 +110,7 @@ func TestAlwaysFailingEndsFailed(t *testing.T) {
 	hs.intake(hs.event("evt_fail", "rating", "red", "th_1"))
 	// After the last attempt the message keeps coming back until SQS moves
 	// it to the dead-letter queue (maxReceiveCount).
-	hs.drain(2500 * time.Millisecond)
+	hs.drainUntil(func() bool { return rc.count() == 3 }, 2500*time.Millisecond)
 	if rc.count() != 3 {
 		t.Fatalf("receiver got %d attempts, want 3", rc.count())
 	}
@@ -122,9 +122,8 @@ func TestAlwaysFailingEndsFailed(t *testing.T) {
 	if cur.Status() != domain.StatusFailing {
 		t.Errorf("endpoint status %s, want failing", cur.Status())
 	}
-	out, err := hs.sqs.ReceiveMessage(context.Background(), &sqs.ReceiveMessageInput{QueueUrl: &hs.tasksDLQURL, WaitTimeSeconds: 1})
-	if err != nil || len(out.Messages) != 1 || !strings.Contains(*out.Messages[0].Body, d.ID) {
-		t.Fatalf("dead-letter queue: %v %v", out, err)
+	if body := hs.deadLettered(); !strings.Contains(body, d.ID) {
+		t.Fatalf("dead-letter queue holds %q", body)
 	}
 }
 
@@ -133,7 +132,7 @@ func TestGoneDisablesEndpoint(t *testing.T) {
 	rc := newReceiver(t, 410)
 	ep, _ := hs.endpoint(rc.URL, []string{"*"}, false, "th_1")
 	hs.intake(hs.event("evt_gone", "driver", "amber", "th_1"))
-	hs.drain(2500 * time.Millisecond)
+	hs.drainUntil(func() bool { return rc.count() >= 1 }, 2500*time.Millisecond)
 	if rc.count() != 1 {
 		t.Errorf("410 was retried: %d attempts", rc.count())
 	}
@@ -153,7 +152,10 @@ func TestDeletedEndpointStopsDeliveries(t *testing.T) {
 	if err := hs.st.DeleteEndpoint(context.Background(), cur); err != nil {
 		t.Fatal(err)
 	}
-	hs.drain(1500 * time.Millisecond)
+	hs.drainUntil(func() bool {
+		d, _ := hs.deliveryOf("evt_del", ep)
+		return d.Status == domain.DeliveryFailed
+	}, 1500*time.Millisecond)
 	if rc.count() != 0 {
 		t.Errorf("a deleted endpoint received %d webhooks", rc.count())
 	}
@@ -171,7 +173,7 @@ func TestInvalidMessagesAreSetAsideWithoutBlockingTheBatch(t *testing.T) {
 	if len(failed) != 0 {
 		t.Fatalf("failed %v", failed)
 	}
-	hs.drain(1500 * time.Millisecond)
+	hs.drainUntil(func() bool { return rc.count() == 1 }, 1500*time.Millisecond)
 	if rc.count() != 1 {
 		t.Errorf("the valid event reached the receiver %d times", rc.count())
 	}
@@ -199,7 +201,7 @@ func TestLargeFanOutContinuesInAnotherMessage(t *testing.T) {
 		hs.endpoint(rc.URL, []string{"*"}, false, "th_big")
 	}
 	hs.intake(hs.event("evt_big", "comment", "green", "th_big"))
-	hs.drain(2 * time.Second)
+	hs.drainUntil(func() bool { return rc.count() == 5 }, 1500*time.Millisecond)
 	if rc.count() != 5 {
 		t.Errorf("%d of 5 endpoints reached", rc.count())
 	}
@@ -251,20 +253,17 @@ func TestRedriveFromDeadLetterQueueStartsANewRound(t *testing.T) {
 	rc := newReceiver(t, 500, 500, 200)
 	ep, _ := hs.endpoint(rc.URL, []string{"*"}, false, "th_1")
 	hs.intake(hs.event("evt_redrive", "rating", "red", "th_1"))
-	hs.drain(2500 * time.Millisecond)
+	hs.drainUntil(func() bool { return rc.count() == 2 }, 2500*time.Millisecond)
 	if d, _ := hs.deliveryOf("evt_redrive", ep); d.Status != domain.DeliveryFailed || rc.count() != 2 {
 		t.Fatalf("before redrive: %s after %d attempts", d.Status, rc.count())
 	}
 	ctx := context.Background()
-	out, err := hs.sqs.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{QueueUrl: &hs.tasksDLQURL, WaitTimeSeconds: 1})
-	if err != nil || len(out.Messages) != 1 {
-		t.Fatalf("dead-letter queue: %v %v", out, err)
-	}
+	body := hs.deadLettered()
 	// What a redrive does: the same body, as a new message on the source queue.
-	if _, err := hs.sqs.SendMessage(ctx, &sqs.SendMessageInput{QueueUrl: &hs.tasksURL, MessageBody: out.Messages[0].Body}); err != nil {
+	if _, err := hs.sqs.SendMessage(ctx, &sqs.SendMessageInput{QueueUrl: &hs.tasksURL, MessageBody: &body}); err != nil {
 		t.Fatal(err)
 	}
-	hs.drain(1500 * time.Millisecond)
+	hs.drainUntil(func() bool { return rc.count() == 3 }, 1500*time.Millisecond)
 	d, attempts := hs.deliveryOf("evt_redrive", ep)
 	if d.Status != domain.DeliveryDelivered || d.AttemptCount != 3 || len(attempts) != 3 || rc.count() != 3 {
 		t.Errorf("after redrive: %+v, %d attempts logged, receiver %d", d, len(attempts), rc.count())

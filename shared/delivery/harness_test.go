@@ -1,7 +1,6 @@
 package delivery_test
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -28,18 +27,11 @@ import (
 	"github.com/customerthermometer/webhooks/shared/domain"
 	"github.com/customerthermometer/webhooks/shared/ids"
 	"github.com/customerthermometer/webhooks/shared/kms"
+	"github.com/customerthermometer/webhooks/shared/logcheck"
 	"github.com/customerthermometer/webhooks/shared/queue"
 	"github.com/customerthermometer/webhooks/shared/signature"
 	"github.com/customerthermometer/webhooks/shared/store"
 )
-
-type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) { s.mu.Lock(); defer s.mu.Unlock(); return s.b.Write(p) }
-func (s *syncBuf) String() string              { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
 
 // harness is the handler over the emulator's real tables, KMS and SQS, with a
 // tasks queue and an events dead-letter queue of its own.
@@ -53,8 +45,8 @@ type harness struct {
 	tasksDLQURL string
 	dlqURL      string
 	account     string
-	logs        *syncBuf
-	metrics     *syncBuf
+	logs        *logcheck.Buffer
+	metrics     *logcheck.Buffer
 }
 
 func rnd() string {
@@ -68,7 +60,7 @@ func newHarness(t *testing.T, schedule ...time.Duration) *harness {
 	stack := awstest.LoadStack(t)
 	cfg := awstest.Config(t)
 	harnesses.Add(1)
-	hs := &harness{t: t, sqs: sqs.NewFromConfig(cfg), logs: &syncBuf{}, metrics: &syncBuf{}, account: "acc_dlv_" + rnd()}
+	hs := &harness{t: t, sqs: sqs.NewFromConfig(cfg), logs: &logcheck.Buffer{}, metrics: &logcheck.Buffer{}, account: "acc_dlv_" + rnd()}
 	hs.st = store.New(dynamodb.NewFromConfig(cfg), stack.Outputs["EndpointsTableName"], stack.Outputs["DeliveriesTableName"])
 	hs.sealer = kms.New(awskms.NewFromConfig(cfg), stack.Outputs["SecretsKeyId"])
 	tasksDLQ := hs.queue("tasks-dlq", "")
@@ -168,12 +160,20 @@ func (hs *harness) intake(bodies ...string) []string {
 // ends). It returns the tasks handled.
 func (hs *harness) drain(quiet time.Duration) int {
 	hs.t.Helper()
+	return hs.drainUntil(func() bool { return true }, quiet)
+}
+
+// drainUntil drains until done holds and then the queue has been quiet for
+// quiet: on a slow emulator, work still in flight is waited for rather than
+// taken for finished.
+func (hs *harness) drainUntil(done func() bool, quiet time.Duration) int {
+	hs.t.Helper()
 	ctx := context.Background()
 	handled := 0
 	last := time.Now()
-	for start := time.Now(); time.Since(last) < quiet; {
-		if time.Since(start) > 30*time.Second {
-			hs.t.Fatal("the tasks queue never went quiet")
+	for start := time.Now(); time.Since(last) < quiet || !done(); {
+		if time.Since(start) > 60*time.Second {
+			hs.t.Fatal("the expected deliveries did not happen, or the tasks queue never went quiet")
 		}
 		out, err := hs.sqs.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{
 			QueueUrl: &hs.tasksURL, MaxNumberOfMessages: 10, WaitTimeSeconds: 1,
@@ -201,6 +201,26 @@ func (hs *harness) drain(quiet time.Duration) int {
 		}
 	}
 	return handled
+}
+
+// deadLettered waits for the one message SQS moves to the tasks dead-letter
+// queue (it does so on a receive past maxReceives, so the tasks queue is
+// polled meanwhile) and returns its body.
+func (hs *harness) deadLettered() string {
+	hs.t.Helper()
+	ctx := context.Background()
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); {
+		out, err := hs.sqs.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{QueueUrl: &hs.tasksDLQURL, WaitTimeSeconds: 1})
+		if err != nil {
+			hs.t.Fatal(err)
+		}
+		if len(out.Messages) > 0 {
+			return *out.Messages[0].Body
+		}
+		hs.drain(200 * time.Millisecond)
+	}
+	hs.t.Fatal("nothing reached the dead-letter queue")
+	return ""
 }
 
 func contains(xs []string, s string) bool {
