@@ -86,6 +86,20 @@ func run(n, kills int) error {
 			return fmt.Errorf("local stack not ready")
 		}
 	}
+	ctx := context.Background()
+	cfg, err := awsconfig.LoadDefaultConfig(ctx, awsconfig.WithRegion("us-east-1"),
+		awsconfig.WithCredentialsProvider(credentials.NewStaticCredentialsProvider("test", "test", "")))
+	if err != nil {
+		return err
+	}
+	client := sqs.NewFromConfig(cfg)
+	// The stack outlives a run when the emulator does: start from empty queues.
+	for _, k := range []string{"ResponseEventsQueueUrl", "DeliveryTasksQueueUrl", "ResponseEventsDeadLetterQueueUrl", "DeliveryTasksDeadLetterQueueUrl"} {
+		u := outputs[k]
+		if _, err := client.PurgeQueue(ctx, &sqs.PurgeQueueInput{QueueUrl: &u}); err != nil {
+			return fmt.Errorf("purge %s: %w", k, err)
+		}
+	}
 	account := fmt.Sprintf("acc_chaos_%d", time.Now().UnixNano())
 	key, err := exec.Command(".local/bin/apikey", "-account", account, "-outputs", filepath.Join(state, "outputs.json")).Output()
 	if err != nil {
@@ -182,13 +196,6 @@ func run(n, kills int) error {
 		}
 	}
 
-	ctx := context.Background()
-	cfg, err := awsconfig.LoadDefaultConfig(ctx, awsconfig.WithRegion("us-east-1"),
-		awsconfig.WithCredentialsProvider(credentials.NewStaticCredentialsProvider("test", "test", "")))
-	if err != nil {
-		return err
-	}
-	client := sqs.NewFromConfig(cfg)
 	queueURL := outputs["ResponseEventsQueueUrl"]
 	start := time.Now()
 	killed := make(chan int)
