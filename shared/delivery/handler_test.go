@@ -10,6 +10,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/customerthermometer/webhooks/shared/domain"
+	"github.com/customerthermometer/webhooks/shared/ids"
 )
 
 func TestFanOutReachesOnlyMatchingEndpoints(t *testing.T) {
@@ -287,5 +288,35 @@ func TestUnmatchedEventIsAcknowledgedAndCounted(t *testing.T) {
 	}
 	if !strings.Contains(hs.metrics.String(), `"UnmatchedEvents":2`) {
 		t.Errorf("metrics %s", hs.metrics.String())
+	}
+}
+
+// TestFanOutRecoversFromACrashBeforeThePayload: the process died after
+// creating a delivery but before writing its payload and queueing its task
+// (found by the fault battery). The event comes back and the delivery goes
+// out, once.
+func TestFanOutRecoversFromACrashBeforeThePayload(t *testing.T) {
+	hs := newHarness(t, time.Second)
+	rc := newReceiver(t, 200)
+	ep, secret := hs.endpoint(rc.URL, []string{"*"}, false, "th_1")
+	now := time.Now().UTC()
+	d := domain.Delivery{ID: ids.Derived("dlv", hs.account, "evt_crash", ep.ID), AccountID: hs.account, EndpointID: ep.ID, EndpointURL: ep.URL,
+		EventID: "evt_crash", Event: "rating", Trigger: "rating.gold", ThermometerID: "th_1", Status: domain.DeliveryPending, RoundStart: 1,
+		NextAttemptAt: now, CreatedAt: now, UpdatedAt: now}
+	if created, _, err := hs.st.CreateDelivery(context.Background(), d, now.Add(time.Hour)); err != nil || !created {
+		t.Fatal(created, err)
+	}
+	if failed := hs.intake(hs.event("evt_crash", "rating", "gold", "th_1")); len(failed) != 0 {
+		t.Fatal(failed)
+	}
+	hs.drainUntil(func() bool { return rc.count() == 1 }, time.Second)
+	r, body := rc.get(0)
+	verify(t, secret, r, body)
+	got, _, _, err := hs.st.DeliveryDetail(context.Background(), hs.account, d.ID)
+	if err != nil || got.Status != domain.DeliveryDelivered || rc.count() != 1 {
+		t.Errorf("delivery %+v (%v), receiver %d", got, err, rc.count())
+	}
+	if p, err := hs.st.Payload(context.Background(), hs.account, d.ID); err != nil || !strings.Contains(string(p), "evt_crash") {
+		t.Errorf("payload %s, %v", p, err)
 	}
 }

@@ -129,16 +129,15 @@ func (h *Handler) fanOut(ctx context.Context, ev event.Event, raw json.RawMessag
 		}
 		if !created {
 			// A resent event or a repeated message: only a delivery that
-			// was never attempted gets its task again (the first run may
-			// have stopped before sending it); its payload is the stored
-			// one, sent by the task.
+			// was never attempted gets its payload and task again (the
+			// first run may have stopped before writing or sending them;
+			// nothing of it has reached the receiver yet).
 			if existing.Status != domain.DeliveryPending || existing.AttemptCount > 0 {
 				return
 			}
-			d, body = existing, nil
-		} else {
-			results[i].payload = &store.LogItem{AccountID: d.AccountID, DeliveryID: d.ID, Payload: body, Expires: h.expires()}
+			d = existing
 		}
+		results[i].payload = &store.LogItem{AccountID: d.AccountID, DeliveryID: d.ID, Payload: body, Expires: h.expires()}
 		tm := taskMessage{Kind: "delivery", AccountID: d.AccountID, DeliveryID: d.ID, RoundStart: d.RoundStart}
 		if len(body) <= maxInlinePayload {
 			tm.Payload = body
