@@ -259,29 +259,12 @@ func (st *Store) conflictOrGone(ctx context.Context, e domain.Endpoint) error {
 	return fmt.Errorf("write endpoint %s: %w", e.ID, ErrConflict)
 }
 
-// LinkedEndpoints returns all of account's endpoints linked to thermometer,
-// in id order, each with that thermometer in Thermometers (access pattern 2:
-// one Query, cost proportional to the links).
-func (st *Store) LinkedEndpoints(ctx context.Context, account, thermometer string) ([]domain.Endpoint, error) {
-	var all []domain.Endpoint
-	after := ""
-	for {
-		eps, next, err := st.LinkedEndpointsPage(ctx, account, thermometer, after, 1000)
-		if err != nil {
-			return nil, err
-		}
-		all = append(all, eps...)
-		if next == "" {
-			return all, nil
-		}
-		after = next
-	}
-}
-
-// LinkedEndpointsPage is LinkedEndpoints a page at a time: up to limit
-// endpoints after the endpoint id after, and the id to continue after ("" at
-// the end). Fan-out uses it so one invocation's work stays bounded however
-// many endpoints an event reaches.
+// LinkedEndpointsPage returns account's endpoints linked to thermometer, in
+// id order, each with that thermometer in Thermometers (access pattern 2: one
+// Query, cost proportional to the links): up to limit endpoints after the
+// endpoint id after, and the id to continue after ("" at the end). Fan-out
+// reads a page at a time so one invocation's work stays bounded however many
+// endpoints an event reaches.
 func (st *Store) LinkedEndpointsPage(ctx context.Context, account, thermometer, after string, limit int) ([]domain.Endpoint, string, error) {
 	in := &dynamodb.QueryInput{
 		TableName:                 &st.endpointsTable,

@@ -50,12 +50,12 @@ func TestEndpointLifecycle(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, th := range []string{"th_1", "th_2"} {
-		linked, err := st.LinkedEndpoints(ctx, account, th)
+		linked, err := linked(t, st, account, th)
 		if err != nil || len(linked) != 1 || linked[0].ID != e.ID || linked[0].Thermometers[0].ID != th || string(linked[0].Secret) != "sealed-secret" {
 			t.Fatalf("LinkedEndpoints(%s) = %+v, %v", th, linked, err)
 		}
 	}
-	if linked, _ := st.LinkedEndpoints(ctx, uniqueAccount(), "th_1"); len(linked) != 0 {
+	if linked, _ := linked(t, st, uniqueAccount(), "th_1"); len(linked) != 0 {
 		t.Error("another account's thermometer finds the endpoint")
 	}
 
@@ -74,10 +74,10 @@ func TestEndpointLifecycle(t *testing.T) {
 	if err := st.SaveEndpoint(ctx, cur, prev); err != nil {
 		t.Fatal(err)
 	}
-	if linked, _ := st.LinkedEndpoints(ctx, account, "th_1"); len(linked) != 0 {
+	if linked, _ := linked(t, st, account, "th_1"); len(linked) != 0 {
 		t.Errorf("th_1 still linked: %+v", linked)
 	}
-	if linked, _ := st.LinkedEndpoints(ctx, account, "th_2"); len(linked) != 1 || linked[0].URL != "https://example.org/new" || linked[0].Thermometers[0].Name != "Two renamed" {
+	if linked, _ := linked(t, st, account, "th_2"); len(linked) != 1 || linked[0].URL != "https://example.org/new" || linked[0].Thermometers[0].Name != "Two renamed" {
 		t.Errorf("th_2 link not updated: %+v", linked)
 	}
 
@@ -89,7 +89,7 @@ func TestEndpointLifecycle(t *testing.T) {
 	if _, err := st.GetEndpoint(ctx, account, e.ID); !errors.Is(err, domain.ErrNotFound) {
 		t.Errorf("deleted endpoint still readable: %v", err)
 	}
-	if linked, _ := st.LinkedEndpoints(ctx, account, "th_2"); len(linked) != 0 {
+	if linked, _ := linked(t, st, account, "th_2"); len(linked) != 0 {
 		t.Errorf("deleted endpoint still linked: %+v", linked)
 	}
 	if err := st.DeleteEndpoint(ctx, cur); !errors.Is(err, domain.ErrNotFound) {
@@ -154,8 +154,26 @@ func TestManyLinksSpanTransactions(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, th := range []string{"th_000", "th_099", "th_149"} {
-		if linked, err := st.LinkedEndpoints(ctx, account, th); err != nil || len(linked) != 1 {
+		if linked, err := linked(t, st, account, th); err != nil || len(linked) != 1 {
 			t.Errorf("%s: %+v %v", th, linked, err)
 		}
+	}
+}
+
+// linked reads every page of the endpoints linked to thermometer.
+func linked(t *testing.T, st *store.Store, account, thermometer string) ([]domain.Endpoint, error) {
+	t.Helper()
+	var all []domain.Endpoint
+	after := ""
+	for {
+		eps, next, err := st.LinkedEndpointsPage(context.Background(), account, thermometer, after, 2)
+		if err != nil {
+			return nil, err
+		}
+		all = append(all, eps...)
+		if next == "" {
+			return all, nil
+		}
+		after = next
 	}
 }
