@@ -7,19 +7,17 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
+
+	"github.com/customerthermometer/webhooks/infra/localclient"
 )
 
 // latency runs the local stack (ctlocal, the real bootstraps under the
@@ -27,33 +25,16 @@ import (
 // one endpoint on this machine, and prints the time from SendMessage to the
 // webhook's arrival.
 func latency(rate float64, d time.Duration) error {
-	state, err := os.MkdirTemp("", "ct-bench-latency")
+	ls, err := localclient.Start("ct-webhooks-bench-latency", io.Discard)
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(state)
-	cmd := exec.Command(".local/bin/ctlocal", "-stack", "ct-webhooks-bench-latency", "-addr", "127.0.0.1:0", "-state", state)
-	cmd.Stdout, cmd.Stderr = io.Discard, io.Discard
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("start ctlocal (make build-local first): %w", err)
-	}
-	defer func() { _ = syscall.Kill(-cmd.Process.Pid, syscall.SIGINT); _ = cmd.Wait() }()
-	var outputs map[string]string
-	for deadline := time.Now().Add(3 * time.Minute); ; {
-		if b, err := os.ReadFile(filepath.Join(state, "outputs.json")); err == nil && json.Unmarshal(b, &outputs) == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("local stack not ready")
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-	key, err := exec.Command(".local/bin/apikey", "-account", "acc_latency", "-outputs", filepath.Join(state, "outputs.json")).Output()
+	defer ls.Stop()
+	api, err := ls.Client("acc_latency")
 	if err != nil {
-		return fmt.Errorf("apikey: %w", err)
+		return err
 	}
-	api := outputs["ApiUrl"]
+	outputs := ls.Outputs
 
 	var mu sync.Mutex
 	var lat []time.Duration
@@ -72,33 +53,7 @@ func latency(rate float64, d time.Duration) error {
 		}
 	}))
 	defer receiver.Close()
-	call := func(method, path, body string) (map[string]any, error) {
-		req, _ := http.NewRequest(method, api+path, strings.NewReader(body))
-		req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(key)))
-		if body != "" {
-			req.Header.Set("Content-Type", "application/json")
-		}
-		res, err := http.DefaultClient.Do(req)
-		if err != nil {
-			return nil, err
-		}
-		defer res.Body.Close()
-		var m map[string]any
-		_ = json.NewDecoder(res.Body).Decode(&m)
-		if res.StatusCode >= 300 {
-			return nil, fmt.Errorf("%s %s: %d %v", method, path, res.StatusCode, m)
-		}
-		return m, nil
-	}
-	ep, err := call("POST", "/v1/endpoints", `{"name":"latency","url":"`+receiver.URL+`/hook","triggers":["*"]}`)
-	if err != nil {
-		return err
-	}
-	id := ep["id"].(string)
-	if _, err := call("POST", "/v1/endpoints/"+id+"/test", ""); err != nil {
-		return err
-	}
-	if _, err := call("PUT", "/v1/endpoints/"+id+"/thermometers", `{"thermometers":[{"id":"th_lat","name":"Latency","type":"email"}]}`); err != nil {
+	if _, err := api.Endpoint(receiver.URL+"/hook", "th_lat"); err != nil {
 		return err
 	}
 

@@ -17,7 +17,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -30,6 +29,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
+
+	"github.com/customerthermometer/webhooks/infra/localclient"
 )
 
 // kinds of receivers, and the status their deliveries must end in.
@@ -58,11 +59,6 @@ func main() {
 }
 
 func run(n, kills int) error {
-	state, err := os.MkdirTemp("", "ct-chaos")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(state)
 	log, err := os.Create(filepath.Join(os.TempDir(), "ct-chaos-local.log"))
 	if err != nil {
 		return err
@@ -70,22 +66,12 @@ func run(n, kills int) error {
 	defer log.Close()
 	// Receivers that hang hold an execution environment for 5 s per batch:
 	// more environments keep the run short.
-	cmd := exec.Command(".local/bin/ctlocal", "-stack", "ct-webhooks-chaos", "-addr", "127.0.0.1:0", "-state", state, "-retry-schedule", "1s,1s,1s", "-instances", "6")
-	cmd.Stdout, cmd.Stderr = log, log
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("start ctlocal (make build-local first): %w", err)
+	ls, err := localclient.Start("ct-webhooks-chaos", log, "-retry-schedule", "1s,1s,1s", "-instances", "6")
+	if err != nil {
+		return err
 	}
-	defer func() { _ = syscall.Kill(-cmd.Process.Pid, syscall.SIGINT); _ = cmd.Wait() }()
-	var outputs map[string]string
-	for deadline := time.Now().Add(3 * time.Minute); ; time.Sleep(200 * time.Millisecond) {
-		if b, err := os.ReadFile(filepath.Join(state, "outputs.json")); err == nil && json.Unmarshal(b, &outputs) == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("local stack not ready")
-		}
-	}
+	defer ls.Stop()
+	outputs := ls.Outputs
 	ctx := context.Background()
 	cfg, err := awsconfig.LoadDefaultConfig(ctx, awsconfig.WithRegion("us-east-1"),
 		awsconfig.WithCredentialsProvider(credentials.NewStaticCredentialsProvider("test", "test", "")))
@@ -101,11 +87,10 @@ func run(n, kills int) error {
 		}
 	}
 	account := fmt.Sprintf("acc_chaos_%d", time.Now().UnixNano())
-	key, err := exec.Command(".local/bin/apikey", "-account", account, "-outputs", filepath.Join(state, "outputs.json")).Output()
+	api, err := ls.Client(account)
 	if err != nil {
-		return fmt.Errorf("apikey: %w", err)
+		return err
 	}
-	api := apiClient{url: outputs["ApiUrl"], key: strings.TrimSpace(string(key))}
 
 	s := &seen{requests: map[string][]string{}}
 	var testMode atomic.Bool
@@ -184,13 +169,13 @@ func run(n, kills int) error {
 		if k.name == "gone" {
 			continue
 		}
-		if err := api.endpoint(receiver.URL+"/"+k.name, "th_"+k.name); err != nil {
+		if _, err := api.Endpoint(receiver.URL+"/"+k.name, "th_"+k.name); err != nil {
 			return err
 		}
 	}
 	for i := 0; i < n; i++ {
 		if kinds[i%len(kinds)].name == "gone" {
-			if err := api.endpoint(receiver.URL+fmt.Sprintf("/gone%d", i), fmt.Sprintf("th_gone_%d", i)); err != nil {
+			if _, err := api.Endpoint(receiver.URL+fmt.Sprintf("/gone%d", i), fmt.Sprintf("th_gone_%d", i)); err != nil {
 				return err
 			}
 		}
@@ -216,7 +201,7 @@ func run(n, kills int) error {
 	// visibility timeout (6 minutes), as on AWS.
 	var final map[string]delivery
 	for deadline := time.Now().Add(20 * time.Minute); ; time.Sleep(10 * time.Second) {
-		final, err = api.deliveries()
+		final, err = deliveries(api)
 		if err != nil {
 			return err
 		}
@@ -312,40 +297,6 @@ func bootstraps(function string) []int {
 	return pids
 }
 
-type apiClient struct{ url, key string }
-
-func (c apiClient) call(method, path, body string) (map[string]any, error) {
-	req, _ := http.NewRequest(method, c.url+path, strings.NewReader(body))
-	req.Header.Set("Authorization", "Bearer "+c.key)
-	if body != "" {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer res.Body.Close()
-	var m map[string]any
-	_ = json.NewDecoder(res.Body).Decode(&m)
-	if res.StatusCode >= 300 {
-		return nil, fmt.Errorf("%s %s: %d %v", method, path, res.StatusCode, m)
-	}
-	return m, nil
-}
-
-func (c apiClient) endpoint(url, thermometer string) error {
-	ep, err := c.call("POST", "/v1/endpoints", fmt.Sprintf(`{"name":"chaos","url":%q,"triggers":["*"]}`, url))
-	if err != nil {
-		return err
-	}
-	id := ep["id"].(string)
-	if _, err := c.call("POST", "/v1/endpoints/"+id+"/test", ""); err != nil {
-		return err
-	}
-	_, err = c.call("PUT", "/v1/endpoints/"+id+"/thermometers", fmt.Sprintf(`{"thermometers":[{"id":%q,"name":"Chaos","type":"email"}]}`, thermometer))
-	return err
-}
-
 type delivery struct {
 	ID      string `json:"id"`
 	EventID string `json:"event_id"`
@@ -353,7 +304,7 @@ type delivery struct {
 }
 
 // deliveries reads the whole log of the account, by event id.
-func (c apiClient) deliveries() (map[string]delivery, error) {
+func deliveries(c localclient.Client) (map[string]delivery, error) {
 	out := map[string]delivery{}
 	cursor := ""
 	for {
@@ -361,7 +312,7 @@ func (c apiClient) deliveries() (map[string]delivery, error) {
 		if cursor != "" {
 			path += "&cursor=" + cursor
 		}
-		page, err := c.call("GET", path, "")
+		page, err := c.Call("GET", path, "")
 		if err != nil {
 			return nil, err
 		}
