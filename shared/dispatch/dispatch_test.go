@@ -143,7 +143,7 @@ func TestGuardOutsideLocalMode(t *testing.T) {
 	if !res.Refused() || res.Delivered() {
 		t.Fatalf("loopback target not refused: %+v", res)
 	}
-	dial := c.hc.Transport.(*http.Transport).DialContext
+	dial := c.tr.DialContext
 	for _, addr := range []string{"127.0.0.1:80", "localhost:443", "[::1]:443", "169.254.169.254:80", "10.0.0.1:443", "93.184.216.34:8080"} {
 		conn, err := dial(context.Background(), "tcp", addr)
 		if conn != nil {
