@@ -177,25 +177,12 @@ type attemptItem struct {
 func attemptSK(n int) string { return fmt.Sprintf("%s%06d", attemptPrefix, n) }
 
 // PutLogItems writes payload and attempt items, 25 to a BatchWriteItem,
-// retrying what DynamoDB leaves unprocessed.
+// retrying what DynamoDB leaves unprocessed. The items are built by hand
+// rather than by reflection: this runs for every batch of attempts.
 func (st *Store) PutLogItems(ctx context.Context, items []LogItem) error {
-	var reqs []types.WriteRequest
+	reqs := make([]types.WriteRequest, 0, len(items))
 	for _, li := range items {
-		var v any
-		pk := deliveryPK(li.AccountID, li.DeliveryID)
-		switch {
-		case li.Attempt != nil:
-			a := li.Attempt
-			v = attemptItem{PK: pk, SK: attemptSK(a.Number), Number: a.Number, At: a.At.UTC().Format(time.RFC3339Nano),
-				StatusCode: a.StatusCode, LatencyMS: a.LatencyMS, Error: a.Error, ResponseBody: a.ResponseBody, ExpiresAt: li.Expires.Unix()}
-		default:
-			v = payloadItem{PK: pk, SK: payloadSK, Body: string(li.Payload), ExpiresAt: li.Expires.Unix()}
-		}
-		av, err := attributevalue.MarshalMap(v)
-		if err != nil {
-			return err
-		}
-		reqs = append(reqs, types.WriteRequest{PutRequest: &types.PutRequest{Item: av}})
+		reqs = append(reqs, types.WriteRequest{PutRequest: &types.PutRequest{Item: logItemValues(li)}})
 	}
 	for len(reqs) > 0 {
 		n := min(len(reqs), 25)
@@ -205,6 +192,26 @@ func (st *Store) PutLogItems(ctx context.Context, items []LogItem) error {
 		reqs = reqs[n:]
 	}
 	return nil
+}
+
+// logItemValues is li as a DynamoDB item, with the attribute names of
+// payloadItem or attemptItem (which read it back).
+func logItemValues(li LogItem) map[string]types.AttributeValue {
+	pk := deliveryPK(li.AccountID, li.DeliveryID)
+	expires := &types.AttributeValueMemberN{Value: strconv.FormatInt(li.Expires.Unix(), 10)}
+	if a := li.Attempt; a != nil {
+		return map[string]types.AttributeValue{
+			"pk": s(pk), "sk": s(attemptSK(a.Number)),
+			"number":        &types.AttributeValueMemberN{Value: strconv.Itoa(a.Number)},
+			"at":            s(a.At.UTC().Format(time.RFC3339Nano)),
+			"status_code":   &types.AttributeValueMemberN{Value: strconv.Itoa(a.StatusCode)},
+			"latency_ms":    &types.AttributeValueMemberN{Value: strconv.FormatInt(a.LatencyMS, 10)},
+			"error":         s(a.Error),
+			"response_body": s(a.ResponseBody),
+			"expires_at":    expires,
+		}
+	}
+	return map[string]types.AttributeValue{"pk": s(pk), "sk": s(payloadSK), "body": s(string(li.Payload)), "expires_at": expires}
 }
 
 func (st *Store) batchWrite(ctx context.Context, reqs []types.WriteRequest) error {
