@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -86,6 +87,27 @@ func TestTemplateInvariants(t *testing.T) {
 	}
 	if ttl, _ := res("DeliveriesTable")["TimeToLiveSpecification"].(map[string]any); ttl["Enabled"] != true {
 		t.Errorf("delivery log needs TTL: %v", ttl)
+	}
+
+	// The delivery log's indexes hold keys only (by_status also the
+	// endpoint id, which never changes): a settle that rewrites a summary then
+	// costs an index nothing unless it moves the summary's status.
+	projections := map[string]map[string]any{}
+	gsis, _ := res("DeliveriesTable")["GlobalSecondaryIndexes"].([]any)
+	for _, g := range gsis {
+		g := g.(map[string]any)
+		projections[g["IndexName"].(string)], _ = g["Projection"].(map[string]any)
+	}
+	if len(projections) != 3 {
+		t.Errorf("delivery log indexes %v, want by_account, by_endpoint and by_status", projections)
+	}
+	for _, index := range []string{"by_account", "by_endpoint"} {
+		if p := projections[index]; p == nil || p["ProjectionType"] != "KEYS_ONLY" {
+			t.Errorf("index %s projects %v, want KEYS_ONLY", index, p)
+		}
+	}
+	if p := projections["by_status"]; p == nil || p["ProjectionType"] != "INCLUDE" || fmt.Sprint(p["NonKeyAttributes"]) != "[endpoint_id]" {
+		t.Errorf("index by_status projects %v, want INCLUDE of endpoint_id only", p)
 	}
 
 	if eip := tpl.Resources["NatEip"]; eip.DeletionPolicy != "Retain" || eip.Condition != "CreateEip" {
