@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -88,6 +89,32 @@ func TestTemplateInvariants(t *testing.T) {
 		t.Errorf("delivery log needs TTL: %v", ttl)
 	}
 
+	// The delivery log's indexes hold keys only (by_status also the
+	// endpoint id, which never changes): a settle that rewrites a summary then
+	// costs an index nothing unless it moves the summary's status.
+	projections := map[string]map[string]any{}
+	gsis, _ := res("DeliveriesTable")["GlobalSecondaryIndexes"].([]any)
+	for _, g := range gsis {
+		g := g.(map[string]any)
+		projections[g["IndexName"].(string)], _ = g["Projection"].(map[string]any)
+	}
+	if len(projections) != 3 {
+		t.Errorf("delivery log indexes %v, want by_account, by_endpoint and by_status", projections)
+	}
+	for _, index := range []string{"by_account", "by_endpoint"} {
+		if p := projections[index]; p == nil || p["ProjectionType"] != "KEYS_ONLY" {
+			t.Errorf("index %s projects %v, want KEYS_ONLY", index, p)
+		}
+	}
+	if p := projections["by_status"]; p == nil || p["ProjectionType"] != "INCLUDE" || fmt.Sprint(p["NonKeyAttributes"]) != "[endpoint_id]" {
+		t.Errorf("index by_status projects %v, want INCLUDE of endpoint_id only", p)
+	}
+
+	// So the API, which lists deliveries, reads their summaries by key.
+	if !allows(res("ApiFunctionRole"), "dynamodb:BatchGetItem", "DeliveriesTable") {
+		t.Error("the API function may not BatchGetItem on the delivery log")
+	}
+
 	if eip := tpl.Resources["NatEip"]; eip.DeletionPolicy != "Retain" || eip.Condition != "CreateEip" {
 		t.Errorf("the EIP must be conditional and retained: %+v", eip)
 	}
@@ -108,4 +135,39 @@ func TestTemplateInvariants(t *testing.T) {
 			t.Errorf("missing output %s", o)
 		}
 	}
+}
+
+// allows reports whether one of role's inline policy statements allows action
+// on table's ARN.
+func allows(role map[string]any, action, table string) bool {
+	policies, _ := role["Policies"].([]any)
+	for _, p := range policies {
+		doc, _ := p.(map[string]any)["PolicyDocument"].(map[string]any)
+		statements, _ := doc["Statement"].([]any)
+		for _, st := range statements {
+			st, _ := st.(map[string]any)
+			if st["Effect"] != "Allow" || !contains(st["Action"], action) {
+				continue
+			}
+			if contains(st["Resource"], fmt.Sprint(map[string]any{"Fn::GetAtt": []any{table, "Arn"}})) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// contains reports whether v, one value or a list, holds want (compared as
+// fmt.Sprint renders them).
+func contains(v any, want string) bool {
+	list, ok := v.([]any)
+	if !ok {
+		list = []any{v}
+	}
+	for _, x := range list {
+		if fmt.Sprint(x) == want {
+			return true
+		}
+	}
+	return false
 }

@@ -49,6 +49,38 @@ func TestDeliveriesLog(t *testing.T) {
 		}
 	}
 
+	// Page by page, each filter gives the same deliveries, and next_cursor is
+	// null on the last page only.
+	for _, filter := range []string{"", "status=failed&", "endpoint_id=" + epA + "&", "endpoint_id=" + epA + "&status=failed&"} {
+		want := ids("/v1/deliveries?" + filter + "limit=100")
+		var got []string
+		cursor := ""
+		for pages := 1; ; pages++ {
+			path := "/v1/deliveries?" + filter + "limit=1"
+			if cursor != "" {
+				path += "&cursor=" + cursor
+			}
+			r := e.do("GET", path, e.key, "")
+			page := r.json(t)
+			data, _ := page["data"].([]any)
+			if r.status != 200 || len(data) != 1 || pages > len(want) {
+				t.Fatalf("%s: %d %s", path, r.status, r.body)
+			}
+			got = append(got, data[0].(map[string]any)["id"].(string))
+			next, isString := page["next_cursor"].(string)
+			if page["next_cursor"] != nil && !isString {
+				t.Fatalf("%s: next_cursor %v", path, page["next_cursor"])
+			}
+			if next == "" {
+				break
+			}
+			cursor = next
+		}
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("%s one by one = %v, want %v", filter, got, want)
+		}
+	}
+
 	// Pages, newest first; the cursor is bound to the account and filters.
 	r := e.do("GET", "/v1/deliveries?limit=2", e.key, "")
 	page := r.json(t)

@@ -26,6 +26,25 @@ import (
 // items carry the index keys, so the three sparse indexes list deliveries
 // newest first per account (by_account), per endpoint (by_endpoint) and per
 // status (by_status). Every item carries expires_at for the table's TTL.
+//
+// The indexes hold keys, not summaries: by_account and by_endpoint only the
+// keys (KEYS_ONLY), by_status also endpoint_id. Their keys and endpoint_id
+// never change after a delivery is created, so recording an attempt, which
+// rewrites the summary, costs by_account and by_endpoint nothing, and
+// by_status only when the status changes. In the words of the DynamoDB
+// Developer Guide (global secondary indexes, write capacity units): "If a
+// write to a table does not require a global secondary index update, no write
+// capacity is consumed from the index", whereas "If an update to the table
+// changes the value of an indexed key attribute (from A to B), two writes are
+// required, one to delete the previous item from the index and another write
+// to put the new item into the index" and "If an update to the table only
+// changes the value of projected attributes in the index key schema, but does
+// not change the value of any indexed key attribute, one write is required to
+// update the values of the projected attributes into the index". So, for a
+// summary under 1 KB, creating a delivery costs 4 write units (the item and
+// one entry per index), a write that changes its status 3 (the item and the
+// by_status move) and one that keeps it (retrying after retrying) 1. Listing
+// reads the summaries by key (see ListDeliveries).
 const (
 	summarySK     = "#SUMMARY"
 	payloadSK     = "#PAYLOAD"
@@ -322,9 +341,19 @@ type DeliveryFilter struct {
 	Status     string
 }
 
+// listBatch is the most summaries one BatchGetItem reads (DynamoDB's own
+// limit); tests lower it to cross batch boundaries with few deliveries.
+var listBatch = 100
+
 // ListDeliveries returns up to limit of account's deliveries, newest first,
 // after the position a previous page returned (empty: from the newest), and
 // the position of the next page (empty: no more).
+//
+// The indexes hold keys only (by_status also the endpoint id), so a page is a
+// Query for keys and a consistent BatchGetItem for the summaries. An index is
+// eventually consistent: a summary whose status no longer matches the status
+// asked for is left out, and so is one that is gone from the table, and the
+// page is filled from further index entries.
 func (st *Store) ListDeliveries(ctx context.Context, account string, f DeliveryFilter, limit int, after string) ([]domain.Delivery, string, error) {
 	if limit < 1 || limit > 100 {
 		return nil, "", errors.New("list deliveries: limit must be 1-100")
@@ -332,17 +361,19 @@ func (st *Store) ListDeliveries(ctx context.Context, account string, f DeliveryF
 	index, pkName, skName, pk := IndexByAccount, "gsi1pk", "gsi1sk", accountPK(account)
 	var filter *string
 	values := map[string]types.AttributeValue{}
-	names := map[string]string{}
 	switch {
+	case f.Status != "":
+		// The status's index, narrowed to the endpoint by its projected
+		// endpoint_id, which never changes: a filter on the index entries is
+		// cheaper than reading every summary of the endpoint to check its
+		// status.
+		index, pkName, skName, pk = IndexByStatus, "gsi3pk", "gsi3sk", statusPK(account, f.Status)
+		if f.EndpointID != "" {
+			filter = aws.String("endpoint_id = :ep")
+			values[":ep"] = s(f.EndpointID)
+		}
 	case f.EndpointID != "":
 		index, pkName, skName, pk = IndexByEndpoint, "gsi2pk", "gsi2sk", accountPK(account)+"#ENDPOINT#"+f.EndpointID
-		if f.Status != "" {
-			filter = aws.String("#s = :status")
-			names["#s"] = "status"
-			values[":status"] = s(f.Status)
-		}
-	case f.Status != "":
-		index, pkName, skName, pk = IndexByStatus, "gsi3pk", "gsi3sk", statusPK(account, f.Status)
 	}
 	values[":pk"] = s(pk)
 	in := &dynamodb.QueryInput{
@@ -352,9 +383,6 @@ func (st *Store) ListDeliveries(ctx context.Context, account string, f DeliveryF
 		ExpressionAttributeValues: values,
 		FilterExpression:          filter,
 		ScanIndexForward:          aws.Bool(false),
-	}
-	if len(names) > 0 {
-		in.ExpressionAttributeNames = names
 	}
 	if after != "" {
 		// The position is the index sort key of the last item shown: the
@@ -368,33 +396,86 @@ func (st *Store) ListDeliveries(ctx context.Context, account string, f DeliveryF
 		}
 	}
 	var out []domain.Delivery
-	var lastKey string
-	// With a filter a page may come back short; read on until it is full or
-	// the index ends. One more than asked tells whether a next page exists.
+	var positions []string
+	// Entries may be filtered out or left out, so a page may come back short;
+	// read on until it is full or the index ends. One more than asked tells
+	// whether a next page exists.
 	for len(out) <= limit {
 		in.Limit = aws.Int32(int32(limit + 1 - len(out)))
 		page, err := st.db.Query(ctx, in)
 		if err != nil {
 			return nil, "", fmt.Errorf("list deliveries of account %s: %w", account, err)
 		}
-		var items []summaryItem
-		if err := attributevalue.UnmarshalListOfMaps(page.Items, &items); err != nil {
-			return nil, "", err
+		summaries, err := st.summaries(ctx, page.Items)
+		if err != nil {
+			return nil, "", fmt.Errorf("list deliveries of account %s: %w", account, err)
 		}
-		for _, it := range items {
+		for _, key := range page.Items {
+			it, ok := summaries[stringAttr(key, "pk")]
+			if !ok || (f.Status != "" && it.Status != f.Status) {
+				continue
+			}
 			out = append(out, fromSummary(it))
+			positions = append(positions, stringAttr(key, skName))
 		}
 		if len(page.LastEvaluatedKey) == 0 {
 			break
 		}
 		in.ExclusiveStartKey = page.LastEvaluatedKey
 	}
+	next := ""
 	if len(out) > limit {
-		out = out[:limit]
-		last := out[len(out)-1]
-		lastKey = sortTime(last.CreatedAt) + "#" + last.ID
+		out, next = out[:limit], positions[limit-1]
 	}
-	return out, lastKey, nil
+	return out, next, nil
+}
+
+func stringAttr(item map[string]types.AttributeValue, name string) string {
+	if v, ok := item[name].(*types.AttributeValueMemberS); ok {
+		return v.Value
+	}
+	return ""
+}
+
+// summaries reads the summary items of index entries, listBatch to a
+// consistent BatchGetItem, retrying what DynamoDB leaves unprocessed. It
+// returns them by partition key; a summary that no longer exists is absent.
+func (st *Store) summaries(ctx context.Context, entries []map[string]types.AttributeValue) (map[string]summaryItem, error) {
+	got := make(map[string]summaryItem, len(entries))
+	for len(entries) > 0 {
+		n := min(len(entries), listBatch)
+		keys := make([]map[string]types.AttributeValue, 0, n)
+		for _, e := range entries[:n] {
+			keys = append(keys, map[string]types.AttributeValue{"pk": e["pk"], "sk": e["sk"]})
+		}
+		entries = entries[n:]
+		pending := map[string]types.KeysAndAttributes{st.deliveriesTable: {Keys: keys, ConsistentRead: aws.Bool(true)}}
+		for try := 0; len(pending[st.deliveriesTable].Keys) > 0; try++ {
+			if try > 0 {
+				if try > 8 {
+					return nil, errors.New("batch get: keys left unprocessed after 8 retries")
+				}
+				select {
+				case <-ctx.Done():
+					return nil, ctx.Err()
+				case <-time.After(time.Duration(25<<try) * time.Millisecond):
+				}
+			}
+			out, err := st.db.BatchGetItem(ctx, &dynamodb.BatchGetItemInput{RequestItems: pending})
+			if err != nil {
+				return nil, fmt.Errorf("batch get delivery summaries: %w", err)
+			}
+			for _, item := range out.Responses[st.deliveriesTable] {
+				var it summaryItem
+				if err := attributevalue.UnmarshalMap(item, &it); err != nil {
+					return nil, fmt.Errorf("decode delivery summary: %w", err)
+				}
+				got[it.PK] = it
+			}
+			pending = out.UnprocessedKeys
+		}
+	}
+	return got, nil
 }
 
 // Redeliver starts a new round of attempts for account's delivery id: status

@@ -1,0 +1,299 @@
+package store_test
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/aws/smithy-go/middleware"
+
+	"github.com/customerthermometer/webhooks/shared/awstest"
+	"github.com/customerthermometer/webhooks/shared/domain"
+	"github.com/customerthermometer/webhooks/shared/ids"
+	"github.com/customerthermometer/webhooks/shared/store"
+)
+
+var listBase = time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
+
+// putDelivery stores a delivery created at listBase plus i seconds, so a
+// higher i is newer.
+func putDelivery(t *testing.T, st *store.Store, account, endpoint, status string, i int) domain.Delivery {
+	t.Helper()
+	created := listBase.Add(time.Duration(i) * time.Second)
+	d := domain.Delivery{
+		ID: ids.Derived("dlv", account, fmt.Sprint("evt_", i), endpoint), AccountID: account, EndpointID: endpoint,
+		EndpointURL: "https://example.com/hook", EventID: fmt.Sprint("evt_", i), Event: "comment", Trigger: "comment.red",
+		ThermometerID: "th_1", Status: status, AttemptCount: i % 9, RoundStart: 1, LastStatusCode: 500 + i,
+		LastError: "receiver answered 500", CreatedAt: created, UpdatedAt: created.Add(time.Minute),
+	}
+	if _, _, err := st.CreateDelivery(context.Background(), d, time.Now().Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+// listAll follows a listing page by page, checking that every page but the
+// last is full and that only the last has no next position, and returns the
+// ids in order and the number of pages.
+func listAll(t *testing.T, st *store.Store, account string, f store.DeliveryFilter, limit int) ([]string, int) {
+	t.Helper()
+	var got []string
+	after := ""
+	for pages := 1; ; pages++ {
+		ds, next, err := st.ListDeliveries(context.Background(), account, f, limit, after)
+		if err != nil {
+			t.Fatalf("%+v limit %d page %d: %v", f, limit, pages, err)
+		}
+		if len(ds) > limit || (next != "" && len(ds) != limit) {
+			t.Fatalf("%+v limit %d page %d: %d deliveries, next %q", f, limit, pages, len(ds), next)
+		}
+		for _, d := range ds {
+			got = append(got, d.ID)
+		}
+		if next == "" {
+			return got, pages
+		}
+		if pages > 200 {
+			t.Fatalf("%+v limit %d: no end after %d pages", f, limit, pages)
+		}
+		after = next
+	}
+}
+
+func newestFirst(ds ...domain.Delivery) []string {
+	var out []string
+	for i := len(ds) - 1; i >= 0; i-- {
+		out = append(out, ds[i].ID)
+	}
+	return out
+}
+
+func TestListDeliveriesFiltersAndPages(t *testing.T) {
+	st := newStore(t)
+	// Three summaries to a BatchGetItem, so pages cross batch boundaries.
+	defer store.SetListBatch(3)()
+	account := uniqueAccount()
+	epA, epB := ids.New("ep", listBase), ids.New("ep", listBase.Add(time.Second))
+	statuses := []string{domain.DeliveryDelivered, domain.DeliveryFailed, domain.DeliveryRetrying, domain.DeliveryDelivered, domain.DeliveryPending}
+	var all []domain.Delivery
+	for i := 0; i < 17; i++ {
+		ep := epA
+		if i%3 == 2 {
+			ep = epB
+		}
+		all = append(all, putDelivery(t, st, account, ep, statuses[i%len(statuses)], i))
+	}
+	putDelivery(t, st, uniqueAccount(), epA, domain.DeliveryDelivered, 20) // another account's
+
+	filters := []store.DeliveryFilter{{}, {EndpointID: epB}}
+	for _, s := range []string{domain.DeliveryPending, domain.DeliveryDelivered, domain.DeliveryRetrying, domain.DeliveryFailed} {
+		filters = append(filters, store.DeliveryFilter{Status: s}, store.DeliveryFilter{EndpointID: epA, Status: s}, store.DeliveryFilter{EndpointID: epB, Status: s})
+	}
+	for _, f := range filters {
+		var match []domain.Delivery
+		for _, d := range all {
+			if (f.EndpointID == "" || d.EndpointID == f.EndpointID) && (f.Status == "" || d.Status == f.Status) {
+				match = append(match, d)
+			}
+		}
+		want := newestFirst(match...)
+		for _, limit := range []int{1, 2, 3, 4, 5, 100} {
+			got, pages := listAll(t, st, account, f, limit)
+			if !slices.Equal(got, want) {
+				t.Errorf("%+v limit %d: %v\nwant %v", f, limit, got, want)
+			}
+			if wantPages := max(1, (len(want)+limit-1)/limit); pages != wantPages {
+				t.Errorf("%+v limit %d: %d pages for %d deliveries, want %d", f, limit, pages, len(want), wantPages)
+			}
+		}
+	}
+
+	// A listed delivery is its whole summary.
+	ds, _, err := st.ListDeliveries(context.Background(), account, store.DeliveryFilter{Status: domain.DeliveryRetrying, EndpointID: epA}, 1, "")
+	if err != nil || len(ds) != 1 {
+		t.Fatalf("list = %v, %v", ds, err)
+	}
+	want := all[12] // the newest retrying on epA
+	if got := ds[0]; got.ID != want.ID || got.AccountID != account || got.EndpointID != epA || got.EndpointURL != want.EndpointURL ||
+		got.EventID != want.EventID || got.Event != "comment" || got.Trigger != "comment.red" || got.ThermometerID != "th_1" ||
+		got.Status != domain.DeliveryRetrying || got.AttemptCount != 3 || got.RoundStart != 1 || got.LastStatusCode != 512 ||
+		got.LastError != want.LastError || !got.CreatedAt.Equal(want.CreatedAt) || !got.UpdatedAt.Equal(want.UpdatedAt) {
+		t.Errorf("listed %+v\nstored %+v", got, want)
+	}
+
+	if ds, next, err := st.ListDeliveries(context.Background(), uniqueAccount(), store.DeliveryFilter{}, 20, ""); err != nil || len(ds) != 0 || next != "" {
+		t.Errorf("a new account lists %v, %q, %v", ds, next, err)
+	}
+}
+
+// More deliveries than one BatchGetItem reads, at its real limit of 100.
+func TestListDeliveriesBeyondOneBatch(t *testing.T) {
+	st := newStore(t)
+	account := uniqueAccount()
+	ep := ids.New("ep", listBase)
+	var all []domain.Delivery
+	for i := 0; i < 105; i++ {
+		all = append(all, putDelivery(t, st, account, ep, domain.DeliveryDelivered, i))
+	}
+	want := newestFirst(all...)
+	for _, f := range []store.DeliveryFilter{{}, {EndpointID: ep}, {Status: domain.DeliveryDelivered}, {EndpointID: ep, Status: domain.DeliveryDelivered}} {
+		ds, next, err := st.ListDeliveries(context.Background(), account, f, 100, "")
+		if err != nil || len(ds) != 100 || next == "" {
+			t.Fatalf("%+v first page: %d deliveries, next %q, %v", f, len(ds), next, err)
+		}
+		got := make([]string, 0, len(all))
+		for _, d := range ds {
+			got = append(got, d.ID)
+		}
+		ds, next, err = st.ListDeliveries(context.Background(), account, f, 100, next)
+		if err != nil || len(ds) != 5 || next != "" {
+			t.Fatalf("%+v second page: %d deliveries, next %q, %v", f, len(ds), next, err)
+		}
+		for _, d := range ds {
+			got = append(got, d.ID)
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("%+v: %v\nwant %v", f, got, want)
+		}
+	}
+}
+
+// by_status is eventually consistent: a summary whose status has moved on
+// while its index entry has not is left out, and the page is filled from the
+// entries after it.
+func TestListDeliveriesSkipsEntriesTheIndexHasNotMovedYet(t *testing.T) {
+	st := newStore(t)
+	defer store.SetListBatch(2)()
+	ctx := context.Background()
+	account := uniqueAccount()
+	epA, epB := ids.New("ep", listBase), ids.New("ep", listBase.Add(time.Second))
+	var r []domain.Delivery
+	for i := 0; i < 8; i++ {
+		ep := epA
+		if i == 6 {
+			ep = epB
+		}
+		r = append(r, putDelivery(t, st, account, ep, domain.DeliveryRetrying, i))
+	}
+	// Delivered since, as far as the summaries know; by_status still files
+	// them under retrying. r[0], the oldest, is one of them: the entry read
+	// to tell whether a next page exists is stale.
+	for _, i := range []int{7, 4, 3, 0} {
+		if err := st.SetStatusBehindIndex(ctx, account, r[i].ID, domain.DeliveryDelivered); err != nil {
+			t.Fatal(err)
+		}
+	}
+	retrying := store.DeliveryFilter{Status: domain.DeliveryRetrying}
+	for limit, want := range map[int][]string{
+		1: {r[6].ID, r[5].ID, r[2].ID, r[1].ID},
+		2: {r[6].ID, r[5].ID, r[2].ID, r[1].ID},
+		3: {r[6].ID, r[5].ID, r[2].ID, r[1].ID},
+		4: {r[6].ID, r[5].ID, r[2].ID, r[1].ID},
+	} {
+		got, pages := listAll(t, st, account, retrying, limit)
+		if !slices.Equal(got, want) {
+			t.Errorf("limit %d: %v\nwant %v", limit, got, want)
+		}
+		if wantPages := (len(want) + limit - 1) / limit; pages != wantPages {
+			t.Errorf("limit %d: %d pages, want %d", limit, pages, wantPages)
+		}
+	}
+	ds, next, err := st.ListDeliveries(ctx, account, retrying, 3, "")
+	if err != nil || len(ds) != 3 || next == "" {
+		t.Fatalf("first page of 3: %d, %q, %v", len(ds), next, err)
+	}
+	for _, d := range ds {
+		if d.Status != domain.DeliveryRetrying {
+			t.Errorf("listed %s as %s under retrying", d.ID, d.Status)
+		}
+	}
+	// The last page ends at a stale entry: no next position.
+	if ds, next, err := st.ListDeliveries(ctx, account, retrying, 1, nextAfter(t, st, account, retrying, 3)); err != nil ||
+		len(ds) != 1 || ds[0].ID != r[1].ID || next != "" {
+		t.Errorf("last page: %v, %q, %v", ds, next, err)
+	}
+
+	// The same with the endpoint filter.
+	for f, want := range map[store.DeliveryFilter][]string{
+		{EndpointID: epA, Status: domain.DeliveryRetrying}: {r[5].ID, r[2].ID, r[1].ID},
+		{EndpointID: epB, Status: domain.DeliveryRetrying}: {r[6].ID},
+	} {
+		for _, limit := range []int{1, 2, 3} {
+			if got, _ := listAll(t, st, account, f, limit); !slices.Equal(got, want) {
+				t.Errorf("%+v limit %d: %v\nwant %v", f, limit, got, want)
+			}
+		}
+	}
+	// Without a status filter every delivery is listed, as it is now.
+	ds, _, err = st.ListDeliveries(ctx, account, store.DeliveryFilter{}, 100, "")
+	if err != nil || len(ds) != 8 || ds[0].ID != r[7].ID || ds[0].Status != domain.DeliveryDelivered {
+		t.Errorf("unfiltered: %v, %v", ds, err)
+	}
+}
+
+// nextAfter returns the next position after the first page of limit.
+func nextAfter(t *testing.T, st *store.Store, account string, f store.DeliveryFilter, limit int) string {
+	t.Helper()
+	_, next, err := st.ListDeliveries(context.Background(), account, f, limit, "")
+	if err != nil || next == "" {
+		t.Fatalf("no next page: %q, %v", next, err)
+	}
+	return next
+}
+
+// unprocessing leaves the second half of a BatchGetItem's answer
+// unprocessed, as DynamoDB may, the first times times.
+type unprocessing struct {
+	times, calls int
+}
+
+func (u *unprocessing) option(stack *middleware.Stack) error {
+	return stack.Initialize.Add(middleware.InitializeMiddlewareFunc("Unprocess",
+		func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
+			out, md, err := next.HandleInitialize(ctx, in)
+			o, ok := out.Result.(*dynamodb.BatchGetItemOutput)
+			if err != nil || !ok {
+				return out, md, err
+			}
+			u.calls++
+			for table, items := range o.Responses {
+				if u.times == 0 || len(items) < 2 {
+					continue
+				}
+				u.times--
+				kept, left := items[:len(items)/2], items[len(items)/2:]
+				keys := make([]map[string]types.AttributeValue, 0, len(left))
+				for _, it := range left {
+					keys = append(keys, map[string]types.AttributeValue{"pk": it["pk"], "sk": it["sk"]})
+				}
+				o.Responses[table] = kept
+				o.UnprocessedKeys = map[string]types.KeysAndAttributes{table: {Keys: keys, ConsistentRead: aws.Bool(true)}}
+			}
+			return out, md, err
+		}), middleware.After)
+}
+
+func TestListDeliveriesRetriesUnprocessedKeys(t *testing.T) {
+	stack := awstest.LoadStack(t)
+	u := &unprocessing{times: 3}
+	db := dynamodb.NewFromConfig(awstest.Config(t), func(o *dynamodb.Options) { o.APIOptions = append(o.APIOptions, u.option) })
+	st := store.New(db, stack.Outputs["EndpointsTableName"], stack.Outputs["DeliveriesTableName"])
+	account := uniqueAccount()
+	ep := ids.New("ep", listBase)
+	var all []domain.Delivery
+	for i := 0; i < 12; i++ {
+		all = append(all, putDelivery(t, st, account, ep, domain.DeliveryFailed, i))
+	}
+	got, pages := listAll(t, st, account, store.DeliveryFilter{Status: domain.DeliveryFailed}, 10)
+	if want := newestFirst(all...); !slices.Equal(got, want) || pages != 2 {
+		t.Errorf("%d pages: %v\nwant %v", pages, got, want)
+	}
+	if u.times != 0 || u.calls < 2+3 {
+		t.Errorf("%d BatchGetItem calls, %d answers left to cut short: unprocessed keys were not read again", u.calls, u.times)
+	}
+}

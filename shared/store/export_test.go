@@ -1,0 +1,32 @@
+package store
+
+import (
+	"context"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+)
+
+// SetListBatch makes ListDeliveries read n summaries to a BatchGetItem until
+// the returned function restores the default.
+func SetListBatch(n int) (restore func()) {
+	old := listBatch
+	listBatch = n
+	return func() { listBatch = old }
+}
+
+// SetStatusBehindIndex changes the status of account's delivery id but not
+// its by_status key: the summary as a listing finds it while the index has
+// not caught up with a status change yet.
+func (st *Store) SetStatusBehindIndex(ctx context.Context, account, id, status string) error {
+	_, err := st.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName:                 &st.deliveriesTable,
+		Key:                       map[string]types.AttributeValue{"pk": s(deliveryPK(account, id)), "sk": s(summarySK)},
+		UpdateExpression:          aws.String("SET #s = :s"),
+		ConditionExpression:       aws.String("attribute_exists(pk)"),
+		ExpressionAttributeNames:  map[string]string{"#s": "status"},
+		ExpressionAttributeValues: map[string]types.AttributeValue{":s": s(status)},
+	})
+	return err
+}
