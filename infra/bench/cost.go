@@ -1,6 +1,9 @@
 package main
 
-import "fmt"
+import (
+	"fmt"
+	"strings"
+)
 
 // us-east-1 on-demand prices (USD), as published for 2026.
 const (
@@ -12,28 +15,6 @@ const (
 	natPerGB             = 0.045
 	kmsPerRequest        = 0.03 / 1e4
 )
-
-// Capacity units per request, from the item sizes this service writes (see
-// docs/benchmarks.md): a delivery summary is under 1 KB. Creating one also
-// puts an entry in each of the table's three indexes (4 units); settling it
-// rewrites it (1) and, when its status changes, moves its by_status entry
-// (delete and put: 2 more), while by_account and by_endpoint, which hold only
-// keys that never change, cost nothing (3 units; 1 for retrying after
-// retrying). A log item (payload or attempt, with up to 1 KiB of the
-// receiver's answer) is under 2 KB; reads are under 4 KB.
-var units = map[string]struct {
-	wru, rru float64
-	perEntry bool
-}{
-	// Every delivery of the run is created (4) and settled delivered at its
-	// first attempt (3): one of each, counted at their mean.
-	"DynamoDB PutItem":            {wru: 3.5},
-	"DynamoDB BatchWriteItem":     {wru: 2, perEntry: true}, // log items
-	"DynamoDB GetItem":            {rru: 1},                 // consistent reads of a delivery or endpoint; account lookups
-	"DynamoDB Query":              {rru: 1},                 // linked endpoints of a thermometer (three links)
-	"DynamoDB UpdateItem":         {wru: 3},                 // a redriven delivery: the summary and its by_status move
-	"DynamoDB TransactWriteItems": {wru: 2},
-}
 
 // lambdaMillis is the billed duration assumed per invocation in AWS: the
 // emulator's latency makes local durations meaningless. A task batch waits
@@ -48,18 +29,13 @@ const bytesPerDelivery = 4096.0
 func printCost(fn, esm *counter, deliveries, invocations float64) {
 	var wru, rru, sqsReq, kmsReq float64
 	for _, c := range []*counter{fn, esm} {
+		wru, rru = wru+c.wru, rru+c.rru
 		for k, n := range c.calls {
-			u, ok := units[k]
 			switch {
-			case ok && u.perEntry:
-				wru += u.wru * float64(c.entries[k])
-			case ok:
-				wru += u.wru * float64(n)
-				rru += u.rru * float64(n)
-			case len(k) > 4 && k[:4] == "SQS ":
+			case strings.HasPrefix(k, "SQS "):
 				// Batch requests bill as one request (under 64 KiB).
 				sqsReq += float64(n)
-			case len(k) > 4 && k[:4] == "KMS ":
+			case strings.HasPrefix(k, "KMS "):
 				kmsReq += float64(n)
 			}
 		}
@@ -74,6 +50,7 @@ func printCost(fn, esm *counter, deliveries, invocations float64) {
 	fmt.Printf("  Lambda arm64 128 MB   %7.0f invocations × ($0.20/M + %.0f ms × 0.125 GB × $0.0000133334/GB-s)  $%7.3f\n", invocations*perM, lambdaMillis, lambda)
 	fmt.Printf("  SQS                   %7.0f requests × $0.40/M                                          $%7.3f\n", sqsReq*perM, sqs)
 	fmt.Printf("  DynamoDB              %7.0f WRU × $0.625/M + %7.0f RRU × $0.125/M                         $%7.3f\n", wru*perM, rru*perM, ddb)
+	fmt.Printf("                        (%.2f WRU and %.2f RRU per delivery, from the sizes of the items written)\n", wru/deliveries, rru/deliveries)
 	fmt.Printf("  KMS                   %7.0f requests × $0.03/10k (secrets cached 5 min per instance)     $%7.3f\n", kmsReq*perM, kmsCost)
 	fmt.Printf("  NAT gateway data      %7.1f GB × $0.045/GB (%.0f bytes per delivery)                      $%7.3f\n", 1e6*bytesPerDelivery/1e9, bytesPerDelivery, nat)
 	fmt.Printf("  total                                                                                  $%7.3f\n", lambda+sqs+ddb+kmsCost+nat)

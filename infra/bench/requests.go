@@ -36,11 +36,16 @@ import (
 )
 
 // counter counts AWS requests by service and operation; BatchWriteItem and
-// SendMessageBatch also count their entries.
+// SendMessageBatch also count their entries. It also adds up the DynamoDB
+// capacity units the requests consume, from the sizes of the items actually
+// written (see capacity.go).
 type counter struct {
 	mu      sync.Mutex
 	calls   map[string]int
 	entries map[string]int
+	wru     float64
+	rru     float64
+	status  map[string]string // delivery summary key -> status last written
 }
 
 func (c *counter) option(stack *middleware.Stack) error {
@@ -63,17 +68,20 @@ func (c *counter) option(stack *middleware.Stack) error {
 			c.mu.Lock()
 			c.calls[key]++
 			c.entries[key] += n
+			c.capacity(in.Parameters)
 			c.mu.Unlock()
 			return next.HandleInitialize(ctx, in)
 		}), middleware.After)
 }
 
-func newCounter() *counter { return &counter{calls: map[string]int{}, entries: map[string]int{}} }
+func newCounter() *counter {
+	return &counter{calls: map[string]int{}, entries: map[string]int{}, status: map[string]string{}}
+}
 
 func (c *counter) reset() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.calls, c.entries = map[string]int{}, map[string]int{}
+	c.calls, c.entries, c.wru, c.rru = map[string]int{}, map[string]int{}, 0, 0
 }
 
 type stackFile struct {

@@ -1,0 +1,52 @@
+package main
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+)
+
+func TestItemSize(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		item map[string]types.AttributeValue
+		want int
+	}{
+		{"string", map[string]types.AttributeValue{"pk": &types.AttributeValueMemberS{Value: "abc"}}, 2 + 3},
+		{"number, 3 significant digits", map[string]types.AttributeValue{"n": &types.AttributeValueMemberN{Value: "503"}}, 1 + 3},
+		{"number, zeros trimmed", map[string]types.AttributeValue{"n": &types.AttributeValueMemberN{Value: "1200"}}, 1 + 2},
+		{"zero", map[string]types.AttributeValue{"n": &types.AttributeValueMemberN{Value: "0"}}, 1 + 1},
+		{"bool", map[string]types.AttributeValue{"ok": &types.AttributeValueMemberBOOL{Value: true}}, 2 + 1},
+		{"map", map[string]types.AttributeValue{"m": &types.AttributeValueMemberM{Value: map[string]types.AttributeValue{"a": &types.AttributeValueMemberS{Value: "xy"}}}}, 1 + 3 + 1 + 1 + 2},
+	} {
+		if got := itemSize(c.item); got != c.want {
+			t.Errorf("%s: %d bytes, want %d", c.name, got, c.want)
+		}
+	}
+}
+
+func TestCapacityOfASummaryLifecycle(t *testing.T) {
+	c := newCounter()
+	summary := func(status string, pad int) map[string]types.AttributeValue {
+		return map[string]types.AttributeValue{"pk": &types.AttributeValueMemberS{Value: "DELIVERY#a#d"},
+			"sk": &types.AttributeValueMemberS{Value: "#SUMMARY"}, "status": &types.AttributeValueMemberS{Value: status},
+			"pad": &types.AttributeValueMemberS{Value: strings.Repeat("x", pad)}}
+	}
+	step := func(in any, want float64) {
+		t.Helper()
+		before := c.wru
+		c.capacity(in)
+		if got := c.wru - before; got != want {
+			t.Errorf("%T: %v WRU, want %v", in, got, want)
+		}
+	}
+	step(&dynamodb.PutItemInput{Item: summary("pending", 100), ConditionExpression: aws.String("attribute_not_exists(pk)")}, 1+3)
+	step(&dynamodb.PutItemInput{Item: summary("retrying", 100), ConditionExpression: aws.String("attempt_count = :prev")}, 1+2)
+	step(&dynamodb.PutItemInput{Item: summary("retrying", 100), ConditionExpression: aws.String("attempt_count = :prev")}, 1)
+	step(&dynamodb.PutItemInput{Item: summary("delivered", 1500), ConditionExpression: aws.String("attempt_count = :prev")}, 2+2)
+	step(&dynamodb.BatchWriteItemInput{RequestItems: map[string][]types.WriteRequest{"t": {
+		{PutRequest: &types.PutRequest{Item: summary("x", 10)}}, {PutRequest: &types.PutRequest{Item: summary("x", 2100)}}}}}, 1+3)
+}
