@@ -18,6 +18,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -184,7 +185,7 @@ func run(n, kills int) error {
 	queueURL := outputs["ResponseEventsQueueUrl"]
 	start := time.Now()
 	killed := make(chan int)
-	go func() { killed <- killer(kills, 30*time.Second+time.Duration(n)*20*time.Millisecond) }()
+	go func() { killed <- killer(ls.Pid(), kills, 30*time.Second+time.Duration(n)*20*time.Millisecond) }()
 	for i := 0; i < len(events); i += 10 {
 		var entries []sqstypes.SendMessageBatchRequestEntry
 		for j, e := range events[i:min(i+10, len(events))] {
@@ -263,13 +264,14 @@ func run(n, kills int) error {
 	return nil
 }
 
-// killer SIGKILLs a running delivery bootstrap at random moments within
-// span, times times, and returns how many it killed.
-func killer(times int, span time.Duration) int {
+// killer SIGKILLs a running delivery bootstrap of the stack whose ctlocal
+// is root at random moments within span, times times, and returns how many
+// it killed.
+func killer(root, times int, span time.Duration) int {
 	killed := 0
 	for i := 0; i < times; i++ {
 		time.Sleep(time.Duration(rand.Int64N(int64(span) / int64(times))))
-		pids := bootstraps("DeliveryFunction")
+		pids := bootstraps(root, "DeliveryFunction")
 		if len(pids) == 0 {
 			continue
 		}
@@ -280,21 +282,54 @@ func killer(times int, span time.Duration) int {
 	return killed
 }
 
-// bootstraps finds the processes running a function's bootstrap.
-func bootstraps(function string) []int {
+// bootstraps finds the processes running a function's bootstrap among the
+// descendants of root (the stack's ctlocal): never another stack's or
+// another test's.
+func bootstraps(root int, function string) []int {
 	var pids []int
 	dirs, _ := os.ReadDir("/proc")
 	for _, d := range dirs {
-		var pid int
-		if _, err := fmt.Sscan(d.Name(), &pid); err != nil {
+		pid, err := strconv.Atoi(d.Name())
+		if err != nil {
 			continue
 		}
 		b, err := os.ReadFile(filepath.Join("/proc", d.Name(), "cmdline"))
-		if err == nil && strings.Contains(string(b), function+"/bootstrap") && !strings.Contains(string(b), "aws-lambda-rie") {
+		if err != nil {
+			continue
+		}
+		argv0, _, _ := strings.Cut(string(b), "\x00")
+		if strings.HasSuffix(argv0, "/"+function+"/bootstrap") && descendant(pid, root) {
 			pids = append(pids, pid)
 		}
 	}
 	return pids
+}
+
+// descendant reports whether pid is a descendant of root, following the
+// parent ids in /proc/<pid>/stat.
+func descendant(pid, root int) bool {
+	for depth := 0; depth < 64 && pid > 1; depth++ {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			return false
+		}
+		// pid (comm) state ppid …; comm may hold spaces and parentheses.
+		i := strings.LastIndexByte(string(b), ')')
+		if i < 0 {
+			return false
+		}
+		f := strings.Fields(string(b[i+1:]))
+		if len(f) < 2 {
+			return false
+		}
+		if pid, err = strconv.Atoi(f[1]); err != nil {
+			return false
+		}
+		if pid == root {
+			return true
+		}
+	}
+	return false
 }
 
 type delivery struct {

@@ -49,6 +49,10 @@ func Start(stack string, log io.Writer, extra ...string) (*Stack, error) {
 	}
 }
 
+// Pid is the ctlocal process's id: the function instances it runs are its
+// descendants.
+func (s *Stack) Pid() int { return s.cmd.Process.Pid }
+
 // Stop interrupts ctlocal (which stops what it started) and waits for it.
 func (s *Stack) Stop() {
 	_ = syscall.Kill(-s.cmd.Process.Pid, syscall.SIGINT)
