@@ -52,3 +52,11 @@ func TestBootstrapsOnlyDescendants(t *testing.T) {
 		t.Errorf("bootstraps under an unrelated process: %v", pids)
 	}
 }
+
+func TestHexPort(t *testing.T) {
+	for in, want := range map[string]string{"0100007F:1F90": "8080", "00000000000000000000000001000000:D2F0": "54000", "junk": ""} {
+		if got := hexPort(in); got != want {
+			t.Errorf("hexPort(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
