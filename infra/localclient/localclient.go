@@ -3,7 +3,9 @@
 package localclient
 
 import (
+	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -65,6 +67,10 @@ func (s *Stack) Stop() {
 func (s *Stack) Client(account string) (Client, error) {
 	key, err := exec.Command(".local/bin/apikey", "-account", account, "-outputs", filepath.Join(s.state, "outputs.json")).Output()
 	if err != nil {
+		var exit *exec.ExitError
+		if errors.As(err, &exit) {
+			return Client{}, fmt.Errorf("apikey: %w: %s", err, bytes.TrimSpace(exit.Stderr))
+		}
 		return Client{}, fmt.Errorf("apikey: %w", err)
 	}
 	return Client{URL: s.Outputs["ApiUrl"], Key: strings.TrimSpace(string(key))}, nil
