@@ -240,43 +240,34 @@ func run(c config) error {
 	fmt.Printf("chaos: %s: sent %d events; killed the delivery process %d times (%d while it was sending a webhook); waiting for every delivery to end...\n",
 		time.Since(start).Round(time.Second), n, k.killed, k.midSend)
 
-	// Every delivery must end; killed batches come back after the queues'
-	// visibility timeout. Waiting stops when nothing has ended for longer
-	// than that and a margin.
-	var final map[string]delivery
+	// Every delivery must end, and the queues must drain: an event not yet
+	// fanned out, a task not yet finished (a killed batch's comes back
+	// after the visibility timeout) or one waiting for its retry is a
+	// message on them, visible, in flight or delayed. Only then is the log
+	// read: listing it through the emulator costs more than the deliveries
+	// themselves. Waiting stops early when the count has not reached a new
+	// low for the visibility timeout and a margin.
+	queues := []string{outputs["ResponseEventsQueueUrl"], outputs["DeliveryTasksQueueUrl"]}
 	stall := visibility + 3*time.Minute
-	every := min(max(visibility/10, 2*time.Second), 10*time.Second)
-	last, progress, reported := -1, time.Now(), time.Time{}
-	for ; ; time.Sleep(every) {
-		final, err = deliveries(api)
-		if err != nil {
+	low, progress, reported := -1, time.Now(), time.Time{}
+	left := 0
+	for ; ; time.Sleep(2 * time.Second) {
+		if left, err = onQueues(ctx, client, queues); err != nil {
 			return err
 		}
-		done := 0
-		for _, d := range final {
-			if d.Status == "delivered" || d.Status == "failed" {
-				done++
-			}
+		if left < low || low < 0 {
+			low, progress = left, time.Now()
 		}
-		if done != last || time.Since(reported) >= 30*time.Second {
-			fmt.Printf("chaos: %s: %d of %d deliveries ended\n", time.Since(start).Round(time.Second), done, n)
+		if time.Since(reported) >= 30*time.Second {
+			fmt.Printf("chaos: %s: %d messages on the queues\n", time.Since(start).Round(time.Second), left)
 			reported = time.Now()
 		}
-		if done != last {
-			last, progress = done, time.Now()
-		}
-		if done == n || time.Since(progress) > stall {
+		if left == 0 || time.Since(progress) > stall {
 			break
 		}
 	}
-	// Then the queues must drain: a message still there could change a
-	// delivery that looks ended (a killed batch coming back, say), and the
-	// receivers' counts are only final once nothing is left to send.
-	left, err := drain(ctx, client, []string{outputs["ResponseEventsQueueUrl"], outputs["DeliveryTasksQueueUrl"]}, visibility+2*time.Minute)
+	final, err := deliveries(api)
 	if err != nil {
-		return err
-	}
-	if final, err = deliveries(api); err != nil {
 		return err
 	}
 
@@ -296,7 +287,7 @@ func run(c config) error {
 		problems = append(problems, fmt.Sprintf("%d deliveries in the log for %d events", len(final), n))
 	}
 	if left > 0 {
-		problems = append(problems, fmt.Sprintf("%d messages still on the queues %s after the last delivery ended", left, visibility+2*time.Minute))
+		problems = append(problems, fmt.Sprintf("%d messages still on the queues after %s without progress", left, stall))
 	}
 	s.mu.Lock()
 	// Every request for an event carried one delivery id, the log's.
@@ -497,27 +488,22 @@ func queueVisibility(ctx context.Context, client *sqs.Client, url string) (time.
 	return time.Duration(secs) * time.Second, err
 }
 
-// drain waits up to limit for the queues to hold no message, visible or in
-// flight, and returns how many are left.
-func drain(ctx context.Context, client *sqs.Client, urls []string, limit time.Duration) (int, error) {
-	for deadline := time.Now().Add(limit); ; time.Sleep(2 * time.Second) {
-		left := 0
-		for _, u := range urls {
-			out, err := client.GetQueueAttributes(ctx, &sqs.GetQueueAttributesInput{QueueUrl: &u, AttributeNames: []sqstypes.QueueAttributeName{
-				sqstypes.QueueAttributeNameApproximateNumberOfMessages, sqstypes.QueueAttributeNameApproximateNumberOfMessagesNotVisible,
-				sqstypes.QueueAttributeNameApproximateNumberOfMessagesDelayed}})
-			if err != nil {
-				return 0, err
-			}
-			for _, v := range out.Attributes {
-				c, _ := strconv.Atoi(v)
-				left += c
-			}
+// onQueues counts the messages on the queues: visible, in flight or delayed.
+func onQueues(ctx context.Context, client *sqs.Client, urls []string) (int, error) {
+	n := 0
+	for _, u := range urls {
+		out, err := client.GetQueueAttributes(ctx, &sqs.GetQueueAttributesInput{QueueUrl: &u, AttributeNames: []sqstypes.QueueAttributeName{
+			sqstypes.QueueAttributeNameApproximateNumberOfMessages, sqstypes.QueueAttributeNameApproximateNumberOfMessagesNotVisible,
+			sqstypes.QueueAttributeNameApproximateNumberOfMessagesDelayed}})
+		if err != nil {
+			return 0, err
 		}
-		if left == 0 || time.Now().After(deadline) {
-			return left, nil
+		for _, v := range out.Attributes {
+			c, _ := strconv.Atoi(v)
+			n += c
 		}
 	}
+	return n, nil
 }
 
 type delivery struct {
