@@ -47,6 +47,12 @@ var kinds = []struct {
 	{"fail", "failed"}, {"hang", "failed"}, {"reset", "failed"}, {"redirect", "failed"}, {"gone", "failed"},
 }
 
+// retrySchedule gives each delivery attemptsPerRound attempts.
+const (
+	retrySchedule    = "1s,1s,1s"
+	attemptsPerRound = 4
+)
+
 type seen struct {
 	mu       sync.Mutex
 	requests map[string][]string        // delivery id -> attempt headers seen
@@ -86,7 +92,7 @@ func run(c config) error {
 	fmt.Printf("chaos: local stack log in %s\n", log.Name())
 	// Receivers that hang hold an execution environment for 5 s per batch:
 	// more environments keep the run short.
-	args := []string{"-retry-schedule", "1s,1s,1s", "-instances", fmt.Sprint(c.instances)}
+	args := []string{"-retry-schedule", retrySchedule, "-instances", fmt.Sprint(c.instances)}
 	if c.visibility > 0 {
 		args = append(args, "-visibility-timeout", c.visibility.String())
 	}
@@ -299,7 +305,7 @@ func run(c config) error {
 			}
 		}
 	}
-	duplicates, requests := 0, 0
+	duplicates, requests, laterRounds := 0, 0, 0
 	for _, attempts := range s.requests {
 		requests += len(attempts)
 		seenAttempt := map[string]bool{}
@@ -308,6 +314,9 @@ func run(c config) error {
 				duplicates++
 			}
 			seenAttempt[a] = true
+			if n, _ := strconv.Atoi(a); n > attemptsPerRound {
+				laterRounds++
+			}
 		}
 	}
 	problems = append(problems, s.bad...)
@@ -316,6 +325,7 @@ func run(c config) error {
 		n, k.killed, k.midSend, visibility, time.Since(start).Round(time.Second))
 	fmt.Printf("  deliveries in the log   %d (delivered %d, failed %d, other %d)\n", len(final), counts["delivered"], counts["failed"], len(final)-counts["delivered"]-counts["failed"])
 	fmt.Printf("  requests received       %d, of which repeated attempts (same delivery id and attempt) %d\n", requests, duplicates)
+	fmt.Printf("  attempts past the %dth   %d (a delivery started again after it had failed)\n", attemptsPerRound, laterRounds)
 	fmt.Printf("  problems                %d\n", len(problems))
 	for i, p := range problems {
 		if i == 20 {
