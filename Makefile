@@ -21,7 +21,7 @@ LAMBDA_BUILD := CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) build -tags lambda.n
 LOCAL_BUILD := CGO_ENABLED=0 $(GO) build -tags lambda.norpc -trimpath
 
 .DEFAULT_GOAL := help
-.PHONY: bench bench-run chaos fuzz help local test api-key build build-local build-ApiFunction build-DeliveryFunction lint template-check test-go clean
+.PHONY: bench bench-run chaos chaos-short fuzz help local test api-key build build-local build-ApiFunction build-DeliveryFunction lint template-check test-go clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-24s %s\n", $$1, $$2}'
@@ -29,9 +29,10 @@ help: ## list the targets
 local: build-local ## run the whole service on this machine (API on http://127.0.0.1:3000); Ctrl-C stops it
 	$(BIN)/ctlocal
 
-test: build-local lint template-check ## all tests: lint, template checks, receiver examples, unit, emulator-backed and end-to-end
+test: build-local lint template-check ## all tests: lint, template checks, receiver examples, unit, emulator-backed, end-to-end and the short fault battery
 	bash docs/examples/run.sh
 	$(BIN)/ctlocal with-emulator -- $(MAKE) --no-print-directory test-go
+	$(BIN)/ctlocal with-emulator -- $(BIN)/chaos $(CHAOS_SHORT)
 
 test-go: ## the Go tests alone (needs the emulator running: `make test` provides it)
 	@# the Go tests against a fresh test stack (run by `make test`, which provides the emulator)
@@ -67,6 +68,7 @@ build-local: ## bootstraps for this machine, the runtime emulator and the local 
 	$(GO) build -o $(BIN)/aws-lambda-rie github.com/aws/aws-lambda-runtime-interface-emulator/cmd/aws-lambda-rie
 	$(GO) build -o $(BIN)/ctlocal ./infra/local
 	$(GO) build -o $(BIN)/apikey ./infra/apikey
+	$(GO) build -o $(BIN)/chaos ./infra/chaos
 
 $(BIN)/apikey: $(shell find infra/apikey shared -name '*.go' 2>/dev/null) go.mod
 	$(GO) build -o $@ ./infra/apikey
@@ -80,8 +82,16 @@ bench-run: ## the benchmarks alone (needs the emulator running: `make bench` pro
 
 CHAOS_EVENTS ?= 2000
 CHAOS_KILLS ?= 6
-chaos: build-local ## the fault battery: CHAOS_EVENTS events (default 2000) against misbehaving receivers while the delivery process is killed
-	$(BIN)/ctlocal with-emulator -- $(GO) run ./infra/chaos -events $(CHAOS_EVENTS) -kills $(CHAOS_KILLS)
+# Empty: the queues keep the template's visibility timeout (6 minutes, as on AWS).
+CHAOS_VISIBILITY ?=
+chaos: build-local ## the fault battery: CHAOS_EVENTS events (2000), misbehaving receivers, CHAOS_KILLS kills (6) of the delivery process; CHAOS_VISIBILITY=30s shortens the wait for killed batches
+	$(BIN)/ctlocal with-emulator -- $(BIN)/chaos -events $(CHAOS_EVENTS) -kills $(CHAOS_KILLS) $(if $(CHAOS_VISIBILITY),-visibility-timeout $(CHAOS_VISIBILITY))
+
+# The short form make test runs: every receiver kind, two kills, and a
+# visibility timeout of 30 s so that killed batches come back within the run.
+CHAOS_SHORT := -stack ct-webhooks-chaos-short -events 48 -kills 2 -instances 4 -visibility-timeout 30s
+chaos-short: build-local ## the fault battery's short form, as make test runs it: 48 events, 2 kills, 30 s visibility timeout
+	$(BIN)/ctlocal with-emulator -- $(BIN)/chaos $(CHAOS_SHORT)
 
 BENCH ?= throughput,requests,startup,latency
 FUZZTIME ?= 2m

@@ -4,6 +4,10 @@
 // checks that every delivery ended as its receiver deserved, none is missing
 // from the log, and every duplicate a receiver saw carried the same delivery
 // id. It prints the counts and exits non-zero on any violation.
+//
+// make chaos runs it at 2,000 events with the queues' visibility timeout as
+// on AWS; make test runs a short form with -visibility-timeout 30s, so that
+// the batches of a killed process come back within seconds, not minutes.
 package main
 
 import (
@@ -18,6 +22,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -42,33 +47,58 @@ var kinds = []struct {
 	{"fail", "failed"}, {"hang", "failed"}, {"reset", "failed"}, {"redirect", "failed"}, {"gone", "failed"},
 }
 
+// retrySchedule gives each delivery attemptsPerRound attempts.
+const (
+	retrySchedule    = "1s,1s,1s"
+	attemptsPerRound = 4
+)
+
 type seen struct {
 	mu       sync.Mutex
-	requests map[string][]string // delivery id -> attempt headers seen
+	requests map[string][]string        // delivery id -> attempt headers seen
+	events   map[string]map[string]bool // event id -> delivery ids seen
+	inFlight map[string]int             // sender's address -> requests being answered
 	bad      []string
 }
 
+type config struct {
+	events, kills, instances int
+	visibility               time.Duration
+	stack                    string
+}
+
 func main() {
-	n := flag.Int("events", 2000, "events to send")
-	kills := flag.Int("kills", 6, "times to kill the delivery process")
+	var c config
+	flag.IntVar(&c.events, "events", 2000, "events to send")
+	flag.IntVar(&c.kills, "kills", 6, "times to kill the delivery process")
+	flag.IntVar(&c.instances, "instances", 6, "execution environments per function")
+	flag.DurationVar(&c.visibility, "visibility-timeout", 0,
+		"visibility timeout of the stack's queues (ctlocal -visibility-timeout); 0 keeps the template's, as on AWS")
+	flag.StringVar(&c.stack, "stack", "ct-webhooks-chaos", "stack name in the emulator")
 	flag.Parse()
-	if err := run(*n, *kills); err != nil {
+	if err := run(c); err != nil {
 		fmt.Fprintln(os.Stderr, "chaos:", err)
 		os.Exit(1)
 	}
 }
 
-func run(n, kills int) error {
-	log, err := os.Create(filepath.Join(os.TempDir(), "ct-chaos-local.log"))
+func run(c config) error {
+	n, kills := c.events, c.kills
+	log, err := os.CreateTemp("", "ct-chaos-*.log")
 	if err != nil {
 		return err
 	}
 	defer log.Close()
+	fmt.Printf("chaos: local stack log in %s\n", log.Name())
 	// Receivers that hang hold an execution environment for 5 s per batch:
 	// more environments keep the run short.
-	ls, err := localclient.Start("ct-webhooks-chaos", log, "-retry-schedule", "1s,1s,1s", "-instances", "6")
+	args := []string{"-retry-schedule", retrySchedule, "-instances", fmt.Sprint(c.instances)}
+	if c.visibility > 0 {
+		args = append(args, "-visibility-timeout", c.visibility.String())
+	}
+	ls, err := localclient.Start(c.stack, log, args...)
 	if err != nil {
-		return err
+		return fmt.Errorf("%w (local stack log: %s)", err, log.Name())
 	}
 	defer ls.Stop()
 	outputs := ls.Outputs
@@ -86,13 +116,17 @@ func run(n, kills int) error {
 			return fmt.Errorf("purge %s: %w", k, err)
 		}
 	}
+	visibility, err := queueVisibility(ctx, client, outputs["DeliveryTasksQueueUrl"])
+	if err != nil {
+		return err
+	}
 	account := fmt.Sprintf("acc_chaos_%d", time.Now().UnixNano())
 	api, err := ls.Client(account)
 	if err != nil {
 		return err
 	}
 
-	s := &seen{requests: map[string][]string{}}
+	s := &seen{requests: map[string][]string{}, events: map[string]map[string]bool{}, inFlight: map[string]int{}}
 	var testMode atomic.Bool
 	testMode.Store(true)
 	var flakyCount sync.Map
@@ -106,7 +140,8 @@ func run(n, kills int) error {
 			return // test fires pass, so endpoints can be linked
 		}
 		var b struct {
-			ID string `json:"id"`
+			ID      string `json:"id"`
+			EventID string `json:"event_id"`
 		}
 		_ = json.Unmarshal(body, &b)
 		id := r.Header.Get("X-Ct-Delivery-Id")
@@ -115,7 +150,19 @@ func run(n, kills int) error {
 			s.bad = append(s.bad, fmt.Sprintf("delivery id header %q, body id %q", id, b.ID))
 		}
 		s.requests[id] = append(s.requests[id], r.Header.Get("X-Ct-Attempt"))
+		if s.events[b.EventID] == nil {
+			s.events[b.EventID] = map[string]bool{}
+		}
+		s.events[b.EventID][id] = true
+		s.inFlight[r.RemoteAddr]++
 		s.mu.Unlock()
+		defer func() {
+			s.mu.Lock()
+			if s.inFlight[r.RemoteAddr]--; s.inFlight[r.RemoteAddr] == 0 {
+				delete(s.inFlight, r.RemoteAddr)
+			}
+			s.mu.Unlock()
+		}()
 		switch kind {
 		case "ok":
 		case "late":
@@ -183,8 +230,9 @@ func run(n, kills int) error {
 
 	queueURL := outputs["ResponseEventsQueueUrl"]
 	start := time.Now()
-	killed := make(chan int)
-	go func() { killed <- killer(kills, 30*time.Second+time.Duration(n)*20*time.Millisecond) }()
+	k := &killer{root: ls.Pid(), function: "DeliveryFunction", receiverPort: port(receiver.Listener.Addr().String()), seen: s}
+	killed := make(chan struct{})
+	go func() { k.run(kills, 30*time.Second+time.Duration(n)*20*time.Millisecond); close(killed) }()
 	for i := 0; i < len(events); i += 10 {
 		var entries []sqstypes.SendMessageBatchRequestEntry
 		for j, e := range events[i:min(i+10, len(events))] {
@@ -194,27 +242,39 @@ func run(n, kills int) error {
 			return err
 		}
 	}
-	kills = <-killed
-	fmt.Printf("chaos: sent %d events in %s; killed the delivery process %d times; waiting for every delivery to end...\n", n, time.Since(start).Round(time.Second), kills)
+	<-killed
+	fmt.Printf("chaos: %s: sent %d events; killed the delivery process %d times (%d while it was sending a webhook); waiting for every delivery to end...\n",
+		time.Since(start).Round(time.Second), n, k.killed, k.midSend)
 
-	// Every delivery must end; killed batches come back after the queues'
-	// visibility timeout (6 minutes), as on AWS.
-	var final map[string]delivery
-	for deadline := time.Now().Add(20 * time.Minute); ; time.Sleep(10 * time.Second) {
-		final, err = deliveries(api)
-		if err != nil {
+	// Every delivery must end, and the queues must drain: an event not yet
+	// fanned out, a task not yet finished (a killed batch's comes back
+	// after the visibility timeout) or one waiting for its retry is a
+	// message on them, visible, in flight or delayed. Only then is the log
+	// read: listing it through the emulator costs more than the deliveries
+	// themselves. Waiting stops early when the count has not reached a new
+	// low for the visibility timeout and a margin.
+	queues := []string{outputs["ResponseEventsQueueUrl"], outputs["DeliveryTasksQueueUrl"]}
+	stall := visibility + 3*time.Minute
+	low, progress, reported := -1, time.Now(), time.Time{}
+	left := 0
+	for ; ; time.Sleep(2 * time.Second) {
+		if left, err = onQueues(ctx, client, queues); err != nil {
 			return err
 		}
-		done := 0
-		for _, d := range final {
-			if d.Status == "delivered" || d.Status == "failed" {
-				done++
-			}
+		if left < low || low < 0 {
+			low, progress = left, time.Now()
 		}
-		fmt.Printf("chaos: %s: %d of %d deliveries ended\n", time.Since(start).Round(time.Second), done, n)
-		if done == n || time.Now().After(deadline) {
+		if time.Since(reported) >= 30*time.Second {
+			fmt.Printf("chaos: %s: %d messages on the queues\n", time.Since(start).Round(time.Second), left)
+			reported = time.Now()
+		}
+		if left == 0 || time.Since(progress) > stall {
 			break
 		}
+	}
+	final, err := deliveries(api)
+	if err != nil {
+		return err
 	}
 
 	counts := map[string]int{}
@@ -232,8 +292,20 @@ func run(n, kills int) error {
 	if len(final) != n {
 		problems = append(problems, fmt.Sprintf("%d deliveries in the log for %d events", len(final), n))
 	}
+	if left > 0 {
+		problems = append(problems, fmt.Sprintf("%d messages still on the queues after %s without progress", left, stall))
+	}
 	s.mu.Lock()
-	duplicates, requests := 0, 0
+	// Every request for an event carried one delivery id, the log's.
+	for ev, ids := range s.events {
+		d, ok := final[ev]
+		for id := range ids {
+			if len(ids) > 1 || !ok || id != d.ID {
+				problems = append(problems, fmt.Sprintf("event %s reached its receiver as delivery %s; the log has %q", ev, id, d.ID))
+			}
+		}
+	}
+	duplicates, requests, laterRounds := 0, 0, 0
 	for _, attempts := range s.requests {
 		requests += len(attempts)
 		seenAttempt := map[string]bool{}
@@ -242,13 +314,18 @@ func run(n, kills int) error {
 				duplicates++
 			}
 			seenAttempt[a] = true
+			if n, _ := strconv.Atoi(a); n > attemptsPerRound {
+				laterRounds++
+			}
 		}
 	}
 	problems = append(problems, s.bad...)
 	s.mu.Unlock()
-	fmt.Printf("\nchaos results: %d events, %d kills, %s\n", n, kills, time.Since(start).Round(time.Second))
+	fmt.Printf("\nchaos results: %d events, %d kills (%d while sending), visibility timeout %s, %s\n",
+		n, k.killed, k.midSend, visibility, time.Since(start).Round(time.Second))
 	fmt.Printf("  deliveries in the log   %d (delivered %d, failed %d, other %d)\n", len(final), counts["delivered"], counts["failed"], len(final)-counts["delivered"]-counts["failed"])
 	fmt.Printf("  requests received       %d, of which repeated attempts (same delivery id and attempt) %d\n", requests, duplicates)
+	fmt.Printf("  attempts past the %dth   %d (a delivery started again after it had failed)\n", attemptsPerRound, laterRounds)
 	fmt.Printf("  problems                %d\n", len(problems))
 	for i, p := range problems {
 		if i == 20 {
@@ -263,38 +340,180 @@ func run(n, kills int) error {
 	return nil
 }
 
-// killer SIGKILLs a running delivery bootstrap at random moments within
-// span, times times, and returns how many it killed.
-func killer(times int, span time.Duration) int {
-	killed := 0
+// killer SIGKILLs the stack's delivery bootstraps at random moments.
+type killer struct {
+	root         int // ctlocal's pid: only its descendants are killed
+	function     string
+	receiverPort string
+	seen         *seen
+
+	killed, midSend int
+}
+
+// run kills times times within span. At each moment it picks a process
+// that is sending a webhook when there is one (killed between the POST and
+// its bookkeeping), any of the function's processes otherwise.
+func (k *killer) run(times int, span time.Duration) {
 	for i := 0; i < times; i++ {
 		time.Sleep(time.Duration(rand.Int64N(int64(span) / int64(times))))
-		pids := bootstraps("DeliveryFunction")
+		pids := bootstraps(k.root, k.function)
 		if len(pids) == 0 {
 			continue
 		}
-		if syscall.Kill(pids[rand.IntN(len(pids))], syscall.SIGKILL) == nil {
-			killed++
+		victims := k.sending(pids)
+		busy := len(victims) > 0
+		if !busy {
+			victims = pids
+		}
+		if syscall.Kill(victims[rand.IntN(len(victims))], syscall.SIGKILL) == nil {
+			k.killed++
+			if busy {
+				k.midSend++
+			}
 		}
 	}
-	return killed
 }
 
-// bootstraps finds the processes running a function's bootstrap.
-func bootstraps(function string) []int {
+// sending returns those of pids that hold the client end of a request the
+// receiver is answering.
+func (k *killer) sending(pids []int) []int {
+	k.seen.mu.Lock()
+	ports := map[string]bool{}
+	for addr := range k.seen.inFlight {
+		ports[port(addr)] = true
+	}
+	k.seen.mu.Unlock()
+	if len(ports) == 0 {
+		return nil
+	}
+	// Sockets whose local port is a sender's and remote port the receiver's.
+	inodes := map[string]bool{}
+	for _, table := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
+		b, err := os.ReadFile(table)
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(b), "\n")[1:] {
+			f := strings.Fields(line)
+			if len(f) < 10 {
+				continue
+			}
+			local, remote := hexPort(f[1]), hexPort(f[2])
+			if remote == k.receiverPort && ports[local] {
+				inodes[f[9]] = true
+			}
+		}
+	}
+	var out []int
+	for _, pid := range pids {
+		fds, _ := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+		for _, fd := range fds {
+			link, err := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", pid, fd.Name()))
+			if err == nil && strings.HasPrefix(link, "socket:[") && inodes[strings.TrimSuffix(link[len("socket:["):], "]")] {
+				out = append(out, pid)
+				break
+			}
+		}
+	}
+	return out
+}
+
+// port returns the port of host:port.
+func port(addr string) string {
+	_, p, _ := net.SplitHostPort(addr)
+	return p
+}
+
+// hexPort returns the decimal port of a /proc/net/tcp address (ADDR:PORT in hex).
+func hexPort(a string) string {
+	_, h, ok := strings.Cut(a, ":")
+	if !ok {
+		return ""
+	}
+	p, err := strconv.ParseUint(h, 16, 16)
+	if err != nil {
+		return ""
+	}
+	return strconv.FormatUint(p, 10)
+}
+
+// bootstraps finds the processes running a function's bootstrap among the
+// descendants of root (the stack's ctlocal): never another stack's or
+// another test's.
+func bootstraps(root int, function string) []int {
 	var pids []int
 	dirs, _ := os.ReadDir("/proc")
 	for _, d := range dirs {
-		var pid int
-		if _, err := fmt.Sscan(d.Name(), &pid); err != nil {
+		pid, err := strconv.Atoi(d.Name())
+		if err != nil {
 			continue
 		}
 		b, err := os.ReadFile(filepath.Join("/proc", d.Name(), "cmdline"))
-		if err == nil && strings.Contains(string(b), function+"/bootstrap") && !strings.Contains(string(b), "aws-lambda-rie") {
+		if err != nil {
+			continue
+		}
+		argv0, _, _ := strings.Cut(string(b), "\x00")
+		if strings.HasSuffix(argv0, "/"+function+"/bootstrap") && descendant(pid, root) {
 			pids = append(pids, pid)
 		}
 	}
 	return pids
+}
+
+// descendant reports whether pid is a descendant of root, following the
+// parent ids in /proc/<pid>/stat.
+func descendant(pid, root int) bool {
+	for depth := 0; depth < 64 && pid > 1; depth++ {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			return false
+		}
+		// pid (comm) state ppid …; comm may hold spaces and parentheses.
+		i := strings.LastIndexByte(string(b), ')')
+		if i < 0 {
+			return false
+		}
+		f := strings.Fields(string(b[i+1:]))
+		if len(f) < 2 {
+			return false
+		}
+		if pid, err = strconv.Atoi(f[1]); err != nil {
+			return false
+		}
+		if pid == root {
+			return true
+		}
+	}
+	return false
+}
+
+// queueVisibility reads a queue's visibility timeout.
+func queueVisibility(ctx context.Context, client *sqs.Client, url string) (time.Duration, error) {
+	out, err := client.GetQueueAttributes(ctx, &sqs.GetQueueAttributesInput{QueueUrl: &url,
+		AttributeNames: []sqstypes.QueueAttributeName{sqstypes.QueueAttributeNameVisibilityTimeout}})
+	if err != nil {
+		return 0, err
+	}
+	secs, err := strconv.Atoi(out.Attributes[string(sqstypes.QueueAttributeNameVisibilityTimeout)])
+	return time.Duration(secs) * time.Second, err
+}
+
+// onQueues counts the messages on the queues: visible, in flight or delayed.
+func onQueues(ctx context.Context, client *sqs.Client, urls []string) (int, error) {
+	n := 0
+	for _, u := range urls {
+		out, err := client.GetQueueAttributes(ctx, &sqs.GetQueueAttributesInput{QueueUrl: &u, AttributeNames: []sqstypes.QueueAttributeName{
+			sqstypes.QueueAttributeNameApproximateNumberOfMessages, sqstypes.QueueAttributeNameApproximateNumberOfMessagesNotVisible,
+			sqstypes.QueueAttributeNameApproximateNumberOfMessagesDelayed}})
+		if err != nil {
+			return 0, err
+		}
+		for _, v := range out.Attributes {
+			c, _ := strconv.Atoi(v)
+			n += c
+		}
+	}
+	return n, nil
 }
 
 type delivery struct {

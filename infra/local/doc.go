@@ -12,6 +12,13 @@
 //   - a poller that plays the SQS event-source mapping for the delivery
 //     function: batches, ReportBatchItemFailures, visibility.
 //
+// The polled queues keep the template's visibility timeout (six times the
+// delivery function's timeout, as on AWS), so a batch whose process died comes
+// back after six minutes. For local testing only, -visibility-timeout 30s
+// shortens it on this stack's queues (the fault battery's short form in
+// `make test` uses it); the next start without the flag sets the template's
+// value back.
+//
 // `ctlocal with-emulator -- cmd args` runs a command with the emulator up (for
 // `make test`). Ctrl-C stops everything ctlocal started.
 package main

@@ -40,7 +40,10 @@ type options struct {
 	region          string
 	instances       int
 	retrySchedule   string
-	log             io.Writer
+	// visibilityTimeout, when set, replaces the template's visibility
+	// timeout on the queues the poller reads (local testing only).
+	visibilityTimeout time.Duration
+	log               io.Writer
 	// ready, when set, receives the outputs once everything is up.
 	ready chan<- map[string]string
 }
@@ -61,6 +64,9 @@ func main() {
 	fs.StringVar(&o.provisionScript, "provision", "infra/local/provision.py", "the provisioning script")
 	fs.IntVar(&o.instances, "instances", 2, "execution environments per function")
 	fs.StringVar(&o.retrySchedule, "retry-schedule", LocalRetrySchedule, "retry delays of failed deliveries (RETRY_SCHEDULE)")
+	fs.DurationVar(&o.visibilityTimeout, "visibility-timeout", 0,
+		"local testing only: visibility timeout of the polled queues instead of the template's (6 × the function timeout, as on AWS), "+
+			"so that batches of a killed process come back sooner; 0 keeps the template's")
 	_ = fs.Parse(os.Args[1:])
 	o.endpoint = envOr("AWS_ENDPOINT_URL", "http://127.0.0.1:4566")
 	o.region = envOr("AWS_REGION", "us-east-1")
@@ -145,6 +151,9 @@ func emulatorLog(dir string) io.Writer {
 // run starts the local stack and keeps it up until ctx ends.
 func run(ctx context.Context, o options) error {
 	log := &lineLog{out: o.log}
+	if err := checkVisibility(o.visibilityTimeout); err != nil {
+		return err
+	}
 	if err := os.MkdirAll(o.stateDir, 0o755); err != nil {
 		return err
 	}
@@ -236,6 +245,18 @@ func run(ctx context.Context, o options) error {
 		q, err := sqsClient.GetQueueUrl(ctx, &sqs.GetQueueUrlInput{QueueName: &name})
 		if err != nil {
 			return fmt.Errorf("queue of event source %s: %w", m.EventSourceArn, err)
+		}
+		declared := time.Duration(m.VisibilityTimeout) * time.Second
+		vt, err := setVisibility(ctx, sqsClient, *q.QueueUrl, declared, o.visibilityTimeout)
+		if err != nil {
+			return err
+		}
+		if o.visibilityTimeout > 0 {
+			log.printf("queue %s: visibility timeout %s instead of the template's %s (local testing only)", name, vt, declared)
+		}
+		if timeout := time.Duration(st.Functions[m.Function].Timeout) * time.Second; vt < timeout {
+			log.printf("queue %s: a batch running longer than its visibility timeout %s comes back while it runs "+
+				"(AWS refuses a timeout below the function's, %s)", name, vt, timeout)
 		}
 		p := &poller{
 			sqs: sqsClient, queueURL: *q.QueueUrl, queueArn: m.EventSourceArn, region: o.region,

@@ -148,37 +148,51 @@ def http_api_routes(template):
     return routes
 
 
-def describe_functions(session, endpoint, stack):
+def describe_functions(session, endpoint, stack, cfn):
     """What the local runner needs to play Lambda: each function's settings as
-    deployed (environment, timeout, memory) and its event-source mappings."""
+    deployed (environment, timeout, memory) and its event-source mappings, each
+    with the visibility timeout the template gives its queue."""
     cfn_client = session.client("cloudformation", endpoint_url=endpoint)
     lam = session.client("lambda", endpoint_url=endpoint)
     functions, mappings = {}, []
-    pages = cfn_client.get_paginator("list_stack_resources").paginate(StackName=stack)
-    for page in pages:
-        for r in page["StackResourceSummaries"]:
-            if r["ResourceType"] != "AWS::Lambda::Function":
-                continue
-            conf = lam.get_function_configuration(FunctionName=r["PhysicalResourceId"])
-            env = conf.get("Environment", {}).get("Variables", {})
-            functions[r["LogicalResourceId"]] = {
-                "FunctionName": conf["FunctionName"],
-                "Timeout": conf["Timeout"],
-                "MemorySize": conf["MemorySize"],
-                "Environment": {k: str(v) for k, v in env.items()},
-            }
-            all_mappings = lam.list_event_source_mappings()["EventSourceMappings"]
-            for m in (m for m in all_mappings if m["FunctionArn"] == conf["FunctionArn"]):
-                mappings.append(
-                    {
-                        "Function": r["LogicalResourceId"],
-                        "EventSourceArn": m["EventSourceArn"],
-                        "BatchSize": m.get("BatchSize", 10),
-                        "MaximumBatchingWindowInSeconds": m.get("MaximumBatchingWindowInSeconds", 0),
-                        "FunctionResponseTypes": m.get("FunctionResponseTypes", []),
-                        "MaximumConcurrency": m.get("ScalingConfig", {}).get("MaximumConcurrency", 0),
-                    }
-                )
+    resources = [
+        r
+        for page in cfn_client.get_paginator("list_stack_resources").paginate(StackName=stack)
+        for r in page["StackResourceSummaries"]
+    ]
+    # A queue's physical id is its URL (AWS) or its name (some emulators):
+    # either way it ends with the name, as the queue's ARN does.
+    visibility = {
+        r["PhysicalResourceId"].rstrip("/").rsplit("/", 1)[-1]: int(
+            cfn["Resources"].get(r["LogicalResourceId"], {}).get("Properties", {}).get("VisibilityTimeout", 30)
+        )
+        for r in resources
+        if r["ResourceType"] == "AWS::SQS::Queue"
+    }
+    for r in resources:
+        if r["ResourceType"] != "AWS::Lambda::Function":
+            continue
+        conf = lam.get_function_configuration(FunctionName=r["PhysicalResourceId"])
+        env = conf.get("Environment", {}).get("Variables", {})
+        functions[r["LogicalResourceId"]] = {
+            "FunctionName": conf["FunctionName"],
+            "Timeout": conf["Timeout"],
+            "MemorySize": conf["MemorySize"],
+            "Environment": {k: str(v) for k, v in env.items()},
+        }
+        all_mappings = lam.list_event_source_mappings()["EventSourceMappings"]
+        for m in (m for m in all_mappings if m["FunctionArn"] == conf["FunctionArn"]):
+            mappings.append(
+                {
+                    "Function": r["LogicalResourceId"],
+                    "EventSourceArn": m["EventSourceArn"],
+                    "BatchSize": m.get("BatchSize", 10),
+                    "MaximumBatchingWindowInSeconds": m.get("MaximumBatchingWindowInSeconds", 0),
+                    "FunctionResponseTypes": m.get("FunctionResponseTypes", []),
+                    "MaximumConcurrency": m.get("ScalingConfig", {}).get("MaximumConcurrency", 0),
+                    "VisibilityTimeout": visibility.get(m["EventSourceArn"].rsplit(":", 1)[-1], 0),
+                }
+            )
     return functions, mappings
 
 
@@ -229,7 +243,7 @@ def main():
     args.stack = name
 
     outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
-    functions, mappings = describe_functions(session, endpoint, args.stack)
+    functions, mappings = describe_functions(session, endpoint, args.stack, cfn)
     result = {
         "StackName": args.stack,
         "Outputs": outputs,

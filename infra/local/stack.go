@@ -26,6 +26,9 @@ type stackInfo struct {
 		MaximumBatchingWindowInSeconds int
 		FunctionResponseTypes          []string
 		MaximumConcurrency             int
+		// VisibilityTimeout is what the template declares for the queue,
+		// in seconds (0: unknown).
+		VisibilityTimeout int
 	}
 	HttpApiRoutes []struct {
 		Function string

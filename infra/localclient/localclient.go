@@ -3,13 +3,16 @@
 package localclient
 
 import (
+	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -49,6 +52,10 @@ func Start(stack string, log io.Writer, extra ...string) (*Stack, error) {
 	}
 }
 
+// Pid is the ctlocal process's id: the function instances it runs are its
+// descendants.
+func (s *Stack) Pid() int { return s.cmd.Process.Pid }
+
 // Stop interrupts ctlocal (which stops what it started) and waits for it.
 func (s *Stack) Stop() {
 	_ = syscall.Kill(-s.cmd.Process.Pid, syscall.SIGINT)
@@ -61,6 +68,10 @@ func (s *Stack) Stop() {
 func (s *Stack) Client(account string) (Client, error) {
 	key, err := exec.Command(".local/bin/apikey", "-account", account, "-outputs", filepath.Join(s.state, "outputs.json")).Output()
 	if err != nil {
+		var exit *exec.ExitError
+		if errors.As(err, &exit) {
+			return Client{}, fmt.Errorf("apikey: %w: %s", err, bytes.TrimSpace(exit.Stderr))
+		}
 		return Client{}, fmt.Errorf("apikey: %w", err)
 	}
 	return Client{URL: s.Outputs["ApiUrl"], Key: strings.TrimSpace(string(key))}, nil
@@ -70,11 +81,24 @@ func (s *Stack) Client(account string) (Client, error) {
 type Client struct{ URL, Key string }
 
 // Call sends a request and decodes the JSON answer; a status of 300 or more
-// is an error.
+// is an error. A 429 (the account's request rate) is retried after the
+// delay the API names, a few times.
 func (c Client) Call(method, path, body string) (map[string]any, error) {
+	for try := 1; ; try++ {
+		m, retry, err := c.call(method, path, body)
+		if retry == 0 || try == 10 {
+			return m, err
+		}
+		time.Sleep(retry)
+	}
+}
+
+// call makes one request; retry is how long to wait before trying again
+// when the API refused it for the request rate.
+func (c Client) call(method, path, body string) (m map[string]any, retry time.Duration, err error) {
 	req, err := http.NewRequest(method, c.URL+path, strings.NewReader(body))
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	req.Header.Set("Authorization", "Bearer "+c.Key)
 	if body != "" {
@@ -82,15 +106,19 @@ func (c Client) Call(method, path, body string) (map[string]any, error) {
 	}
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	defer res.Body.Close()
-	var m map[string]any
 	_ = json.NewDecoder(res.Body).Decode(&m)
 	if res.StatusCode >= 300 {
-		return nil, fmt.Errorf("%s %s: %d %v", method, path, res.StatusCode, m)
+		err = fmt.Errorf("%s %s: %d %v", method, path, res.StatusCode, m)
+		if res.StatusCode == http.StatusTooManyRequests {
+			secs, _ := strconv.Atoi(res.Header.Get("Retry-After"))
+			retry = time.Duration(max(secs, 1)) * time.Second
+		}
+		return nil, retry, err
 	}
-	return m, nil
+	return m, 0, nil
 }
 
 // Endpoint registers an endpoint for url with every trigger, test-fires it

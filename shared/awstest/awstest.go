@@ -39,6 +39,7 @@ type Stack struct {
 		MaximumBatchingWindowInSeconds int
 		FunctionResponseTypes          []string
 		MaximumConcurrency             int
+		VisibilityTimeout              int // the template's, for the mapping's queue
 	}
 }
 

@@ -277,6 +277,34 @@ func TestRedriveFromDeadLetterQueueStartsANewRound(t *testing.T) {
 	}
 }
 
+// TestRedrivenDeliveryRetriesWithinItsNewRound: the first attempt of a
+// redriven delivery fails, and its retry still comes (found by the fault
+// battery: the redriven message's body names the round that failed, so its
+// retry was taken for a message of that round and dropped, leaving the
+// delivery retrying for good).
+func TestRedrivenDeliveryRetriesWithinItsNewRound(t *testing.T) {
+	hs := newHarness(t, time.Second)
+	rc := newReceiver(t, 500, 500, 500, 200)
+	ep, _ := hs.endpoint(rc.URL, []string{"*"}, false, "th_1")
+	hs.intake(hs.event("evt_redrive_retry", "rating", "red", "th_1"))
+	hs.drainUntil(func() bool { return rc.count() == 2 }, 2500*time.Millisecond)
+	if d, _ := hs.deliveryOf("evt_redrive_retry", ep); d.Status != domain.DeliveryFailed || rc.count() != 2 {
+		t.Fatalf("before redrive: %s after %d attempts", d.Status, rc.count())
+	}
+	body := hs.deadLettered()
+	if _, err := hs.sqs.SendMessage(context.Background(), &sqs.SendMessageInput{QueueUrl: &hs.tasksURL, MessageBody: &body}); err != nil {
+		t.Fatal(err)
+	}
+	hs.drainUntil(func() bool { return rc.count() == 4 }, 2500*time.Millisecond)
+	d, attempts := hs.deliveryOf("evt_redrive_retry", ep)
+	if d.Status != domain.DeliveryDelivered || d.AttemptCount != 4 || d.RoundStart != 3 || len(attempts) != 4 || rc.count() != 4 {
+		t.Errorf("after redrive: %+v, %d attempts logged, receiver %d", d, len(attempts), rc.count())
+	}
+	if r, _ := rc.get(rc.count() - 1); r.Header.Get("X-Ct-Attempt") != "4" {
+		t.Errorf("last attempt numbered %s", r.Header.Get("X-Ct-Attempt"))
+	}
+}
+
 func TestUnmatchedEventIsAcknowledgedAndCounted(t *testing.T) {
 	hs := newHarness(t, time.Second)
 	rc := newReceiver(t, 200)

@@ -11,6 +11,7 @@ import (
 	"github.com/customerthermometer/webhooks/shared/domain"
 	"github.com/customerthermometer/webhooks/shared/event"
 	"github.com/customerthermometer/webhooks/shared/metrics"
+	"github.com/customerthermometer/webhooks/shared/queue"
 	"github.com/customerthermometer/webhooks/shared/store"
 )
 
@@ -114,9 +115,23 @@ func (h *Handler) prepareAndSend(ctx context.Context, a *attempt, rec *metrics.R
 	case d.Status == domain.DeliveryDelivered:
 		a.done = true
 		return
-	case d.Status == domain.DeliveryFailed && a.m.ReceiveCount <= 1:
+	case d.Status == domain.DeliveryFailed && a.m.ReceiveCount <= 1 && a.task.RoundStart <= d.AttemptCount:
 		// A message received for the first time while its delivery is
-		// failed was redriven from the dead-letter queue: a new round.
+		// failed was redriven from the dead-letter queue: a new round. Its
+		// body names the round that failed, so its retries would be taken
+		// for that round's and dropped: it hands over to a message of the
+		// new round, which starts it (below).
+		next := a.task
+		next.RoundStart = d.AttemptCount + 1
+		b, _ := json.Marshal(next)
+		if err := h.Queue.SendBatch(ctx, h.TasksQueueURL, []queue.Message{{Body: string(b)}}); err != nil {
+			a.err = infra("%w", err)
+			return
+		}
+		a.done = true
+		return
+	case d.Status == domain.DeliveryFailed && a.m.ReceiveCount <= 1:
+		// The message of a redriven delivery's new round.
 		if d, err = h.Store.Redeliver(ctx, d.AccountID, d.ID, h.Now()); err != nil {
 			a.err = infra("%w", err)
 			return
