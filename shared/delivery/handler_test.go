@@ -9,6 +9,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
+	"github.com/customerthermometer/webhooks/shared/delivery"
 	"github.com/customerthermometer/webhooks/shared/domain"
 	"github.com/customerthermometer/webhooks/shared/ids"
 )
@@ -302,6 +303,34 @@ func TestRedrivenDeliveryRetriesWithinItsNewRound(t *testing.T) {
 	}
 	if r, _ := rc.get(rc.count() - 1); r.Header.Get("X-Ct-Attempt") != "4" {
 		t.Errorf("last attempt numbered %s", r.Header.Get("X-Ct-Attempt"))
+	}
+}
+
+// TestNewRoundMessageStartsTheRoundWhenReceivedAgain: the message a
+// redriven delivery hands over to starts the new round even on a later
+// receive (its first receiver died before starting it); a redrive is never
+// left undone.
+func TestNewRoundMessageStartsTheRoundWhenReceivedAgain(t *testing.T) {
+	hs := newHarness(t, time.Second)
+	rc := newReceiver(t, 500, 500, 200)
+	ep, _ := hs.endpoint(rc.URL, []string{"*"}, false, "th_1")
+	hs.intake(hs.event("evt_handover", "rating", "red", "th_1"))
+	hs.drainUntil(func() bool { return rc.count() == 2 }, 2500*time.Millisecond)
+	d, _ := hs.deliveryOf("evt_handover", ep)
+	if d.Status != domain.DeliveryFailed {
+		t.Fatalf("before redrive: %s", d.Status)
+	}
+	var task map[string]any
+	if err := json.Unmarshal([]byte(hs.deadLettered()), &task); err != nil {
+		t.Fatal(err)
+	}
+	task["round_start"] = d.AttemptCount + 1
+	body, _ := json.Marshal(task)
+	tasksQueue := hs.tasksURL[strings.LastIndex(hs.tasksURL, "/")+1:]
+	hs.h.Handle(context.Background(), []delivery.Message{{ID: "m-handover", Body: string(body), ReceiptHandle: "gone", ReceiveCount: 3, Queue: tasksQueue}})
+	d, attempts := hs.deliveryOf("evt_handover", ep)
+	if d.Status != domain.DeliveryDelivered || d.AttemptCount != 3 || d.RoundStart != 3 || len(attempts) != 3 || rc.count() != 3 {
+		t.Errorf("after the new round's message: %+v, %d attempts logged, receiver %d", d, len(attempts), rc.count())
 	}
 }
 

@@ -115,12 +115,21 @@ func (h *Handler) prepareAndSend(ctx context.Context, a *attempt, rec *metrics.R
 	case d.Status == domain.DeliveryDelivered:
 		a.done = true
 		return
-	case d.Status == domain.DeliveryFailed && a.m.ReceiveCount <= 1 && a.task.RoundStart <= d.AttemptCount:
+	case d.Status == domain.DeliveryFailed && a.task.RoundStart > d.AttemptCount:
+		// The message of a redriven delivery's new round (handed over
+		// below). However often it has been received: a process that died
+		// before starting the round must not leave the redrive undone.
+		if d, err = h.Store.Redeliver(ctx, d.AccountID, d.ID, h.Now()); err != nil {
+			a.err = infra("%w", err)
+			return
+		}
+		h.logAttrs(ctx, slog.LevelInfo, "delivery redriven", slog.String("delivery_id", d.ID), slog.Int("next_attempt", d.AttemptCount+1))
+	case d.Status == domain.DeliveryFailed && a.m.ReceiveCount <= 1:
 		// A message received for the first time while its delivery is
 		// failed was redriven from the dead-letter queue: a new round. Its
 		// body names the round that failed, so its retries would be taken
 		// for that round's and dropped: it hands over to a message of the
-		// new round, which starts it (below).
+		// new round, which starts it (above).
 		next := a.task
 		next.RoundStart = d.AttemptCount + 1
 		b, _ := json.Marshal(next)
@@ -130,13 +139,6 @@ func (h *Handler) prepareAndSend(ctx context.Context, a *attempt, rec *metrics.R
 		}
 		a.done = true
 		return
-	case d.Status == domain.DeliveryFailed && a.m.ReceiveCount <= 1:
-		// The message of a redriven delivery's new round.
-		if d, err = h.Store.Redeliver(ctx, d.AccountID, d.ID, h.Now()); err != nil {
-			a.err = infra("%w", err)
-			return
-		}
-		h.logAttrs(ctx, slog.LevelInfo, "delivery redriven", slog.String("delivery_id", d.ID), slog.Int("next_attempt", d.AttemptCount+1))
 	case d.Status == domain.DeliveryFailed:
 		// Finally failed and waiting for SQS to move it to the dead-letter
 		// queue, which happens once its receive count passes the queue's
