@@ -279,13 +279,28 @@ func run(c config) error {
 
 	counts := map[string]int{}
 	var problems []string
+	var deadLettered map[string]string // delivery id -> receive count, read when needed
 	for id, want := range expect {
 		d, ok := final[id]
 		switch {
 		case !ok:
 			problems = append(problems, "missing from the log: "+id)
 		case d.Status != want:
-			problems = append(problems, fmt.Sprintf("%s ended %s, want %s", id, d.Status, want))
+			p := fmt.Sprintf("%s ended %s, want %s", id, d.Status, want)
+			if d.Status != "delivered" && d.Status != "failed" {
+				// Where its task went: SQS moves a message to the
+				// dead-letter queue once it was received maxReceiveCount
+				// times, whatever the delivery's state.
+				if deadLettered == nil {
+					if deadLettered, err = deadLetters(ctx, client, outputs["DeliveryTasksDeadLetterQueueUrl"]); err != nil {
+						return err
+					}
+				}
+				if c, ok := deadLettered[d.ID]; ok {
+					p += fmt.Sprintf(" (its task is in the dead-letter queue, receive count %s)", c)
+				}
+			}
+			problems = append(problems, p)
 		}
 		counts[d.Status]++
 	}
@@ -496,6 +511,29 @@ func queueVisibility(ctx context.Context, client *sqs.Client, url string) (time.
 	}
 	secs, err := strconv.Atoi(out.Attributes[string(sqstypes.QueueAttributeNameVisibilityTimeout)])
 	return time.Duration(secs) * time.Second, err
+}
+
+// deadLetters reads the delivery tasks on the dead-letter queue and returns
+// the receive count of each delivery's.
+func deadLetters(ctx context.Context, client *sqs.Client, url string) (map[string]string, error) {
+	out := map[string]string{}
+	for {
+		res, err := client.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{QueueUrl: &url, MaxNumberOfMessages: 10, VisibilityTimeout: 300,
+			MessageSystemAttributeNames: []sqstypes.MessageSystemAttributeName{sqstypes.MessageSystemAttributeNameApproximateReceiveCount}})
+		if err != nil {
+			return nil, err
+		}
+		if len(res.Messages) == 0 {
+			return out, nil
+		}
+		for _, m := range res.Messages {
+			var task struct {
+				DeliveryID string `json:"delivery_id"`
+			}
+			_ = json.Unmarshal([]byte(aws.ToString(m.Body)), &task)
+			out[task.DeliveryID] = m.Attributes[string(sqstypes.MessageSystemAttributeNameApproximateReceiveCount)]
+		}
+	}
 }
 
 // onQueues counts the messages on the queues: visible, in flight or delayed.
