@@ -51,6 +51,7 @@ func main() {
 		Retention:   cfg.LogRetention,
 		FanOutPage:  500,
 		Concurrency: 32,
+		MaxReceives: cfg.DeliveryMaxReceives,
 		Logger:      logger,
 		Metrics:     os.Stdout,
 		StackName:   cfg.StackName,

@@ -163,7 +163,7 @@ func requests(events int) error {
 		Store: st, Queue: queue.New(sqs.NewFromConfig(fnCfg)), Secrets: sealer,
 		Sender:        dispatch.New(dispatch.Options{LocalMode: true}),
 		TasksQueueURL: tasksURL, EventsDLQURL: stack.Outputs["ResponseEventsDeadLetterQueueUrl"],
-		Schedule: []time.Duration{time.Second}, Retention: time.Hour, FanOutPage: 500, Concurrency: 32,
+		Schedule: []time.Duration{time.Second}, Retention: time.Hour, FanOutPage: 500, Concurrency: 32, MaxReceives: 12,
 		Logger: slog.New(slog.NewJSONHandler(io.Discard, nil)), StackName: "bench", Now: time.Now,
 	}
 	var invocations atomic.Int64

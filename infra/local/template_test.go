@@ -61,6 +61,13 @@ func TestTemplateInvariants(t *testing.T) {
 		}
 		if fn == "DeliveryFunction" {
 			deliveryTimeout = p["Timeout"].(float64)
+			// The function must know the tasks queue's maxReceiveCount to
+			// move a delivery to a fresh message before SQS gives up on it.
+			redrive, _ := res("DeliveryTasksQueue")["RedrivePolicy"].(map[string]any)
+			limit, _ := redrive["maxReceiveCount"].(map[string]any)
+			if param, _ := limit["Ref"].(string); param == "" || fmt.Sprint(env["DELIVERY_MAX_RECEIVE_COUNT"]) != fmt.Sprint(map[string]any{"Fn::Sub": "${" + param + "}"}) {
+				t.Errorf("DELIVERY_MAX_RECEIVE_COUNT = %v, want the tasks queue's maxReceiveCount %v", env["DELIVERY_MAX_RECEIVE_COUNT"], redrive["maxReceiveCount"])
+			}
 		}
 	}
 

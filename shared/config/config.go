@@ -38,6 +38,9 @@ type Config struct {
 	// RateLimitPerMinute is how many API requests one account may make per
 	// minute.
 	RateLimitPerMinute int
+	// DeliveryMaxReceives is the delivery-tasks queue's maxReceiveCount: SQS
+	// moves a message received more often to the dead-letter queue.
+	DeliveryMaxReceives int
 	// LocalMode allows loopback webhook targets on any port, so tests can run
 	// receivers on the developer's machine. Never set in template.yaml.
 	LocalMode bool
@@ -108,6 +111,15 @@ func Load(lookup func(string) (string, bool)) (Config, error) {
 			errs = append(errs, fmt.Errorf("RATE_LIMIT_PER_MINUTE: %q is not a whole number between 1 and 1000000", v))
 		}
 		c.RateLimitPerMinute = n
+	}
+
+	c.DeliveryMaxReceives = 12
+	if v, ok := lookup("DELIVERY_MAX_RECEIVE_COUNT"); ok && strings.TrimSpace(v) != "" {
+		n, err := strconv.Atoi(strings.TrimSpace(v))
+		if err != nil || n < 2 || n > 1000 {
+			errs = append(errs, fmt.Errorf("DELIVERY_MAX_RECEIVE_COUNT: %q is not a whole number between 2 and 1000", v))
+		}
+		c.DeliveryMaxReceives = n
 	}
 
 	if v, ok := lookup("LOCAL_MODE"); ok && strings.TrimSpace(v) != "" {

@@ -12,18 +12,19 @@ func env(m map[string]string) func(string) (string, bool) {
 
 func complete() map[string]string {
 	return map[string]string{
-		"ENDPOINTS_TABLE":          "ep",
-		"DELIVERIES_TABLE":         "dl",
-		"KMS_KEY_ID":               "key",
-		"EVENTS_QUEUE_URL":         "http://q",
-		"EVENTS_DLQ_URL":           "http://dlq",
-		"DELIVERY_TASKS_QUEUE_URL": "http://tasks",
-		"STACK_NAME":               "stack-1",
-		"SOURCE_IPS":               "203.0.113.7",
-		"RETRY_SCHEDULE":           "1s,2s,5s",
-		"LOG_RETENTION_DAYS":       "7",
-		"LOCAL_MODE":               "true",
-		"RATE_LIMIT_PER_MINUTE":    "50",
+		"ENDPOINTS_TABLE":            "ep",
+		"DELIVERIES_TABLE":           "dl",
+		"KMS_KEY_ID":                 "key",
+		"EVENTS_QUEUE_URL":           "http://q",
+		"EVENTS_DLQ_URL":             "http://dlq",
+		"DELIVERY_TASKS_QUEUE_URL":   "http://tasks",
+		"STACK_NAME":                 "stack-1",
+		"SOURCE_IPS":                 "203.0.113.7",
+		"RETRY_SCHEDULE":             "1s,2s,5s",
+		"LOG_RETENTION_DAYS":         "7",
+		"LOCAL_MODE":                 "true",
+		"RATE_LIMIT_PER_MINUTE":      "50",
+		"DELIVERY_MAX_RECEIVE_COUNT": "9",
 	}
 }
 
@@ -44,6 +45,9 @@ func TestLoadComplete(t *testing.T) {
 	if want := []time.Duration{time.Second, 2 * time.Second, 5 * time.Second}; len(c.RetrySchedule) != 3 || c.RetrySchedule[2] != want[2] {
 		t.Errorf("RetrySchedule = %v", c.RetrySchedule)
 	}
+	if c.DeliveryMaxReceives != 9 {
+		t.Errorf("DeliveryMaxReceives = %d", c.DeliveryMaxReceives)
+	}
 	if c.LogRetention != 7*24*time.Hour || !c.LocalMode || c.RateLimitPerMinute != 50 {
 		t.Errorf("LogRetention %v LocalMode %v", c.LogRetention, c.LocalMode)
 	}
@@ -55,6 +59,7 @@ func TestLoadDefaults(t *testing.T) {
 	delete(m, "LOG_RETENTION_DAYS")
 	delete(m, "LOCAL_MODE")
 	delete(m, "RATE_LIMIT_PER_MINUTE")
+	delete(m, "DELIVERY_MAX_RECEIVE_COUNT")
 	c, err := Load(env(m))
 	if err != nil {
 		t.Fatal(err)
@@ -68,6 +73,9 @@ func TestLoadDefaults(t *testing.T) {
 	}
 	if len(c.RetrySchedule)+1 != 8 || total < 24*time.Hour {
 		t.Errorf("default schedule %v: %d attempts over %v, want 8 over at least 24h", c.RetrySchedule, len(c.RetrySchedule)+1, total)
+	}
+	if c.DeliveryMaxReceives != 12 {
+		t.Errorf("DeliveryMaxReceives = %d, want the template's default 12", c.DeliveryMaxReceives)
 	}
 	if c.LogRetention != 30*24*time.Hour || c.RateLimitPerMinute != 600 {
 		t.Errorf("LogRetention = %v", c.LogRetention)
@@ -88,6 +96,8 @@ func TestLoadNamesEachProblem(t *testing.T) {
 		{"delay too long", func(m map[string]string) { m["RETRY_SCHEDULE"] = "13h" }, []string{"RETRY_SCHEDULE", "12h"}},
 		{"bad retention", func(m map[string]string) { m["LOG_RETENTION_DAYS"] = "0" }, []string{"LOG_RETENTION_DAYS"}},
 		{"bad rate limit", func(m map[string]string) { m["RATE_LIMIT_PER_MINUTE"] = "-1" }, []string{"RATE_LIMIT_PER_MINUTE"}},
+		{"receive count too small", func(m map[string]string) { m["DELIVERY_MAX_RECEIVE_COUNT"] = "1" }, []string{"DELIVERY_MAX_RECEIVE_COUNT"}},
+		{"receive count not a number", func(m map[string]string) { m["DELIVERY_MAX_RECEIVE_COUNT"] = "twelve" }, []string{"DELIVERY_MAX_RECEIVE_COUNT", "twelve"}},
 		{"bad local mode", func(m map[string]string) { m["LOCAL_MODE"] = "yes please" }, []string{"LOCAL_MODE"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

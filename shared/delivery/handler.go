@@ -79,6 +79,10 @@ type Handler struct {
 	FanOutPage int
 	// Concurrency bounds the sends and writes in flight.
 	Concurrency int
+	// MaxReceives is the tasks queue's maxReceiveCount. Once a delivery's
+	// message has been received half this often, the delivery continues in
+	// a fresh message; 0 turns that off.
+	MaxReceives int
 
 	Logger    *slog.Logger
 	Metrics   io.Writer // EMF lines; nothing when nil

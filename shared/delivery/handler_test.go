@@ -379,3 +379,109 @@ func TestFanOutRecoversFromACrashBeforeThePayload(t *testing.T) {
 		t.Errorf("payload %s, %v", p, err)
 	}
 }
+
+// TestDeliveryOutlivesItsMessagesReceiveLimit: a delivery with more attempts
+// than the tasks queue's maxReceiveCount makes all of them (found by the
+// fault battery: SQS moved the message to the dead-letter queue before the
+// last attempts, leaving the delivery retrying with nothing to attempt it).
+func TestDeliveryOutlivesItsMessagesReceiveLimit(t *testing.T) {
+	schedule := make([]time.Duration, maxReceives+1)
+	for i := range schedule {
+		schedule[i] = time.Second
+	}
+	hs := newHarness(t, schedule...)
+	script := make([]int, len(schedule)+1)
+	for i := range script {
+		script[i] = 500
+	}
+	script[len(script)-1] = 200
+	rc := newReceiver(t, script...)
+	ep, _ := hs.endpoint(rc.URL, []string{"*"}, false, "th_1")
+	hs.intake(hs.event("evt_long", "rating", "red", "th_1"))
+	hs.drainUntil(func() bool { return rc.count() == len(script) }, 1500*time.Millisecond)
+	d, attempts := hs.deliveryOf("evt_long", ep)
+	if d.Status != domain.DeliveryDelivered || d.AttemptCount != len(script) || len(attempts) != len(script) || rc.count() != len(script) {
+		t.Errorf("delivery %+v, %d attempts logged, receiver %d, want delivered at attempt %d", d, len(attempts), rc.count(), len(script))
+	}
+	id, _ := rc.get(0)
+	for i := 1; i < rc.count(); i++ {
+		if r, _ := rc.get(i); r.Header.Get("X-Ct-Delivery-Id") != id.Header.Get("X-Ct-Delivery-Id") {
+			t.Errorf("attempt %d has delivery id %s", i+1, r.Header.Get("X-Ct-Delivery-Id"))
+		}
+	}
+	if n := hs.waiting(hs.tasksDLQURL); n != 0 {
+		t.Errorf("%d messages on the dead-letter queue", n)
+	}
+}
+
+// TestLostReceivesDoNotStrandADelivery: receives lost to crashed invocations
+// count towards maxReceiveCount too; the delivery still gets every attempt.
+func TestLostReceivesDoNotStrandADelivery(t *testing.T) {
+	hs := newHarness(t, time.Second, time.Second, time.Second)
+	rc := newReceiver(t, 500, 500, 500, 200)
+	ep, _ := hs.endpoint(rc.URL, []string{"*"}, false, "th_1")
+	hs.intake(hs.event("evt_lost", "rating", "red", "th_1"))
+	// Three invocations die holding the message: it comes back unhandled.
+	ctx := context.Background()
+	for lost := 0; lost < 3; {
+		out, err := hs.sqs.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{QueueUrl: &hs.tasksURL, WaitTimeSeconds: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range out.Messages {
+			lost++
+			if _, err := hs.sqs.ChangeMessageVisibility(ctx, &sqs.ChangeMessageVisibilityInput{QueueUrl: &hs.tasksURL, ReceiptHandle: m.ReceiptHandle}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	hs.drainUntil(func() bool { return rc.count() == 4 }, 1500*time.Millisecond)
+	d, attempts := hs.deliveryOf("evt_lost", ep)
+	if d.Status != domain.DeliveryDelivered || d.AttemptCount != 4 || len(attempts) != 4 || rc.count() != 4 {
+		t.Errorf("delivery %+v, %d attempts logged, receiver %d", d, len(attempts), rc.count())
+	}
+	if n := hs.waiting(hs.tasksDLQURL); n != 0 {
+		t.Errorf("%d messages on the dead-letter queue", n)
+	}
+}
+
+// TestEarlyMessageWaitsForItsAttempt: a delivery's message that comes back
+// before the delivery's next attempt is due (its visibility change was lost,
+// or it is a fresh message for a delay longer than SQS's 15 minutes) is
+// hidden again, without an early attempt.
+func TestEarlyMessageWaitsForItsAttempt(t *testing.T) {
+	hs := newHarness(t, time.Hour)
+	rc := newReceiver(t, 500, 200)
+	ep, _ := hs.endpoint(rc.URL, []string{"*"}, false, "th_1")
+	hs.intake(hs.event("evt_early", "rating", "red", "th_1"))
+	ctx := context.Background()
+	out, err := hs.sqs.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{QueueUrl: &hs.tasksURL, WaitTimeSeconds: 5})
+	if err != nil || len(out.Messages) != 1 {
+		t.Fatalf("task: %v, %d messages", err, len(out.Messages))
+	}
+	m := out.Messages[0]
+	tasksQueue := hs.tasksURL[strings.LastIndex(hs.tasksURL, "/")+1:]
+	msg := delivery.Message{ID: *m.MessageId, Body: *m.Body, ReceiptHandle: *m.ReceiptHandle, ReceiveCount: 1, Queue: tasksQueue}
+	if failed := hs.h.Handle(ctx, []delivery.Message{msg}); len(failed) != 1 || rc.count() != 1 {
+		t.Fatalf("first attempt: failed %v, receiver %d", failed, rc.count())
+	}
+	d, _ := hs.deliveryOf("evt_early", ep)
+	if d.Status != domain.DeliveryRetrying || d.NextAttemptAt.Before(time.Now().Add(50*time.Minute)) {
+		t.Fatalf("after the first attempt: %+v", d)
+	}
+	// The same message again, long before its retry is due.
+	msg.ReceiveCount = 2
+	if failed := hs.h.Handle(ctx, []delivery.Message{msg}); len(failed) != 1 || failed[0] != msg.ID {
+		t.Errorf("early message reported %v, want it back later", failed)
+	}
+	if rc.count() != 1 {
+		t.Errorf("receiver got %d requests, want no early attempt", rc.count())
+	}
+	if after, _ := hs.deliveryOf("evt_early", ep); after.AttemptCount != 1 || after.Status != domain.DeliveryRetrying || !after.NextAttemptAt.Equal(d.NextAttemptAt) {
+		t.Errorf("early message changed the delivery: %+v", after)
+	}
+	// Hidden until the attempt is due: nothing to receive now.
+	if out, err := hs.sqs.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{QueueUrl: &hs.tasksURL, WaitTimeSeconds: 1}); err != nil || len(out.Messages) != 0 {
+		t.Errorf("message visible again: %v, %d", err, len(out.Messages))
+	}
+}

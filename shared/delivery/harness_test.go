@@ -74,7 +74,7 @@ func newHarness(t *testing.T, schedule ...time.Duration) *harness {
 		Store: hs.st, Queue: queue.New(hs.sqs), Secrets: hs.sealer,
 		Sender:        dispatch.New(dispatch.Options{LocalMode: true}),
 		TasksQueueURL: hs.tasksURL, EventsDLQURL: hs.dlqURL,
-		Schedule: schedule, Retention: time.Hour, FanOutPage: 100, Concurrency: 8,
+		Schedule: schedule, Retention: time.Hour, FanOutPage: 100, Concurrency: 8, MaxReceives: maxReceives,
 		Logger: slog.New(slog.NewJSONHandler(io.MultiWriter(hs.logs, &suiteLogs), nil)), Metrics: hs.metrics, StackName: "test", Now: time.Now,
 	}
 	return hs
@@ -285,4 +285,18 @@ func verify(t *testing.T, secret string, r *http.Request, body []byte) {
 	if !signature.Verify(secret, r.Header.Get("Date"), body, r.Header.Get("X-Ct-Hmac-Sha256")) {
 		t.Errorf("signature does not verify")
 	}
+}
+
+// waiting is how many messages a queue holds, visible or not.
+func (hs *harness) waiting(url string) int {
+	hs.t.Helper()
+	out, err := hs.sqs.GetQueueAttributes(context.Background(), &sqs.GetQueueAttributesInput{QueueUrl: &url,
+		AttributeNames: []sqstypes.QueueAttributeName{sqstypes.QueueAttributeNameApproximateNumberOfMessages, sqstypes.QueueAttributeNameApproximateNumberOfMessagesNotVisible}})
+	if err != nil {
+		hs.t.Fatal(err)
+	}
+	var visible, hidden int
+	fmt.Sscan(out.Attributes[string(sqstypes.QueueAttributeNameApproximateNumberOfMessages)], &visible)
+	fmt.Sscan(out.Attributes[string(sqstypes.QueueAttributeNameApproximateNumberOfMessagesNotVisible)], &hidden)
+	return visible + hidden
 }

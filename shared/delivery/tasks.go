@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/customerthermometer/webhooks/shared/config"
 	"github.com/customerthermometer/webhooks/shared/dispatch"
 	"github.com/customerthermometer/webhooks/shared/domain"
 	"github.com/customerthermometer/webhooks/shared/event"
@@ -27,6 +28,9 @@ type attempt struct {
 	err      error // infrastructure failure before sending
 	done     bool  // acknowledged without an attempt
 	moveAway bool  // finally failed: hand the message to SQS's dead-letter redrive
+	// notYet is how long until the delivery's next attempt is due, for a
+	// message that came back early.
+	notYet time.Duration
 }
 
 // handleTasks makes one attempt per delivery task, concurrently, then writes
@@ -80,11 +84,22 @@ func (h *Handler) handleTasks(ctx context.Context, msgs []Message, rec *metrics.
 		a := work[i]
 		switch {
 		case a.err != nil:
-			h.logAttrs(ctx, slog.LevelError, "task will be retried", slog.String("message_id", a.m.ID),
-				slog.String("delivery_id", a.task.DeliveryID), slog.String("error", a.err.Error()))
+			if h.MaxReceives > 0 && a.m.ReceiveCount >= h.MaxReceives {
+				// Its last receive: SQS moves it to the dead-letter queue
+				// next, and a redrive continues the delivery.
+				h.logAttrs(ctx, slog.LevelError, "delivery task goes to the dead-letter queue", slog.String("message_id", a.m.ID),
+					slog.String("delivery_id", a.task.DeliveryID), slog.Int("receives", a.m.ReceiveCount), slog.String("error", a.err.Error()))
+			} else {
+				h.logAttrs(ctx, slog.LevelError, "task will be retried", slog.String("message_id", a.m.ID),
+					slog.String("delivery_id", a.task.DeliveryID), slog.String("error", a.err.Error()))
+			}
 			fail(a.m, infraRetry)
 		case a.moveAway:
 			fail(a.m, 0)
+		case a.notYet > 0:
+			if !h.handOver(ctx, a, a.notYet) {
+				fail(a.m, a.notYet)
+			}
 		case a.done:
 		default:
 			if after, retry := h.settle(ctx, a, rec); retry {
@@ -147,6 +162,12 @@ func (h *Handler) prepareAndSend(ctx context.Context, a *attempt, rec *metrics.R
 		return
 	}
 	a.d = d
+	if wait := d.NextAttemptAt.Sub(h.Now()); d.Status == domain.DeliveryRetrying && wait > earlyTolerance {
+		// Back before its retry is due: its visibility change was lost, or
+		// it was sent for a delay longer than SQS allows. It waits.
+		a.notYet = min(wait, maxHidden)
+		return
+	}
 	ep, err := h.Store.GetEndpoint(ctx, d.AccountID, d.EndpointID)
 	switch {
 	case errors.Is(err, domain.ErrNotFound):
@@ -188,6 +209,43 @@ func (h *Handler) prepareAndSend(ctx context.Context, a *attempt, rec *metrics.R
 	if !a.res.Delivered() {
 		rec.Count(metrics.AttemptFailures)
 	}
+}
+
+// earlyTolerance is how early a message may come back and still make its
+// delivery's next attempt.
+const earlyTolerance = 2 * time.Second
+
+// maxHidden is the longest a message can be hidden by a visibility change
+// (SQS allows 12 hours), less a margin for the time since it was received.
+const maxHidden = config.MaxRetryDelay - time.Minute
+
+// maxDelay is the longest delay SQS allows on a new message.
+const maxDelay = 15 * time.Minute
+
+// handOver continues a delivery that must wait after in a fresh message,
+// when its own message has been received half the queue's maxReceiveCount
+// times: every receive counts, including those lost to crashed or timed-out
+// invocations, and SQS moves a message received once too often to the
+// dead-letter queue even when its delivery still has attempts to make. The
+// fresh message comes back after after, or after SQS's longest delay, and
+// then waits for the rest. It reports whether the old message may go; when
+// the send fails, the old message carries on.
+func (h *Handler) handOver(ctx context.Context, a *attempt, after time.Duration) bool {
+	if h.MaxReceives <= 0 || a.m.ReceiveCount < max(1, h.MaxReceives/2) {
+		return false
+	}
+	b, err := json.Marshal(a.task)
+	if err == nil {
+		err = h.Queue.SendBatch(ctx, h.TasksQueueURL, []queue.Message{{Body: string(b), Delay: min(after, maxDelay)}})
+	}
+	if err != nil {
+		h.logAttrs(ctx, slog.LevelWarn, "delivery not moved to a fresh message", slog.String("delivery_id", a.task.DeliveryID),
+			slog.Int("receives", a.m.ReceiveCount), slog.String("error", err.Error()))
+		return false
+	}
+	h.logAttrs(ctx, slog.LevelInfo, "delivery continues in a fresh message", slog.String("delivery_id", a.task.DeliveryID),
+		slog.Int("receives", a.m.ReceiveCount))
+	return true
 }
 
 func errString(err error) string {
@@ -260,6 +318,9 @@ func (h *Handler) settle(ctx context.Context, a *attempt, rec *metrics.Recorder)
 		attrs = append(attrs, slog.Duration("retry_in", retryAfter))
 	}
 	h.logAttrs(ctx, slog.LevelInfo, "attempt", attrs...)
+	if d.Status == domain.DeliveryRetrying && h.handOver(ctx, a, retryAfter) {
+		return 0, false
+	}
 
 	switch d.Status {
 	case domain.DeliveryDelivered:
