@@ -74,12 +74,13 @@ func throughput(n int) error {
 	ctx := context.Background()
 	var logMu sync.Mutex
 	var pending []store.LogItem
+	target := receiver.URL
 	one := func(i int) {
 		d := ids.Derived("dlv", "acc_bench", fmt.Sprint("evt_", i), "ep_01M8EA9XTR0000000000000000")
 		body, _ := json.Marshal(payload.Body{ID: d, Event: "comment", Trigger: "comment.red", EventID: fmt.Sprint("evt_", i),
 			OccurredAt: "2026-11-27T10:55:03Z", Webhook: payload.Webhook{ID: "ep_01M8EA9XTR0000000000000000", Name: "Red comments to helpdesk"},
 			Thermometer: payload.Thermometer{ID: "th_42", Name: "Support tickets", Type: "email"}, Response: response})
-		res := client.Send(ctx, dispatch.Webhook{URL: receiver.URL + "/hook", Secret: secret, EndpointID: "ep_01M8EA9XTR0000000000000000",
+		res := client.Send(ctx, dispatch.Webhook{URL: target + "/hook", Secret: secret, EndpointID: "ep_01M8EA9XTR0000000000000000",
 			DeliveryID: d, Event: "comment", Attempt: 1, Body: body})
 		logMu.Lock()
 		pending = append(pending, store.LogItem{AccountID: "acc_bench", DeliveryID: d, Expires: time.Now().Add(time.Hour), Attempt: &domain.Attempt{
@@ -96,15 +97,49 @@ func throughput(n int) error {
 		}
 	}
 	warm(func() { one(-1); flush() })
+	mu.Lock()
+	before := writes
+	mu.Unlock()
 	path := rate(n, one, flush)
+	mu.Lock()
+	pathWrites := writes - before
+	mu.Unlock()
 	// The same without the log write, to show where the difference goes.
 	sendOnly := rate(n, one, func() { logMu.Lock(); pending = nil; logMu.Unlock() })
 
+	// The same comparison against receivers that take 2 ms and 20 ms to
+	// answer (one in the same region; a fast one on the internet): the log
+	// write's fixed cost per batch, set against a receiver's time rather than
+	// a loopback's.
+	type delayed struct {
+		delay      time.Duration
+		bare, path run
+	}
+	var slowRuns []delayed
+	for _, delay := range []time.Duration{2 * time.Millisecond, 20 * time.Millisecond} {
+		slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			_, _ = io.Copy(io.Discard, r.Body)
+			time.Sleep(delay)
+			w.WriteHeader(http.StatusOK)
+		}))
+		target = slow.URL
+		post(plain, slow.URL, sample)
+		sb := rate(n/10, func(i int) { post(plain, slow.URL, sample) }, nil)
+		one(-1)
+		flush()
+		sp := rate(n/10, one, flush)
+		slow.Close()
+		slowRuns = append(slowRuns, delayed{delay, sb, sp})
+	}
+
 	fmt.Printf("throughput (%d deliveries, %d at a time, GOMAXPROCS %d; CPU is the whole process's: sender, receiver and stand-in)\n", n, batch, runtime.GOMAXPROCS(0))
 	fmt.Printf("  bare keep-alive POST loop   %8.0f requests/s     %5.1f µs CPU each\n", bare.perSecond, bare.cpu)
-	fmt.Printf("  delivery path               %8.0f deliveries/s   %5.1f µs CPU each  (%d log batch writes)\n", path.perSecond, path.cpu, writes-1)
+	fmt.Printf("  delivery path               %8.0f deliveries/s   %5.1f µs CPU each  (%d log batch writes)\n", path.perSecond, path.cpu, pathWrites)
 	fmt.Printf("  ratio                       %8.2f  (goal: 0.80 or better)\n", path.perSecond/bare.perSecond)
 	fmt.Printf("  without the log write       %8.0f deliveries/s   %5.1f µs CPU each  (ratio %.2f)\n", sendOnly.perSecond, sendOnly.cpu, sendOnly.perSecond/bare.perSecond)
+	for _, r := range slowRuns {
+		fmt.Printf("  receiver answering in %-5v %8.0f requests/s bare, %.0f deliveries/s  (ratio %.2f, %d deliveries)\n", r.delay, r.bare.perSecond, r.path.perSecond, r.path.perSecond/r.bare.perSecond, n/10)
+	}
 	return nil
 }
 
