@@ -4,6 +4,7 @@ import (
 	"context"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/aws/aws-lambda-go/events"
 
@@ -23,7 +24,8 @@ func handleSQS(ctx context.Context, h batchHandler, ev events.SQSEvent) events.S
 		count, _ := strconv.Atoi(r.Attributes["ApproximateReceiveCount"])
 		msgs = append(msgs, delivery.Message{
 			ID: r.MessageId, Body: r.Body, ReceiptHandle: r.ReceiptHandle, ReceiveCount: count,
-			Queue: r.EventSourceARN[strings.LastIndex(r.EventSourceARN, ":")+1:],
+			SentAt: sentAt(r.Attributes["SentTimestamp"]),
+			Queue:  r.EventSourceARN[strings.LastIndex(r.EventSourceARN, ":")+1:],
 		})
 	}
 	resp := events.SQSEventResponse{BatchItemFailures: []events.SQSBatchItemFailure{}}
@@ -31,4 +33,14 @@ func handleSQS(ctx context.Context, h batchHandler, ev events.SQSEvent) events.S
 		resp.BatchItemFailures = append(resp.BatchItemFailures, events.SQSBatchItemFailure{ItemIdentifier: id})
 	}
 	return resp
+}
+
+// sentAt reads SQS's SentTimestamp (milliseconds since the epoch); zero when
+// it is missing or not a plausible time.
+func sentAt(ms string) time.Time {
+	n, err := strconv.ParseInt(ms, 10, 64)
+	if err != nil || n <= 0 || n > 1<<47 {
+		return time.Time{}
+	}
+	return time.UnixMilli(n).UTC()
 }

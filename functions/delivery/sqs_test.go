@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"strconv"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-lambda-go/events"
 
@@ -39,7 +41,21 @@ func TestHandleSQSSampleEvent(t *testing.T) {
 	if h.got[0].ReceiveCount != 1 || h.got[0].ReceiptHandle != ev.Records[0].ReceiptHandle || h.got[0].Queue != "ct-webhooks-ResponseEventsQueue-EXAMPLE" {
 		t.Errorf("attributes not read: %+v", h.got[0])
 	}
+	if want, _ := strconv.ParseInt(ev.Records[0].Attributes["SentTimestamp"], 10, 64); want == 0 || !h.got[0].SentAt.Equal(time.UnixMilli(want)) {
+		t.Errorf("SentAt = %v, want SentTimestamp %s", h.got[0].SentAt, ev.Records[0].Attributes["SentTimestamp"])
+	}
 	if len(resp.BatchItemFailures) != 1 || resp.BatchItemFailures[0].ItemIdentifier != ev.Records[0].MessageId {
 		t.Errorf("failures = %+v", resp.BatchItemFailures)
+	}
+}
+
+func TestSentAtRejectsImplausibleTimestamps(t *testing.T) {
+	for _, v := range []string{"", "soon", "-5", "0", "99999999999999999999", "1e12"} {
+		if got := sentAt(v); !got.IsZero() {
+			t.Errorf("sentAt(%q) = %v, want unknown", v, got)
+		}
+	}
+	if got := sentAt("1795776903010"); !got.Equal(time.UnixMilli(1795776903010)) {
+		t.Errorf("sentAt = %v", got)
 	}
 }

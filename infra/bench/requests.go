@@ -183,9 +183,11 @@ func requests(events int) error {
 					}
 					batch := make([]delivery.Message, len(out.Messages))
 					for i, m := range out.Messages {
-						var count int
+						var count, sent int64
 						fmt.Sscan(m.Attributes["ApproximateReceiveCount"], &count)
-						batch[i] = delivery.Message{ID: *m.MessageId, Body: *m.Body, ReceiptHandle: *m.ReceiptHandle, ReceiveCount: count, Queue: q.url[strings.LastIndex(q.url, "/")+1:]}
+						fmt.Sscan(m.Attributes["SentTimestamp"], &sent)
+						batch[i] = delivery.Message{ID: *m.MessageId, Body: *m.Body, ReceiptHandle: *m.ReceiptHandle, ReceiveCount: int(count),
+							SentAt: time.UnixMilli(sent), Queue: q.url[strings.LastIndex(q.url, "/")+1:]}
 					}
 					invocations.Add(1)
 					failed := h.Handle(ctx, batch)

@@ -335,12 +335,16 @@ func run(c config) error {
 		}
 	}
 	problems = append(problems, s.bad...)
+	if laterRounds > 0 {
+		// Nothing here redrives a delivery, so no delivery gets a second round.
+		problems = append(problems, fmt.Sprintf("%d attempts past the %dth: a failed delivery was started again without a redrive", laterRounds, attemptsPerRound))
+	}
 	s.mu.Unlock()
 	fmt.Printf("\nchaos results: %d events, %d kills (%d while sending), visibility timeout %s, %s\n",
 		n, k.killed, k.midSend, visibility, time.Since(start).Round(time.Second))
 	fmt.Printf("  deliveries in the log   %d (delivered %d, failed %d, other %d)\n", len(final), counts["delivered"], counts["failed"], len(final)-counts["delivered"]-counts["failed"])
 	fmt.Printf("  requests received       %d, of which repeated attempts (same delivery id and attempt) %d\n", requests, duplicates)
-	fmt.Printf("  attempts past the %dth   %d (a delivery started again after it had failed)\n", attemptsPerRound, laterRounds)
+	fmt.Printf("  attempts past the %dth   %d (want 0: a delivery started again after it had failed)\n", attemptsPerRound, laterRounds)
 	fmt.Printf("  problems                %d\n", len(problems))
 	for i, p := range problems {
 		if i == 20 {

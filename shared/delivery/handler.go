@@ -24,6 +24,10 @@ type Message struct {
 	Body          string
 	ReceiptHandle string
 	ReceiveCount  int
+	// SentAt is when SQS accepted the message (SentTimestamp); zero when
+	// unknown. A message redriven from a dead-letter queue is a new message,
+	// sent after its delivery failed.
+	SentAt time.Time
 	// Queue is the name of the queue the message came from.
 	Queue string
 }

@@ -485,3 +485,39 @@ func TestEarlyMessageWaitsForItsAttempt(t *testing.T) {
 		t.Errorf("message visible again: %v, %d", err, len(out.Messages))
 	}
 }
+
+// TestLateDuplicateDoesNotReopenAFailedDelivery: a duplicate of a delivery's
+// task, sent before the delivery failed but received only afterwards (a
+// fan-out repeated after a crash), is not taken for a redrive (found by the
+// fault battery: such duplicates gave failed deliveries another round).
+func TestLateDuplicateDoesNotReopenAFailedDelivery(t *testing.T) {
+	hs := newHarness(t, time.Second)
+	rc := newReceiver(t, 500)
+	ep, _ := hs.endpoint(rc.URL, []string{"*"}, false, "th_1")
+	hs.intake(hs.event("evt_late_dup", "rating", "red", "th_1"))
+	hs.drainUntil(func() bool { return rc.count() == 2 }, 2500*time.Millisecond)
+	d, _ := hs.deliveryOf("evt_late_dup", ep)
+	if d.Status != domain.DeliveryFailed || rc.count() != 2 {
+		t.Fatalf("before the duplicate: %s after %d attempts", d.Status, rc.count())
+	}
+	body := hs.deadLettered()
+	tasksQueue := hs.tasksURL[strings.LastIndex(hs.tasksURL, "/")+1:]
+	dup := delivery.Message{ID: "m-late-dup", Body: body, ReceiptHandle: "gone", ReceiveCount: 1, SentAt: d.CreatedAt, Queue: tasksQueue}
+	if failed := hs.h.Handle(context.Background(), []delivery.Message{dup}); len(failed) != 1 {
+		t.Errorf("duplicate reported %v, want it left for the dead-letter queue", failed)
+	}
+	hs.drain(1500 * time.Millisecond)
+	after, attempts := hs.deliveryOf("evt_late_dup", ep)
+	if after.Status != domain.DeliveryFailed || after.AttemptCount != 2 || after.RoundStart != 1 || len(attempts) != 2 || rc.count() != 2 {
+		t.Errorf("after the duplicate: %+v, %d attempts logged, receiver %d", after, len(attempts), rc.count())
+	}
+
+	// The same body redriven (a new message, sent now) does start a round.
+	redrive := dup
+	redrive.ID, redrive.SentAt = "m-redrive", time.Now()
+	hs.h.Handle(context.Background(), []delivery.Message{redrive})
+	hs.drainUntil(func() bool { return rc.count() == 4 }, 2500*time.Millisecond)
+	if after, _ := hs.deliveryOf("evt_late_dup", ep); after.Status != domain.DeliveryFailed || after.AttemptCount != 4 || after.RoundStart != 3 {
+		t.Errorf("after a redrive: %+v, receiver %d", after, rc.count())
+	}
+}

@@ -188,9 +188,14 @@ func (hs *harness) drainUntil(done func() bool, quiet time.Duration) int {
 		last = time.Now()
 		msgs := make([]delivery.Message, len(out.Messages))
 		for i, m := range out.Messages {
-			var count int
+			var count, sent int64
 			fmt.Sscan(m.Attributes["ApproximateReceiveCount"], &count)
-			msgs[i] = delivery.Message{ID: *m.MessageId, Body: *m.Body, ReceiptHandle: *m.ReceiptHandle, ReceiveCount: count, Queue: hs.tasksURL[strings.LastIndex(hs.tasksURL, "/")+1:]}
+			fmt.Sscan(m.Attributes["SentTimestamp"], &sent)
+			msgs[i] = delivery.Message{ID: *m.MessageId, Body: *m.Body, ReceiptHandle: *m.ReceiptHandle, ReceiveCount: int(count),
+				SentAt: time.UnixMilli(sent), Queue: hs.tasksURL[strings.LastIndex(hs.tasksURL, "/")+1:]}
+			if sent == 0 {
+				hs.t.Fatalf("message without SentTimestamp: %v", m.Attributes)
+			}
 		}
 		failed := hs.h.Handle(ctx, msgs)
 		handled += len(msgs)

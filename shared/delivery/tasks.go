@@ -139,12 +139,11 @@ func (h *Handler) prepareAndSend(ctx context.Context, a *attempt, rec *metrics.R
 			return
 		}
 		h.logAttrs(ctx, slog.LevelInfo, "delivery redriven", slog.String("delivery_id", d.ID), slog.Int("next_attempt", d.AttemptCount+1))
-	case d.Status == domain.DeliveryFailed && a.m.ReceiveCount <= 1:
-		// A message received for the first time while its delivery is
-		// failed was redriven from the dead-letter queue: a new round. Its
-		// body names the round that failed, so its retries would be taken
-		// for that round's and dropped: it hands over to a message of the
-		// new round, which starts it (above).
+	case d.Status == domain.DeliveryFailed && redriven(a.m, d):
+		// Redriven from the dead-letter queue: a new round. Its body names
+		// the round that failed, so its retries would be taken for that
+		// round's and dropped: it hands over to a message of the new round,
+		// which starts it (above).
 		next := a.task
 		next.RoundStart = d.AttemptCount + 1
 		b, _ := json.Marshal(next)
@@ -209,6 +208,18 @@ func (h *Handler) prepareAndSend(ctx context.Context, a *attempt, rec *metrics.R
 	if !a.res.Delivered() {
 		rec.Count(metrics.AttemptFailures)
 	}
+}
+
+// redriven reports whether m, which names failed delivery d's last round,
+// was redriven from the dead-letter queue rather than left over from that
+// round (a duplicate, or the message that carried its last attempt). A
+// redrive makes a new message, so one sent after the delivery failed is a
+// redrive. Without a sent time, a first receive is taken for one.
+func redriven(m Message, d domain.Delivery) bool {
+	if !m.SentAt.IsZero() {
+		return m.SentAt.After(d.UpdatedAt)
+	}
+	return m.ReceiveCount <= 1
 }
 
 // earlyTolerance is how early a message may come back and still make its
