@@ -95,32 +95,21 @@ func Load(lookup func(string) (string, bool)) (Config, error) {
 		c.RetrySchedule = s
 	}
 
-	c.LogRetention = 30 * 24 * time.Hour
-	if v, ok := lookup("LOG_RETENTION_DAYS"); ok && strings.TrimSpace(v) != "" {
-		days, err := strconv.Atoi(strings.TrimSpace(v))
-		if err != nil || days < 1 || days > 3650 {
-			errs = append(errs, fmt.Errorf("LOG_RETENTION_DAYS: %q is not a whole number of days between 1 and 3650", v))
+	// whole reads a whole number in lo..hi, or def when the variable is unset.
+	whole := func(name string, def, lo, hi int, unit string) int {
+		v, ok := lookup(name)
+		if !ok || strings.TrimSpace(v) == "" {
+			return def
 		}
-		c.LogRetention = time.Duration(days) * 24 * time.Hour
-	}
-
-	c.RateLimitPerMinute = 600
-	if v, ok := lookup("RATE_LIMIT_PER_MINUTE"); ok && strings.TrimSpace(v) != "" {
 		n, err := strconv.Atoi(strings.TrimSpace(v))
-		if err != nil || n < 1 || n > 1_000_000 {
-			errs = append(errs, fmt.Errorf("RATE_LIMIT_PER_MINUTE: %q is not a whole number between 1 and 1000000", v))
+		if err != nil || n < lo || n > hi {
+			errs = append(errs, fmt.Errorf("%s: %q is not a whole number%s between %d and %d", name, v, unit, lo, hi))
 		}
-		c.RateLimitPerMinute = n
+		return n
 	}
-
-	c.DeliveryMaxReceives = 12
-	if v, ok := lookup("DELIVERY_MAX_RECEIVE_COUNT"); ok && strings.TrimSpace(v) != "" {
-		n, err := strconv.Atoi(strings.TrimSpace(v))
-		if err != nil || n < 2 || n > 1000 {
-			errs = append(errs, fmt.Errorf("DELIVERY_MAX_RECEIVE_COUNT: %q is not a whole number between 2 and 1000", v))
-		}
-		c.DeliveryMaxReceives = n
-	}
+	c.LogRetention = time.Duration(whole("LOG_RETENTION_DAYS", 30, 1, 3650, " of days")) * 24 * time.Hour
+	c.RateLimitPerMinute = whole("RATE_LIMIT_PER_MINUTE", 600, 1, 1_000_000, "")
+	c.DeliveryMaxReceives = whole("DELIVERY_MAX_RECEIVE_COUNT", 12, 2, 1000, "")
 
 	if v, ok := lookup("LOCAL_MODE"); ok && strings.TrimSpace(v) != "" {
 		b, err := strconv.ParseBool(strings.TrimSpace(v))
