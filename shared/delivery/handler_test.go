@@ -521,3 +521,31 @@ func TestLateDuplicateDoesNotReopenAFailedDelivery(t *testing.T) {
 		t.Errorf("after a redrive: %+v, receiver %d", after, rc.count())
 	}
 }
+
+// TestLongestRetryFitsSQSVisibilityLimit: SQS refuses a visibility change
+// that would end more than 12 hours after the message was received, so a
+// 12-hour retry delay (plus jitter) is hidden for a little less; refused, the
+// message would come back after the queue's own visibility timeout instead.
+func TestLongestRetryFitsSQSVisibilityLimit(t *testing.T) {
+	hs := newHarness(t, 12*time.Hour)
+	hs.h.Jitter = func(d time.Duration) time.Duration { return d / 5 }
+	rc := newReceiver(t, 500)
+	ep, _ := hs.endpoint(rc.URL, []string{"*"}, false, "th_1")
+	hs.intake(hs.event("evt_12h", "rating", "red", "th_1"))
+	ctx := context.Background()
+	out, err := hs.sqs.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{QueueUrl: &hs.tasksURL, WaitTimeSeconds: 5})
+	if err != nil || len(out.Messages) != 1 {
+		t.Fatalf("task: %v, %d messages", err, len(out.Messages))
+	}
+	m := out.Messages[0]
+	received := time.Now()
+	tasksQueue := hs.tasksURL[strings.LastIndex(hs.tasksURL, "/")+1:]
+	hs.h.Handle(ctx, []delivery.Message{{ID: *m.MessageId, Body: *m.Body, ReceiptHandle: *m.ReceiptHandle, ReceiveCount: 1, Queue: tasksQueue}})
+	d, _ := hs.deliveryOf("evt_12h", ep)
+	if d.Status != domain.DeliveryRetrying {
+		t.Fatalf("after the first attempt: %+v", d)
+	}
+	if next := d.NextAttemptAt.Sub(received); next > 12*time.Hour-30*time.Second || next < 11*time.Hour {
+		t.Errorf("next attempt %v after the receive, want just under 12h", next)
+	}
+}

@@ -226,8 +226,9 @@ func redriven(m Message, d domain.Delivery) bool {
 // delivery's next attempt.
 const earlyTolerance = 2 * time.Second
 
-// maxHidden is the longest a message can be hidden by a visibility change
-// (SQS allows 12 hours), less a margin for the time since it was received.
+// maxHidden is the longest a message can be hidden by a visibility change:
+// SQS refuses one that would end more than 12 hours after the message was
+// received, so this leaves a minute for the time since.
 const maxHidden = config.MaxRetryDelay - time.Minute
 
 // maxDelay is the longest delay SQS allows on a new message.
@@ -301,7 +302,10 @@ func (h *Handler) settle(ctx context.Context, a *attempt, rec *metrics.Recorder)
 		if h.Jitter != nil {
 			retryAfter += h.Jitter(retryAfter)
 		}
-		retryAfter = min(retryAfter, 12*time.Hour)
+		// The visibility change that hides the message counts from its
+		// receive, and SQS refuses one that would end more than 12 hours
+		// after it.
+		retryAfter = min(retryAfter, maxHidden)
 		d.Status, d.NextAttemptAt, retry = domain.DeliveryRetrying, h.Now().UTC().Add(retryAfter), true
 	default:
 		d.Status, retryAfter, retry = domain.DeliveryFailed, 0, true // to the dead-letter queue
