@@ -455,13 +455,7 @@ func TestEarlyMessageWaitsForItsAttempt(t *testing.T) {
 	ep, _ := hs.endpoint(rc.URL, []string{"*"}, false, "th_1")
 	hs.intake(hs.event("evt_early", "rating", "red", "th_1"))
 	ctx := context.Background()
-	out, err := hs.sqs.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{QueueUrl: &hs.tasksURL, WaitTimeSeconds: 5})
-	if err != nil || len(out.Messages) != 1 {
-		t.Fatalf("task: %v, %d messages", err, len(out.Messages))
-	}
-	m := out.Messages[0]
-	tasksQueue := hs.tasksURL[strings.LastIndex(hs.tasksURL, "/")+1:]
-	msg := delivery.Message{ID: *m.MessageId, Body: *m.Body, ReceiptHandle: *m.ReceiptHandle, ReceiveCount: 1, Queue: tasksQueue}
+	msg := hs.receiveTask()
 	if failed := hs.h.Handle(ctx, []delivery.Message{msg}); len(failed) != 1 || rc.count() != 1 {
 		t.Fatalf("first attempt: failed %v, receiver %d", failed, rc.count())
 	}
@@ -533,14 +527,9 @@ func TestLongestRetryFitsSQSVisibilityLimit(t *testing.T) {
 	ep, _ := hs.endpoint(rc.URL, []string{"*"}, false, "th_1")
 	hs.intake(hs.event("evt_12h", "rating", "red", "th_1"))
 	ctx := context.Background()
-	out, err := hs.sqs.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{QueueUrl: &hs.tasksURL, WaitTimeSeconds: 5})
-	if err != nil || len(out.Messages) != 1 {
-		t.Fatalf("task: %v, %d messages", err, len(out.Messages))
-	}
-	m := out.Messages[0]
+	msg := hs.receiveTask()
 	received := time.Now()
-	tasksQueue := hs.tasksURL[strings.LastIndex(hs.tasksURL, "/")+1:]
-	hs.h.Handle(ctx, []delivery.Message{{ID: *m.MessageId, Body: *m.Body, ReceiptHandle: *m.ReceiptHandle, ReceiveCount: 1, Queue: tasksQueue}})
+	hs.h.Handle(ctx, []delivery.Message{msg})
 	d, _ := hs.deliveryOf("evt_12h", ep)
 	if d.Status != domain.DeliveryRetrying {
 		t.Fatalf("after the first attempt: %+v", d)

@@ -188,14 +188,7 @@ func (hs *harness) drainUntil(done func() bool, quiet time.Duration) int {
 		last = time.Now()
 		msgs := make([]delivery.Message, len(out.Messages))
 		for i, m := range out.Messages {
-			var count, sent int64
-			fmt.Sscan(m.Attributes["ApproximateReceiveCount"], &count)
-			fmt.Sscan(m.Attributes["SentTimestamp"], &sent)
-			msgs[i] = delivery.Message{ID: *m.MessageId, Body: *m.Body, ReceiptHandle: *m.ReceiptHandle, ReceiveCount: int(count),
-				SentAt: time.UnixMilli(sent), Queue: hs.tasksURL[strings.LastIndex(hs.tasksURL, "/")+1:]}
-			if sent == 0 {
-				hs.t.Fatalf("message without SentTimestamp: %v", m.Attributes)
-			}
+			msgs[i] = hs.message(m)
 		}
 		failed := hs.h.Handle(ctx, msgs)
 		handled += len(msgs)
@@ -304,4 +297,29 @@ func (hs *harness) waiting(url string) int {
 	fmt.Sscan(out.Attributes[string(sqstypes.QueueAttributeNameApproximateNumberOfMessages)], &visible)
 	fmt.Sscan(out.Attributes[string(sqstypes.QueueAttributeNameApproximateNumberOfMessagesNotVisible)], &hidden)
 	return visible + hidden
+}
+
+// receiveTask receives the one message on the tasks queue, as the
+// event-source mapping would hand it to the handler.
+func (hs *harness) receiveTask() delivery.Message {
+	hs.t.Helper()
+	out, err := hs.sqs.ReceiveMessage(context.Background(), &sqs.ReceiveMessageInput{QueueUrl: &hs.tasksURL, WaitTimeSeconds: 5,
+		MessageSystemAttributeNames: []sqstypes.MessageSystemAttributeName{sqstypes.MessageSystemAttributeNameAll}})
+	if err != nil || len(out.Messages) != 1 {
+		hs.t.Fatalf("task: %v, %d messages", err, len(out.Messages))
+	}
+	return hs.message(out.Messages[0])
+}
+
+// message is m from the tasks queue as the handler gets it.
+func (hs *harness) message(m sqstypes.Message) delivery.Message {
+	hs.t.Helper()
+	var count, sent int64
+	fmt.Sscan(m.Attributes["ApproximateReceiveCount"], &count)
+	fmt.Sscan(m.Attributes["SentTimestamp"], &sent)
+	if count == 0 || sent == 0 {
+		hs.t.Fatalf("message without its receive count or sent time: %v", m.Attributes)
+	}
+	return delivery.Message{ID: *m.MessageId, Body: *m.Body, ReceiptHandle: *m.ReceiptHandle, ReceiveCount: int(count),
+		SentAt: time.UnixMilli(sent), Queue: hs.tasksURL[strings.LastIndex(hs.tasksURL, "/")+1:]}
 }
