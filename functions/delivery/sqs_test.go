@@ -51,11 +51,11 @@ func TestHandleSQSSampleEvent(t *testing.T) {
 
 func TestSentAtRejectsImplausibleTimestamps(t *testing.T) {
 	for _, v := range []string{"", "soon", "-5", "0", "99999999999999999999", "1e12"} {
-		if got := sentAt(v); !got.IsZero() {
-			t.Errorf("sentAt(%q) = %v, want unknown", v, got)
+		if got := delivery.NewMessage("m", "", "rh", "q", map[string]string{"SentTimestamp": v}).SentAt; !got.IsZero() {
+			t.Errorf("SentAt from %q = %v, want unknown", v, got)
 		}
 	}
-	if got := sentAt("1795776903010"); !got.Equal(time.UnixMilli(1795776903010)) {
-		t.Errorf("sentAt = %v", got)
+	if got := delivery.NewMessage("m", "", "rh", "q", map[string]string{"SentTimestamp": "1795776903010"}).SentAt; !got.Equal(time.UnixMilli(1795776903010)) {
+		t.Errorf("SentAt = %v", got)
 	}
 }

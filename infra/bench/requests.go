@@ -183,11 +183,7 @@ func requests(events int) error {
 					}
 					batch := make([]delivery.Message, len(out.Messages))
 					for i, m := range out.Messages {
-						var count, sent int64
-						fmt.Sscan(m.Attributes["ApproximateReceiveCount"], &count)
-						fmt.Sscan(m.Attributes["SentTimestamp"], &sent)
-						batch[i] = delivery.Message{ID: *m.MessageId, Body: *m.Body, ReceiptHandle: *m.ReceiptHandle, ReceiveCount: int(count),
-							SentAt: time.UnixMilli(sent), Queue: q.url[strings.LastIndex(q.url, "/")+1:]}
+						batch[i] = delivery.NewMessage(*m.MessageId, *m.Body, *m.ReceiptHandle, q.url[strings.LastIndex(q.url, "/")+1:], m.Attributes)
 					}
 					invocations.Add(1)
 					failed := h.Handle(ctx, batch)

@@ -212,7 +212,7 @@ func startup(fanOut int) error {
 		ev := events.SQSEvent{}
 		for _, m := range out.Messages {
 			ev.Records = append(ev.Records, events.SQSMessage{MessageId: *m.MessageId, ReceiptHandle: *m.ReceiptHandle, Body: *m.Body,
-				EventSourceARN: tasksARN, Attributes: map[string]string{"ApproximateReceiveCount": m.Attributes["ApproximateReceiveCount"]}})
+				EventSourceARN: tasksARN, Attributes: m.Attributes})
 		}
 		if _, err := invoke(ev); err != nil {
 			return err

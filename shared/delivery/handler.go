@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -30,6 +31,20 @@ type Message struct {
 	SentAt time.Time
 	// Queue is the name of the queue the message came from.
 	Queue string
+}
+
+// NewMessage is a message as SQS hands it over, with its system attributes
+// (ApproximateReceiveCount, SentTimestamp); an attribute that is missing or
+// not plausible is left zero.
+func NewMessage(id, body, receiptHandle, queue string, attrs map[string]string) Message {
+	m := Message{ID: id, Body: body, ReceiptHandle: receiptHandle, Queue: queue}
+	if n, err := strconv.Atoi(attrs["ApproximateReceiveCount"]); err == nil && n > 0 {
+		m.ReceiveCount = n
+	}
+	if ms, err := strconv.ParseInt(attrs["SentTimestamp"], 10, 64); err == nil && ms > 0 && ms <= 1<<47 {
+		m.SentAt = time.UnixMilli(ms).UTC()
+	}
+	return m
 }
 
 // The small interfaces the handler needs; *store.Store, *queue.Queue,

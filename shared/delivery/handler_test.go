@@ -254,19 +254,8 @@ func TestHangingReceiverDoesNotDelayAnother(t *testing.T) {
 // back from the dead-letter queue makes new attempts on the same delivery.
 func TestRedriveFromDeadLetterQueueStartsANewRound(t *testing.T) {
 	hs := newHarness(t, time.Second)
-	rc := newReceiver(t, 500, 500, 200)
-	ep, _ := hs.endpoint(rc.URL, []string{"*"}, false, "th_1")
-	hs.intake(hs.event("evt_redrive", "rating", "red", "th_1"))
-	hs.drainUntil(func() bool { return rc.count() == 2 }, 2500*time.Millisecond)
-	if d, _ := hs.deliveryOf("evt_redrive", ep); d.Status != domain.DeliveryFailed || rc.count() != 2 {
-		t.Fatalf("before redrive: %s after %d attempts", d.Status, rc.count())
-	}
-	ctx := context.Background()
-	body := hs.deadLettered()
-	// What a redrive does: the same body, as a new message on the source queue.
-	if _, err := hs.sqs.SendMessage(ctx, &sqs.SendMessageInput{QueueUrl: &hs.tasksURL, MessageBody: &body}); err != nil {
-		t.Fatal(err)
-	}
+	rc, ep, _ := hs.failedAfterTwoAttempts("evt_redrive", 500, 500, 200)
+	hs.redrive(hs.deadLettered())
 	hs.drainUntil(func() bool { return rc.count() == 3 }, 1500*time.Millisecond)
 	d, attempts := hs.deliveryOf("evt_redrive", ep)
 	if d.Status != domain.DeliveryDelivered || d.AttemptCount != 3 || len(attempts) != 3 || rc.count() != 3 {
@@ -285,17 +274,8 @@ func TestRedriveFromDeadLetterQueueStartsANewRound(t *testing.T) {
 // delivery retrying for good).
 func TestRedrivenDeliveryRetriesWithinItsNewRound(t *testing.T) {
 	hs := newHarness(t, time.Second)
-	rc := newReceiver(t, 500, 500, 500, 200)
-	ep, _ := hs.endpoint(rc.URL, []string{"*"}, false, "th_1")
-	hs.intake(hs.event("evt_redrive_retry", "rating", "red", "th_1"))
-	hs.drainUntil(func() bool { return rc.count() == 2 }, 2500*time.Millisecond)
-	if d, _ := hs.deliveryOf("evt_redrive_retry", ep); d.Status != domain.DeliveryFailed || rc.count() != 2 {
-		t.Fatalf("before redrive: %s after %d attempts", d.Status, rc.count())
-	}
-	body := hs.deadLettered()
-	if _, err := hs.sqs.SendMessage(context.Background(), &sqs.SendMessageInput{QueueUrl: &hs.tasksURL, MessageBody: &body}); err != nil {
-		t.Fatal(err)
-	}
+	rc, ep, _ := hs.failedAfterTwoAttempts("evt_redrive_retry", 500, 500, 500, 200)
+	hs.redrive(hs.deadLettered())
 	hs.drainUntil(func() bool { return rc.count() == 4 }, 2500*time.Millisecond)
 	d, attempts := hs.deliveryOf("evt_redrive_retry", ep)
 	if d.Status != domain.DeliveryDelivered || d.AttemptCount != 4 || d.RoundStart != 3 || len(attempts) != 4 || rc.count() != 4 {
@@ -312,14 +292,7 @@ func TestRedrivenDeliveryRetriesWithinItsNewRound(t *testing.T) {
 // left undone.
 func TestNewRoundMessageStartsTheRoundWhenReceivedAgain(t *testing.T) {
 	hs := newHarness(t, time.Second)
-	rc := newReceiver(t, 500, 500, 200)
-	ep, _ := hs.endpoint(rc.URL, []string{"*"}, false, "th_1")
-	hs.intake(hs.event("evt_handover", "rating", "red", "th_1"))
-	hs.drainUntil(func() bool { return rc.count() == 2 }, 2500*time.Millisecond)
-	d, _ := hs.deliveryOf("evt_handover", ep)
-	if d.Status != domain.DeliveryFailed {
-		t.Fatalf("before redrive: %s", d.Status)
-	}
+	rc, ep, d := hs.failedAfterTwoAttempts("evt_handover", 500, 500, 200)
 	var task map[string]any
 	if err := json.Unmarshal([]byte(hs.deadLettered()), &task); err != nil {
 		t.Fatal(err)
@@ -486,14 +459,7 @@ func TestEarlyMessageWaitsForItsAttempt(t *testing.T) {
 // fault battery: such duplicates gave failed deliveries another round).
 func TestLateDuplicateDoesNotReopenAFailedDelivery(t *testing.T) {
 	hs := newHarness(t, time.Second)
-	rc := newReceiver(t, 500)
-	ep, _ := hs.endpoint(rc.URL, []string{"*"}, false, "th_1")
-	hs.intake(hs.event("evt_late_dup", "rating", "red", "th_1"))
-	hs.drainUntil(func() bool { return rc.count() == 2 }, 2500*time.Millisecond)
-	d, _ := hs.deliveryOf("evt_late_dup", ep)
-	if d.Status != domain.DeliveryFailed || rc.count() != 2 {
-		t.Fatalf("before the duplicate: %s after %d attempts", d.Status, rc.count())
-	}
+	rc, ep, d := hs.failedAfterTwoAttempts("evt_late_dup", 500)
 	body := hs.deadLettered()
 	tasksQueue := hs.tasksURL[strings.LastIndex(hs.tasksURL, "/")+1:]
 	dup := delivery.Message{ID: "m-late-dup", Body: body, ReceiptHandle: "gone", ReceiveCount: 1, SentAt: d.CreatedAt, Queue: tasksQueue}

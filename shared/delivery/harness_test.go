@@ -314,12 +314,34 @@ func (hs *harness) receiveTask() delivery.Message {
 // message is m from the tasks queue as the handler gets it.
 func (hs *harness) message(m sqstypes.Message) delivery.Message {
 	hs.t.Helper()
-	var count, sent int64
-	fmt.Sscan(m.Attributes["ApproximateReceiveCount"], &count)
-	fmt.Sscan(m.Attributes["SentTimestamp"], &sent)
-	if count == 0 || sent == 0 {
+	msg := delivery.NewMessage(*m.MessageId, *m.Body, *m.ReceiptHandle, hs.tasksURL[strings.LastIndex(hs.tasksURL, "/")+1:], m.Attributes)
+	if msg.ReceiveCount == 0 || msg.SentAt.IsZero() {
 		hs.t.Fatalf("message without its receive count or sent time: %v", m.Attributes)
 	}
-	return delivery.Message{ID: *m.MessageId, Body: *m.Body, ReceiptHandle: *m.ReceiptHandle, ReceiveCount: int(count),
-		SentAt: time.UnixMilli(sent), Queue: hs.tasksURL[strings.LastIndex(hs.tasksURL, "/")+1:]}
+	return msg
+}
+
+// failedAfterTwoAttempts sends event eventID to a new endpoint whose
+// receiver answers script and, on a harness with one retry, drains until the
+// delivery has failed after its two attempts.
+func (hs *harness) failedAfterTwoAttempts(eventID string, script ...int) (*receiver, domain.Endpoint, domain.Delivery) {
+	hs.t.Helper()
+	rc := newReceiver(hs.t, script...)
+	ep, _ := hs.endpoint(rc.URL, []string{"*"}, false, "th_1")
+	hs.intake(hs.event(eventID, "rating", "red", "th_1"))
+	hs.drainUntil(func() bool { return rc.count() == 2 }, 2500*time.Millisecond)
+	d, _ := hs.deliveryOf(eventID, ep)
+	if d.Status != domain.DeliveryFailed || rc.count() != 2 {
+		hs.t.Fatalf("before redrive: %s after %d attempts", d.Status, rc.count())
+	}
+	return rc, ep, d
+}
+
+// redrive does what a dead-letter redrive does: body, as a new message on
+// the tasks queue.
+func (hs *harness) redrive(body string) {
+	hs.t.Helper()
+	if _, err := hs.sqs.SendMessage(context.Background(), &sqs.SendMessageInput{QueueUrl: &hs.tasksURL, MessageBody: &body}); err != nil {
+		hs.t.Fatal(err)
+	}
 }

@@ -84,15 +84,14 @@ func (h *Handler) handleTasks(ctx context.Context, msgs []Message, rec *metrics.
 		a := work[i]
 		switch {
 		case a.err != nil:
+			msg := "task will be retried"
 			if h.MaxReceives > 0 && a.m.ReceiveCount >= h.MaxReceives {
 				// Its last receive: SQS moves it to the dead-letter queue
 				// next, and a redrive continues the delivery.
-				h.logAttrs(ctx, slog.LevelError, "delivery task goes to the dead-letter queue", slog.String("message_id", a.m.ID),
-					slog.String("delivery_id", a.task.DeliveryID), slog.Int("receives", a.m.ReceiveCount), slog.String("error", a.err.Error()))
-			} else {
-				h.logAttrs(ctx, slog.LevelError, "task will be retried", slog.String("message_id", a.m.ID),
-					slog.String("delivery_id", a.task.DeliveryID), slog.String("error", a.err.Error()))
+				msg = "delivery task goes to the dead-letter queue"
 			}
+			h.logAttrs(ctx, slog.LevelError, msg, slog.String("message_id", a.m.ID), slog.String("delivery_id", a.task.DeliveryID),
+				slog.Int("receives", a.m.ReceiveCount), slog.String("error", a.err.Error()))
 			fail(a.m, infraRetry)
 		case a.moveAway:
 			fail(a.m, 0)
