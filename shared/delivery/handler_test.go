@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -502,5 +503,60 @@ func TestLongestRetryFitsSQSVisibilityLimit(t *testing.T) {
 	}
 	if next := d.NextAttemptAt.Sub(received); next > 12*time.Hour-30*time.Second || next < 11*time.Hour {
 		t.Errorf("next attempt %v after the receive, want just under 12h", next)
+	}
+}
+
+// TestConcurrentDuplicateKeepsTheRetry: SQS hands one message to two
+// invocations at once (it delivers at least once). Both make the attempt;
+// the one whose record loses must not delete the message that carries the
+// delivery's retry: a message's every receipt handle deletes it, and the
+// delivery would be left retrying with nothing to attempt it.
+func TestConcurrentDuplicateKeepsTheRetry(t *testing.T) {
+	hs := newHarness(t, time.Second)
+	rc := newReceiver(t, 500, 500, 200)
+	rc.release = make(chan struct{})
+	ep, _ := hs.endpoint(rc.URL, []string{"*"}, false, "th_1")
+	hs.intake(hs.event("evt_dup_now", "rating", "red", "th_1"))
+	ctx := context.Background()
+	first := hs.receiveTask()
+	if _, err := hs.sqs.ChangeMessageVisibility(ctx, &sqs.ChangeMessageVisibilityInput{QueueUrl: &hs.tasksURL, ReceiptHandle: &first.ReceiptHandle}); err != nil {
+		t.Fatal(err)
+	}
+	second := hs.receiveTask()
+	if first.ID != second.ID {
+		t.Fatalf("two messages %s and %s, want one received twice", first.ID, second.ID)
+	}
+
+	// Both invocations send attempt 1 before either records it; then each
+	// settles as the event-source mapping does, deleting what did not fail.
+	var wg sync.WaitGroup
+	for _, m := range []delivery.Message{first, second} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if failed := hs.h.Handle(ctx, []delivery.Message{m}); !contains(failed, m.ID) {
+				_, _ = hs.sqs.DeleteMessage(ctx, &sqs.DeleteMessageInput{QueueUrl: &hs.tasksURL, ReceiptHandle: &m.ReceiptHandle})
+			}
+		}()
+	}
+	for deadline := time.Now().Add(10 * time.Second); rc.count() < 2 && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+	}
+	close(rc.release)
+	wg.Wait()
+	if rc.count() != 2 {
+		t.Fatalf("receiver got %d requests, want attempt 1 twice", rc.count())
+	}
+
+	hs.drainUntil(func() bool { return rc.count() == 3 }, 1500*time.Millisecond)
+	d, attempts := hs.deliveryOf("evt_dup_now", ep)
+	if d.Status != domain.DeliveryDelivered || d.AttemptCount != 2 || len(attempts) != 2 || rc.count() != 3 {
+		t.Errorf("delivery %+v, %d attempts logged, receiver %d; want delivered at attempt 2", d, len(attempts), rc.count())
+	}
+	first0, _ := rc.get(0)
+	for i := 1; i < rc.count(); i++ {
+		if r, _ := rc.get(i); r.Header.Get("X-Ct-Delivery-Id") != first0.Header.Get("X-Ct-Delivery-Id") {
+			t.Errorf("request %d has delivery id %s, want %s", i+1, r.Header.Get("X-Ct-Delivery-Id"), first0.Header.Get("X-Ct-Delivery-Id"))
+		}
 	}
 }

@@ -271,7 +271,20 @@ func (h *Handler) stop(ctx context.Context, a *attempt, reason string, rec *metr
 	d := a.d
 	prev := d.AttemptCount
 	d.Status, d.LastError, d.NextAttemptAt, d.UpdatedAt = domain.DeliveryFailed, reason, time.Time{}, h.Now().UTC()
-	if err := h.Store.SaveDelivery(ctx, d, prev, h.expires()); err != nil && !errors.Is(err, store.ErrConflict) {
+	err := h.Store.SaveDelivery(ctx, d, prev, h.expires())
+	if errors.Is(err, store.ErrConflict) {
+		// Another worker made an attempt meanwhile; its outcome decides.
+		switch after, keep := h.afterConflict(ctx, d); {
+		case !keep:
+			a.done = true
+		case after > 0:
+			a.notYet = after
+		default:
+			a.moveAway = true
+		}
+		return
+	}
+	if err != nil {
 		a.err = infra("%w", err)
 		return
 	}
@@ -311,10 +324,9 @@ func (h *Handler) settle(ctx context.Context, a *attempt, rec *metrics.Recorder)
 	}
 	err := h.Store.SaveDelivery(ctx, d, prev, h.expires())
 	if errors.Is(err, store.ErrConflict) {
-		// Another worker recorded this attempt first (a duplicated task):
-		// its message carries the delivery on.
+		// Another worker recorded this attempt first (a duplicated task).
 		h.logAttrs(ctx, slog.LevelWarn, "duplicate attempt", slog.String("delivery_id", d.ID), slog.Int("attempt", a.number))
-		return 0, false
+		return h.afterConflict(ctx, d)
 	}
 	if err != nil {
 		h.logAttrs(ctx, slog.LevelError, "attempt not recorded; will be retried", slog.String("delivery_id", d.ID), slog.String("error", err.Error()))
@@ -352,6 +364,35 @@ func (h *Handler) settle(ctx context.Context, a *attempt, rec *metrics.Recorder)
 		}
 	}
 	return retryAfter, retry
+}
+
+// afterConflict says what becomes of the message of a task that lost the
+// race to record d's state to another worker. The other worker's message
+// may well be this same one: SQS now and then hands a message to two
+// receivers at once, and any of its receipt handles deletes it. So the
+// message stays while the delivery still needs one, as a message that
+// arrived after the other worker had finished would: hidden until the next
+// attempt is due, or left for the dead-letter queue once the delivery has
+// failed. A spare message costs a read when it comes back; a deleted one
+// would leave the delivery waiting for an attempt nobody makes.
+func (h *Handler) afterConflict(ctx context.Context, d domain.Delivery) (time.Duration, bool) {
+	cur, err := h.Store.GetDelivery(ctx, d.AccountID, d.ID)
+	switch {
+	case errors.Is(err, domain.ErrNotFound):
+		return 0, false
+	case err != nil:
+		h.logAttrs(ctx, slog.LevelError, "delivery not read after a duplicate attempt; the task will be retried",
+			slog.String("delivery_id", d.ID), slog.String("error", err.Error()))
+		return infraRetry, true
+	case cur.Status == domain.DeliveryDelivered:
+		return 0, false
+	case cur.Status == domain.DeliveryFailed:
+		return 0, true
+	case cur.Status == domain.DeliveryRetrying:
+		return min(max(cur.NextAttemptAt.Sub(h.Now()), time.Second), maxHidden), true
+	default:
+		return infraRetry, true
+	}
 }
 
 // updateEndpoint applies change to the endpoint's current state and saves it
