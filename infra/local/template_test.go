@@ -68,6 +68,11 @@ func TestTemplateInvariants(t *testing.T) {
 			if param, _ := limit["Ref"].(string); param == "" || fmt.Sprint(env["DELIVERY_MAX_RECEIVE_COUNT"]) != fmt.Sprint(map[string]any{"Fn::Sub": "${" + param + "}"}) {
 				t.Errorf("DELIVERY_MAX_RECEIVE_COUNT = %v, want the tasks queue's maxReceiveCount %v", env["DELIVERY_MAX_RECEIVE_COUNT"], redrive["maxReceiveCount"])
 			}
+			// A delivery moves to a fresh message before its message is
+			// three days old; SQS must keep messages longer than that.
+			if r, _ := res("DeliveryTasksQueue")["MessageRetentionPeriod"].(float64); r < 4*24*3600 {
+				t.Errorf("tasks queue keeps messages %v s, want at least 4 days", r)
+			}
 		}
 	}
 

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
 	"github.com/customerthermometer/webhooks/shared/delivery"
 	"github.com/customerthermometer/webhooks/shared/domain"
@@ -558,5 +559,43 @@ func TestConcurrentDuplicateKeepsTheRetry(t *testing.T) {
 		if r, _ := rc.get(i); r.Header.Get("X-Ct-Delivery-Id") != first0.Header.Get("X-Ct-Delivery-Id") {
 			t.Errorf("request %d has delivery id %s, want %s", i+1, r.Header.Get("X-Ct-Delivery-Id"), first0.Header.Get("X-Ct-Delivery-Id"))
 		}
+	}
+}
+
+// TestOldMessageHandsOver: SQS deletes a message older than its queue's
+// retention period however it is hidden, so a delivery whose retry would
+// come after its message has grown old continues in a fresh message (a
+// custom retry schedule may be longer than the retention period).
+func TestOldMessageHandsOver(t *testing.T) {
+	hs := newHarness(t, time.Hour)
+	rc := newReceiver(t, 500)
+	ep, _ := hs.endpoint(rc.URL, []string{"*"}, false, "th_1")
+	hs.intake(hs.event("evt_old_msg", "rating", "red", "th_1"))
+	ctx := context.Background()
+	msg := hs.receiveTask()
+	msg.SentAt = time.Now().Add(-71 * time.Hour) // 72 h old an hour from now
+	if failed := hs.h.Handle(ctx, []delivery.Message{msg}); len(failed) != 0 {
+		t.Errorf("old message reported %v, want it replaced", failed)
+	}
+	if _, err := hs.sqs.DeleteMessage(ctx, &sqs.DeleteMessageInput{QueueUrl: &hs.tasksURL, ReceiptHandle: &msg.ReceiptHandle}); err != nil {
+		t.Fatal(err)
+	}
+	if d, _ := hs.deliveryOf("evt_old_msg", ep); d.Status != domain.DeliveryRetrying || d.AttemptCount != 1 {
+		t.Fatalf("after the first attempt: %+v", d)
+	}
+	out, err := hs.sqs.GetQueueAttributes(ctx, &sqs.GetQueueAttributesInput{QueueUrl: &hs.tasksURL,
+		AttributeNames: []sqstypes.QueueAttributeName{sqstypes.QueueAttributeNameApproximateNumberOfMessagesDelayed}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := out.Attributes[string(sqstypes.QueueAttributeNameApproximateNumberOfMessagesDelayed)]; n != "1" {
+		t.Errorf("%s delayed messages on the tasks queue, want the fresh one", n)
+	}
+
+	// A young message with the same wait keeps its delivery.
+	hs.intake(hs.event("evt_young_msg", "rating", "red", "th_1"))
+	young := hs.receiveTask()
+	if failed := hs.h.Handle(ctx, []delivery.Message{young}); len(failed) != 1 {
+		t.Errorf("young message reported %v, want it hidden for the retry", failed)
 	}
 }

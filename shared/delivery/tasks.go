@@ -233,16 +233,25 @@ const maxHidden = config.MaxRetryDelay - time.Minute
 // maxDelay is the longest delay SQS allows on a new message.
 const maxDelay = 15 * time.Minute
 
+// maxMessageAge is how old a message may grow before its delivery continues
+// in a fresh one. SQS deletes a message once it is older than its queue's
+// retention period, however it was hidden: 14 days in the template, 4 by
+// SQS's default. A retry schedule may be longer than either.
+const maxMessageAge = 3 * 24 * time.Hour
+
 // handOver continues a delivery that must wait after in a fresh message,
 // when its own message has been received half the queue's maxReceiveCount
-// times: every receive counts, including those lost to crashed or timed-out
-// invocations, and SQS moves a message received once too often to the
-// dead-letter queue even when its delivery still has attempts to make. The
-// fresh message comes back after after, or after SQS's longest delay, and
-// then waits for the rest. It reports whether the old message may go; when
-// the send fails, the old message carries on.
+// times or would be older than maxMessageAge by then. Every receive counts,
+// including those lost to crashed or timed-out invocations, and SQS moves a
+// message received once too often to the dead-letter queue even when its
+// delivery still has attempts to make; a message older than the queue's
+// retention period it deletes. The fresh message comes back after after, or
+// after SQS's longest delay, and then waits for the rest. It reports whether
+// the old message may go; when the send fails, the old message carries on.
 func (h *Handler) handOver(ctx context.Context, a *attempt, after time.Duration) bool {
-	if h.MaxReceives <= 0 || a.m.ReceiveCount < max(1, h.MaxReceives/2) {
+	often := h.MaxReceives > 0 && a.m.ReceiveCount >= max(1, h.MaxReceives/2)
+	old := !a.m.SentAt.IsZero() && h.Now().Sub(a.m.SentAt)+after > maxMessageAge
+	if !often && !old {
 		return false
 	}
 	b, err := json.Marshal(a.task)
@@ -254,8 +263,11 @@ func (h *Handler) handOver(ctx context.Context, a *attempt, after time.Duration)
 			slog.Int("receives", a.m.ReceiveCount), slog.String("error", err.Error()))
 		return false
 	}
-	h.logAttrs(ctx, slog.LevelInfo, "delivery continues in a fresh message", slog.String("delivery_id", a.task.DeliveryID),
-		slog.Int("receives", a.m.ReceiveCount))
+	attrs := []slog.Attr{slog.String("delivery_id", a.task.DeliveryID), slog.Int("receives", a.m.ReceiveCount)}
+	if !a.m.SentAt.IsZero() {
+		attrs = append(attrs, slog.Duration("message_age", h.Now().Sub(a.m.SentAt).Round(time.Second)))
+	}
+	h.logAttrs(ctx, slog.LevelInfo, "delivery continues in a fresh message", attrs...)
 	return true
 }
 
