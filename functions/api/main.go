@@ -15,6 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/customerthermometer/webhooks/shared/api"
+	"github.com/customerthermometer/webhooks/shared/awsconn"
 	"github.com/customerthermometer/webhooks/shared/config"
 	"github.com/customerthermometer/webhooks/shared/cursor"
 	"github.com/customerthermometer/webhooks/shared/delivery"
@@ -40,6 +41,7 @@ func main() {
 	if err != nil {
 		fail("aws config", err)
 	}
+	awsconn.Use(&awsCfg)
 	st := store.New(dynamodb.NewFromConfig(awsCfg), cfg.EndpointsTable, cfg.DeliveriesTable)
 	sealer := kms.New(awskms.NewFromConfig(awsCfg), cfg.KMSKeyID)
 	cursorKey, err := st.ServiceKey(ctx, "cursor", sealer)

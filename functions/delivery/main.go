@@ -17,6 +17,7 @@ import (
 	awskms "github.com/aws/aws-sdk-go-v2/service/kms"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
+	"github.com/customerthermometer/webhooks/shared/awsconn"
 	"github.com/customerthermometer/webhooks/shared/config"
 	"github.com/customerthermometer/webhooks/shared/delivery"
 	"github.com/customerthermometer/webhooks/shared/dispatch"
@@ -37,6 +38,7 @@ func main() {
 		logger.Error("start-up failed: aws config", slog.String("error", err.Error()))
 		os.Exit(1)
 	}
+	awsconn.Use(&awsCfg)
 	h := &delivery.Handler{
 		Store:         store.New(dynamodb.NewFromConfig(awsCfg), cfg.EndpointsTable, cfg.DeliveriesTable),
 		Queue:         queue.New(sqs.NewFromConfig(awsCfg)),

@@ -26,6 +26,7 @@ import (
 	"github.com/aws/smithy-go/middleware"
 
 	"github.com/customerthermometer/webhooks/shared/apikey"
+	"github.com/customerthermometer/webhooks/shared/awsconn"
 	"github.com/customerthermometer/webhooks/shared/delivery"
 	"github.com/customerthermometer/webhooks/shared/dispatch"
 	"github.com/customerthermometer/webhooks/shared/domain"
@@ -109,6 +110,7 @@ func requests(events int) error {
 		if err != nil {
 			panic(err)
 		}
+		awsconn.Use(&cfg)
 		cfg.APIOptions = append(cfg.APIOptions, c.option)
 		return cfg
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 
+	"github.com/customerthermometer/webhooks/shared/awsconn"
 	"github.com/customerthermometer/webhooks/shared/dispatch"
 	"github.com/customerthermometer/webhooks/shared/domain"
 	"github.com/customerthermometer/webhooks/shared/ids"
@@ -54,7 +55,7 @@ func throughput(n int) error {
 	defer ddb.Close()
 	st := store.New(dynamodb.New(dynamodb.Options{
 		Region: "us-east-1", BaseEndpoint: aws.String(ddb.URL),
-		Credentials: credentials.NewStaticCredentialsProvider("bench", "bench", ""),
+		Credentials: credentials.NewStaticCredentialsProvider("bench", "bench", ""), HTTPClient: awsconn.Wrap(nil),
 	}), "endpoints", "deliveries")
 
 	response := json.RawMessage(`{"id":"rsp_9001","rating":"red","comment":"Took three days to hear back","drivers":["Response time"],"blast_id":"b_77","responded_at":"2026-11-27T10:54:58Z","respondent":{"email":"kim@example.com","first_name":"Kim","last_name":"Lee","company":"Acme"},"custom_fields":{"custom_1":"Gold plan"}}`)

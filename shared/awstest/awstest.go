@@ -17,6 +17,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials"
+
+	"github.com/customerthermometer/webhooks/shared/awsconn"
 )
 
 // DefaultEndpoint is where the local emulator listens.
@@ -73,6 +75,7 @@ func Config(t testing.TB) aws.Config {
 	if err != nil {
 		t.Fatal(err)
 	}
+	awsconn.Use(&cfg)
 	return cfg
 }
 

@@ -1,0 +1,124 @@
+package awsconn_test
+
+import (
+	"context"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/customerthermometer/webhooks/shared/awsconn"
+)
+
+// TestLargeRequestsKeepTheirConnection: requests whose bodies are too large
+// for net/http's write buffer, answered at once, all go over one
+// connection. With the SDK's own client, about one in twenty opened a new
+// connection here, the previous one closed after a "failed" write.
+func TestLargeRequestsKeepTheirConnection(t *testing.T) {
+	var conns, requests atomic.Int64
+	var smallest atomic.Int64
+	smallest.Store(1 << 30)
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n, _ := io.Copy(io.Discard, r.Body)
+		requests.Add(1)
+		if n < smallest.Load() {
+			smallest.Store(n)
+		}
+		w.Header().Set("Content-Type", "application/x-amz-json-1.0")
+		w.Header().Set("X-Amz-Crc32", fmt.Sprint(crc32.ChecksumIEEE([]byte(`{}`))))
+		_, _ = w.Write([]byte(`{}`))
+	}))
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	srv.Start()
+	defer srv.Close()
+
+	db := dynamodb.New(dynamodb.Options{
+		Region: "us-east-1", BaseEndpoint: aws.String(srv.URL), HTTPClient: awsconn.Wrap(nil),
+		Credentials: credentials.NewStaticCredentialsProvider("test", "test", ""),
+	})
+	var writes []types.WriteRequest
+	for i := range 10 {
+		writes = append(writes, types.WriteRequest{PutRequest: &types.PutRequest{Item: map[string]types.AttributeValue{
+			"pk":   &types.AttributeValueMemberS{Value: fmt.Sprint("DELIVERY#acc_1#dlv_", i)},
+			"body": &types.AttributeValueMemberS{Value: strings.Repeat("x", 500)},
+		}}})
+	}
+	const calls = 500
+	for range calls {
+		if _, err := db.BatchWriteItem(context.Background(), &dynamodb.BatchWriteItemInput{
+			RequestItems: map[string][]types.WriteRequest{"deliveries": writes},
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if requests.Load() != calls || smallest.Load() < 5000 {
+		t.Fatalf("%d requests of at least %d bytes, want %d of more than 5,000", requests.Load(), smallest.Load(), calls)
+	}
+	if n := conns.Load(); n != 1 {
+		t.Errorf("%d requests opened %d connections, want one", calls, n)
+	}
+}
+
+// TestRequestWithoutBody: a request with no body goes through unchanged.
+func TestRequestWithoutBody(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.ContentLength != 0 {
+			t.Errorf("content length %d", r.ContentLength)
+		}
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	defer srv.Close()
+	req, _ := http.NewRequest(http.MethodGet, srv.URL, nil)
+	resp, err := awsconn.Wrap(nil).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNoContent {
+		t.Errorf("status %d", resp.StatusCode)
+	}
+}
+
+type recording struct{ bodies []any }
+
+func (r *recording) Do(req *http.Request) (*http.Response, error) {
+	r.bodies = append(r.bodies, req.Body)
+	return &http.Response{StatusCode: http.StatusOK, Body: http.NoBody}, nil
+}
+
+// TestUseKeepsTheConfiguredClient: Use wraps the client the configuration
+// already has (one LoadDefaultConfig set up with a custom CA bundle, say)
+// rather than replacing it, and hides only the body's WriteTo.
+func TestUseKeepsTheConfiguredClient(t *testing.T) {
+	rec := &recording{}
+	cfg := aws.Config{HTTPClient: rec}
+	awsconn.Use(&cfg)
+	req, _ := http.NewRequest(http.MethodPost, "http://127.0.0.1:1/", strings.NewReader("{}"))
+	req.Body = io.NopCloser(strings.NewReader("{}")) // has WriteTo
+	if _, err := cfg.HTTPClient.Do(req); err != nil {
+		t.Fatal(err)
+	}
+	if len(rec.bodies) != 1 {
+		t.Fatalf("configured client got %d requests, want 1", len(rec.bodies))
+	}
+	if _, ok := rec.bodies[0].(io.WriterTo); ok {
+		t.Error("the body still offers WriteTo")
+	}
+	if b, _ := io.ReadAll(rec.bodies[0].(io.Reader)); string(b) != "{}" {
+		t.Errorf("body %q", b)
+	}
+}
