@@ -22,6 +22,11 @@ import (
 // for a failed write and closes the connection, and the next request opens
 // a new one: in AWS, a TLS handshake. Through Read, the same read of a
 // closed body is a clean end.
+//
+// The service clients (DynamoDB, SQS, KMS) adjust only an HTTP client of
+// the SDK's own type to an AWS_DEFAULTS_MODE other than the default
+// "legacy"; through a Client they use the SDK's default timeouts, as they
+// do in that mode.
 type Client struct{ next aws.HTTPClient }
 
 // Wrap returns a Client over next, or over the SDK's default HTTP client

@@ -21,9 +21,11 @@ import (
 )
 
 // TestLargeRequestsKeepTheirConnection: requests whose bodies are too large
-// for net/http's write buffer, answered at once, all go over one
-// connection. With the SDK's own client, about one in twenty opened a new
-// connection here, the previous one closed after a "failed" write.
+// for net/http's write buffer, answered at once, go over one connection.
+// With the SDK's own client, 19 to 60 of 500 opened a new connection here,
+// the previous one closed after a "failed" write. net/http may still open
+// another when its writer is slow to finish (it waits 50 ms), which a busy
+// machine can cause: up to three pass.
 func TestLargeRequestsKeepTheirConnection(t *testing.T) {
 	var conns, requests atomic.Int64
 	var smallest atomic.Int64
@@ -68,8 +70,8 @@ func TestLargeRequestsKeepTheirConnection(t *testing.T) {
 	if requests.Load() != calls || smallest.Load() < 5000 {
 		t.Fatalf("%d requests of at least %d bytes, want %d of more than 5,000", requests.Load(), smallest.Load(), calls)
 	}
-	if n := conns.Load(); n != 1 {
-		t.Errorf("%d requests opened %d connections, want one", calls, n)
+	if n := conns.Load(); n > 3 {
+		t.Errorf("%d requests opened %d connections, want one (at most three)", calls, n)
 	}
 }
 

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -465,8 +464,8 @@ func TestLateDuplicateDoesNotReopenAFailedDelivery(t *testing.T) {
 	body := hs.deadLettered()
 	tasksQueue := hs.tasksURL[strings.LastIndex(hs.tasksURL, "/")+1:]
 	dup := delivery.Message{ID: "m-late-dup", Body: body, ReceiptHandle: "gone", ReceiveCount: 1, SentAt: d.CreatedAt, Queue: tasksQueue}
-	if failed := hs.h.Handle(context.Background(), []delivery.Message{dup}); len(failed) != 1 {
-		t.Errorf("duplicate reported %v, want it left for the dead-letter queue", failed)
+	if failed := hs.h.Handle(context.Background(), []delivery.Message{dup}); len(failed) != 0 {
+		t.Errorf("duplicate reported %v, want it dropped as a spare (the last attempt's own message carries the failure)", failed)
 	}
 	hs.drain(1500 * time.Millisecond)
 	after, attempts := hs.deliveryOf("evt_late_dup", ep)
@@ -510,8 +509,9 @@ func TestLongestRetryFitsSQSVisibilityLimit(t *testing.T) {
 // TestConcurrentDuplicateKeepsTheRetry: SQS hands one message to two
 // invocations at once (it delivers at least once). Both make the attempt;
 // the one whose record loses must not delete the message that carries the
-// delivery's retry: a message's every receipt handle deletes it, and the
-// delivery would be left retrying with nothing to attempt it.
+// delivery's retry: deleting it through either receipt handle may delete
+// it (the emulator always does), and the delivery would be left retrying
+// with nothing to attempt it.
 func TestConcurrentDuplicateKeepsTheRetry(t *testing.T) {
 	hs := newHarness(t, time.Second)
 	rc := newReceiver(t, 500, 500, 200)
@@ -528,26 +528,7 @@ func TestConcurrentDuplicateKeepsTheRetry(t *testing.T) {
 		t.Fatalf("two messages %s and %s, want one received twice", first.ID, second.ID)
 	}
 
-	// Both invocations send attempt 1 before either records it; then each
-	// settles as the event-source mapping does, deleting what did not fail.
-	var wg sync.WaitGroup
-	for _, m := range []delivery.Message{first, second} {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if failed := hs.h.Handle(ctx, []delivery.Message{m}); !contains(failed, m.ID) {
-				_, _ = hs.sqs.DeleteMessage(ctx, &sqs.DeleteMessageInput{QueueUrl: &hs.tasksURL, ReceiptHandle: &m.ReceiptHandle})
-			}
-		}()
-	}
-	for deadline := time.Now().Add(10 * time.Second); rc.count() < 2 && time.Now().Before(deadline); {
-		time.Sleep(10 * time.Millisecond)
-	}
-	close(rc.release)
-	wg.Wait()
-	if rc.count() != 2 {
-		t.Fatalf("receiver got %d requests, want attempt 1 twice", rc.count())
-	}
+	hs.attemptAtOnce(rc, first, second)
 
 	hs.drainUntil(func() bool { return rc.count() == 3 }, 1500*time.Millisecond)
 	d, attempts := hs.deliveryOf("evt_dup_now", ep)
@@ -573,7 +554,7 @@ func TestOldMessageHandsOver(t *testing.T) {
 	hs.intake(hs.event("evt_old_msg", "rating", "red", "th_1"))
 	ctx := context.Background()
 	msg := hs.receiveTask()
-	msg.SentAt = time.Now().Add(-71 * time.Hour) // 72 h old an hour from now
+	msg.SentAt = time.Now().Add(-71*time.Hour - 30*time.Minute) // 72.5 h old an hour from now
 	if failed := hs.h.Handle(ctx, []delivery.Message{msg}); len(failed) != 0 {
 		t.Errorf("old message reported %v, want it replaced", failed)
 	}
@@ -597,5 +578,62 @@ func TestOldMessageHandsOver(t *testing.T) {
 	young := hs.receiveTask()
 	if failed := hs.h.Handle(ctx, []delivery.Message{young}); len(failed) != 1 {
 		t.Errorf("young message reported %v, want it hidden for the retry", failed)
+	}
+}
+
+// TestSpareMessagesAreDropped: a second task message for the same delivery
+// (a fan-out repeated after a crash queues one) is dropped once the other
+// has made an attempt, rather than following the delivery through every
+// retry and sending each attempt twice; a message sent after that attempt
+// (a hand-over's fresh message) is kept.
+func TestSpareMessagesAreDropped(t *testing.T) {
+	hs := newHarness(t, time.Hour)
+	rc := newReceiver(t, 500, 500, 500)
+	ep, _ := hs.endpoint(rc.URL, []string{"*"}, false, "th_1")
+	hs.intake(hs.event("evt_spare", "rating", "red", "th_1"))
+	ctx := context.Background()
+	carrier := hs.receiveTask()
+	hs.redrive(carrier.Body) // the spare, queued before the attempt
+	if failed := hs.h.Handle(ctx, []delivery.Message{carrier}); len(failed) != 1 {
+		t.Fatalf("first attempt: failed %v", failed)
+	}
+	spare := hs.receiveTask()
+	if spare.ID == carrier.ID {
+		t.Fatal("received the carrier again")
+	}
+	if failed := hs.h.Handle(ctx, []delivery.Message{spare}); len(failed) != 0 {
+		t.Errorf("spare message reported %v, want it dropped", failed)
+	}
+	hs.redrive(carrier.Body) // sent after the attempt: kept
+	later := hs.receiveTask()
+	if failed := hs.h.Handle(ctx, []delivery.Message{later}); len(failed) != 1 {
+		t.Errorf("message sent after the attempt reported %v, want it kept hidden", failed)
+	}
+	if d, _ := hs.deliveryOf("evt_spare", ep); d.AttemptCount != 1 || rc.count() != 1 || d.Carrier != carrier.ID {
+		t.Errorf("delivery %+v, receiver %d; want one attempt, carried by %s", d, rc.count(), carrier.ID)
+	}
+}
+
+// TestConcurrentSpareIsDropped: two different messages for one delivery
+// attempt it at once; the one whose record loses is a spare and goes, so
+// one message carries the delivery from then on.
+func TestConcurrentSpareIsDropped(t *testing.T) {
+	hs := newHarness(t, time.Hour)
+	rc := newReceiver(t, 500, 500, 500)
+	rc.release = make(chan struct{})
+	ep, _ := hs.endpoint(rc.URL, []string{"*"}, false, "th_1")
+	hs.intake(hs.event("evt_spare_now", "rating", "red", "th_1"))
+	first := hs.receiveTask()
+	hs.redrive(first.Body)
+	second := hs.receiveTask()
+	if first.ID == second.ID {
+		t.Fatal("one message, want two")
+	}
+	hs.attemptAtOnce(rc, first, second)
+	if n := hs.waiting(hs.tasksURL); n != 1 {
+		t.Errorf("%d messages left for the delivery, want one", n)
+	}
+	if d, _ := hs.deliveryOf("evt_spare_now", ep); d.Status != domain.DeliveryRetrying || d.AttemptCount != 1 {
+		t.Errorf("delivery %+v", d)
 	}
 }

@@ -345,3 +345,31 @@ func (hs *harness) redrive(body string) {
 		hs.t.Fatal(err)
 	}
 }
+
+// attemptAtOnce hands m1 and m2 to two invocations at once, with rc holding
+// both requests until each has sent its attempt, and settles each as the
+// event-source mapping does, deleting what did not fail. rc.release must
+// be set.
+func (hs *harness) attemptAtOnce(rc *receiver, m1, m2 delivery.Message) {
+	hs.t.Helper()
+	ctx := context.Background()
+	before := rc.count()
+	var wg sync.WaitGroup
+	for _, m := range []delivery.Message{m1, m2} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if failed := hs.h.Handle(ctx, []delivery.Message{m}); !contains(failed, m.ID) {
+				_, _ = hs.sqs.DeleteMessage(ctx, &sqs.DeleteMessageInput{QueueUrl: &hs.tasksURL, ReceiptHandle: &m.ReceiptHandle})
+			}
+		}()
+	}
+	for deadline := time.Now().Add(10 * time.Second); rc.count() < before+2 && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+	}
+	close(rc.release)
+	wg.Wait()
+	if rc.count() != before+2 {
+		hs.t.Fatalf("receiver got %d requests, want the attempt twice", rc.count()-before)
+	}
+}

@@ -152,6 +152,10 @@ func (h *Handler) prepareAndSend(ctx context.Context, a *attempt, rec *metrics.R
 		}
 		a.done = true
 		return
+	case d.Status == domain.DeliveryFailed && spare(a.m, d):
+		a.done = true
+		h.logAttrs(ctx, slog.LevelInfo, "spare task message dropped", slog.String("delivery_id", d.ID), slog.String("message_id", a.m.ID))
+		return
 	case d.Status == domain.DeliveryFailed:
 		// Finally failed and waiting for SQS to move it to the dead-letter
 		// queue, which happens once its receive count passes the queue's
@@ -161,6 +165,11 @@ func (h *Handler) prepareAndSend(ctx context.Context, a *attempt, rec *metrics.R
 	}
 	a.d = d
 	if wait := d.NextAttemptAt.Sub(h.Now()); d.Status == domain.DeliveryRetrying && wait > earlyTolerance {
+		if spare(a.m, d) {
+			a.done = true
+			h.logAttrs(ctx, slog.LevelInfo, "spare task message dropped", slog.String("delivery_id", d.ID), slog.String("message_id", a.m.ID))
+			return
+		}
 		// Back before its retry is due: its visibility change was lost, or
 		// it was sent for a delay longer than SQS allows. It waits.
 		a.notYet = min(wait, maxHidden)
@@ -219,6 +228,17 @@ func redriven(m Message, d domain.Delivery) bool {
 		return m.SentAt.After(d.UpdatedAt)
 	}
 	return m.ReceiveCount <= 1
+}
+
+// spare reports whether m is a spare task message of d, which another
+// message carries on: not the message that made d's last recorded attempt,
+// and sent before that attempt was recorded (a second task from a fan-out
+// repeated after a crash, or a message a hand-over left behind when its
+// invocation died). A message sent since then (a hand-over's fresh message,
+// a redelivery) is never a spare, nor is any message while the carrier or
+// the sent time is unknown.
+func spare(m Message, d domain.Delivery) bool {
+	return d.Carrier != "" && m.ID != d.Carrier && !m.SentAt.IsZero() && m.SentAt.Before(d.UpdatedAt)
 }
 
 // earlyTolerance is how early a message may come back and still make its
@@ -286,7 +306,7 @@ func (h *Handler) stop(ctx context.Context, a *attempt, reason string, rec *metr
 	err := h.Store.SaveDelivery(ctx, d, prev, h.expires())
 	if errors.Is(err, store.ErrConflict) {
 		// Another worker made an attempt meanwhile; its outcome decides.
-		switch after, keep := h.afterConflict(ctx, d); {
+		switch after, keep := h.afterConflict(ctx, a.m, d); {
 		case !keep:
 			a.done = true
 		case after > 0:
@@ -312,7 +332,7 @@ func (h *Handler) settle(ctx context.Context, a *attempt, rec *metrics.Recorder)
 	d, res := a.d, a.res
 	prev := d.AttemptCount
 	d.AttemptCount, d.LastStatusCode, d.LastError, d.UpdatedAt = a.number, res.StatusCode, errString(res.Err), h.Now().UTC()
-	d.NextAttemptAt = time.Time{}
+	d.NextAttemptAt, d.Carrier = time.Time{}, a.m.ID
 	var retryAfter time.Duration
 	retry := false
 	inRound := a.number - d.RoundStart + 1
@@ -338,7 +358,7 @@ func (h *Handler) settle(ctx context.Context, a *attempt, rec *metrics.Recorder)
 	if errors.Is(err, store.ErrConflict) {
 		// Another worker recorded this attempt first (a duplicated task).
 		h.logAttrs(ctx, slog.LevelWarn, "duplicate attempt", slog.String("delivery_id", d.ID), slog.Int("attempt", a.number))
-		return h.afterConflict(ctx, d)
+		return h.afterConflict(ctx, a.m, d)
 	}
 	if err != nil {
 		h.logAttrs(ctx, slog.LevelError, "attempt not recorded; will be retried", slog.String("delivery_id", d.ID), slog.String("error", err.Error()))
@@ -378,16 +398,15 @@ func (h *Handler) settle(ctx context.Context, a *attempt, rec *metrics.Recorder)
 	return retryAfter, retry
 }
 
-// afterConflict says what becomes of the message of a task that lost the
-// race to record d's state to another worker. The other worker's message
-// may well be this same one: SQS now and then hands a message to two
-// receivers at once, and any of its receipt handles deletes it. So the
-// message stays while the delivery still needs one, as a message that
-// arrived after the other worker had finished would: hidden until the next
-// attempt is due, or left for the dead-letter queue once the delivery has
-// failed. A spare message costs a read when it comes back; a deleted one
-// would leave the delivery waiting for an attempt nobody makes.
-func (h *Handler) afterConflict(ctx context.Context, d domain.Delivery) (time.Duration, bool) {
+// afterConflict says what becomes of message m of a task that lost the race
+// to record d's state to another worker. The other worker's message may
+// well be this same one: SQS now and then hands a message to two receivers
+// at once, and deleting it through either receipt handle may delete it. So
+// m stays while the delivery still needs it, as a message that arrived
+// after the other worker had finished would: hidden until the next attempt
+// is due, or left for the dead-letter queue once the delivery has failed.
+// Only a spare message (another message carries the delivery) goes.
+func (h *Handler) afterConflict(ctx context.Context, m Message, d domain.Delivery) (time.Duration, bool) {
 	cur, err := h.Store.GetDelivery(ctx, d.AccountID, d.ID)
 	switch {
 	case errors.Is(err, domain.ErrNotFound):
@@ -396,7 +415,7 @@ func (h *Handler) afterConflict(ctx context.Context, d domain.Delivery) (time.Du
 		h.logAttrs(ctx, slog.LevelError, "delivery not read after a duplicate attempt; the task will be retried",
 			slog.String("delivery_id", d.ID), slog.String("error", err.Error()))
 		return infraRetry, true
-	case cur.Status == domain.DeliveryDelivered:
+	case cur.Status == domain.DeliveryDelivered || spare(m, cur):
 		return 0, false
 	case cur.Status == domain.DeliveryFailed:
 		return 0, true

@@ -30,6 +30,9 @@ type Delivery struct {
 	NextAttemptAt  time.Time // zero when no attempt is due
 	CreatedAt      time.Time
 	UpdatedAt      time.Time
+	// Carrier is the id of the task message that made the last recorded
+	// attempt: the one that carries the delivery on. Empty when unknown.
+	Carrier string
 }
 
 // Final reports whether nothing more will be attempted (until a redelivery).

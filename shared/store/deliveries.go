@@ -80,6 +80,7 @@ type summaryItem struct {
 	CreatedAt      string `dynamodbav:"created_at"`
 	UpdatedAt      string `dynamodbav:"updated_at"`
 	ExpiresAt      int64  `dynamodbav:"expires_at"`
+	Carrier        string `dynamodbav:"carrier,omitempty"`
 	GSI1PK         string `dynamodbav:"gsi1pk"`
 	GSI1SK         string `dynamodbav:"gsi1sk"`
 	GSI2PK         string `dynamodbav:"gsi2pk"`
@@ -97,8 +98,8 @@ func toSummary(d domain.Delivery, expires time.Time) summaryItem {
 		EndpointURL: d.EndpointURL, EventID: d.EventID, Event: d.Event, Trigger: d.Trigger, ThermometerID: d.ThermometerID,
 		Status: d.Status, AttemptCount: d.AttemptCount, RoundStart: d.RoundStart, LastStatusCode: d.LastStatusCode,
 		LastError: d.LastError, CreatedAt: d.CreatedAt.UTC().Format(time.RFC3339Nano), UpdatedAt: d.UpdatedAt.UTC().Format(time.RFC3339Nano),
-		ExpiresAt: expires.Unix(),
-		GSI1PK:    accountPK(d.AccountID), GSI1SK: key,
+		ExpiresAt: expires.Unix(), Carrier: d.Carrier,
+		GSI1PK: accountPK(d.AccountID), GSI1SK: key,
 		GSI2PK: accountPK(d.AccountID) + "#ENDPOINT#" + d.EndpointID, GSI2SK: key,
 		GSI3PK: statusPK(d.AccountID, d.Status), GSI3SK: key,
 	}
@@ -113,6 +114,7 @@ func fromSummary(it summaryItem) domain.Delivery {
 		ID: it.ID, AccountID: it.AccountID, EndpointID: it.EndpointID, EndpointURL: it.EndpointURL, EventID: it.EventID,
 		Event: it.Event, Trigger: it.Trigger, ThermometerID: it.ThermometerID, Status: it.Status,
 		AttemptCount: it.AttemptCount, RoundStart: it.RoundStart, LastStatusCode: it.LastStatusCode, LastError: it.LastError,
+		Carrier: it.Carrier,
 	}
 	d.CreatedAt, _ = time.Parse(time.RFC3339Nano, it.CreatedAt)
 	d.UpdatedAt, _ = time.Parse(time.RFC3339Nano, it.UpdatedAt)
