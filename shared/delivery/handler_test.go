@@ -593,7 +593,8 @@ func TestSpareMessagesAreDropped(t *testing.T) {
 	hs.intake(hs.event("evt_spare", "rating", "red", "th_1"))
 	ctx := context.Background()
 	carrier := hs.receiveTask()
-	hs.redrive(carrier.Body) // the spare, queued before the attempt
+	hs.redrive(carrier.Body)            // the spare, queued before the attempt
+	time.Sleep(1100 * time.Millisecond) // more than the margin for clocks
 	if failed := hs.h.Handle(ctx, []delivery.Message{carrier}); len(failed) != 1 {
 		t.Fatalf("first attempt: failed %v", failed)
 	}
@@ -629,6 +630,7 @@ func TestConcurrentSpareIsDropped(t *testing.T) {
 	if first.ID == second.ID {
 		t.Fatal("one message, want two")
 	}
+	time.Sleep(1100 * time.Millisecond) // both sent more than the margin for clocks before the attempt
 	hs.attemptAtOnce(rc, first, second)
 	if n := hs.waiting(hs.tasksURL); n != 1 {
 		t.Errorf("%d messages left for the delivery, want one", n)

@@ -153,8 +153,7 @@ func (h *Handler) prepareAndSend(ctx context.Context, a *attempt, rec *metrics.R
 		a.done = true
 		return
 	case d.Status == domain.DeliveryFailed && spare(a.m, d):
-		a.done = true
-		h.logAttrs(ctx, slog.LevelInfo, "spare task message dropped", slog.String("delivery_id", d.ID), slog.String("message_id", a.m.ID))
+		h.dropSpare(ctx, a, d)
 		return
 	case d.Status == domain.DeliveryFailed:
 		// Finally failed and waiting for SQS to move it to the dead-letter
@@ -166,8 +165,7 @@ func (h *Handler) prepareAndSend(ctx context.Context, a *attempt, rec *metrics.R
 	a.d = d
 	if wait := d.NextAttemptAt.Sub(h.Now()); d.Status == domain.DeliveryRetrying && wait > earlyTolerance {
 		if spare(a.m, d) {
-			a.done = true
-			h.logAttrs(ctx, slog.LevelInfo, "spare task message dropped", slog.String("delivery_id", d.ID), slog.String("message_id", a.m.ID))
+			h.dropSpare(ctx, a, d)
 			return
 		}
 		// Back before its retry is due: its visibility change was lost, or
@@ -236,9 +234,21 @@ func redriven(m Message, d domain.Delivery) bool {
 // repeated after a crash, or a message a hand-over left behind when its
 // invocation died). A message sent since then (a hand-over's fresh message,
 // a redelivery) is never a spare, nor is any message while the carrier or
-// the sent time is unknown.
+// the sent time is unknown. "Before" leaves spareMargin for the clocks of
+// SQS and of the function: a spare taken for a carrier only sends some
+// attempts twice, a carrier taken for a spare would strand the delivery.
 func spare(m Message, d domain.Delivery) bool {
-	return d.Carrier != "" && m.ID != d.Carrier && !m.SentAt.IsZero() && m.SentAt.Before(d.UpdatedAt)
+	return d.Carrier != "" && m.ID != d.Carrier && !m.SentAt.IsZero() && m.SentAt.Before(d.UpdatedAt.Add(-spareMargin))
+}
+
+// spareMargin is how much earlier than a delivery's last record a message
+// must have been sent to count as a spare.
+const spareMargin = time.Second
+
+// dropSpare acknowledges a spare message of d without an attempt.
+func (h *Handler) dropSpare(ctx context.Context, a *attempt, d domain.Delivery) {
+	a.done = true
+	h.logAttrs(ctx, slog.LevelInfo, "spare task message dropped", slog.String("delivery_id", d.ID), slog.String("message_id", a.m.ID))
 }
 
 // earlyTolerance is how early a message may come back and still make its
