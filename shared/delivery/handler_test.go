@@ -108,9 +108,7 @@ func TestRetriesKeepOneDeliveryID(t *testing.T) {
 
 func TestAlwaysFailingEndsFailed(t *testing.T) {
 	hs := newHarness(t, time.Second, time.Second)
-	rc := newReceiver(t, 500)
-	ep, _ := hs.endpoint(rc.URL, []string{"*"}, false, "th_1")
-	hs.intake(hs.event("evt_fail", "rating", "red", "th_1"))
+	rc, ep := hs.oneDelivery("evt_fail", 500)
 	// After the last attempt the message keeps coming back until SQS moves
 	// it to the dead-letter queue (maxReceiveCount).
 	hs.drainUntil(func() bool { return rc.count() == 3 }, 2500*time.Millisecond)
@@ -369,9 +367,7 @@ func TestDeliveryOutlivesItsMessagesReceiveLimit(t *testing.T) {
 		script[i] = 500
 	}
 	script[len(script)-1] = 200
-	rc := newReceiver(t, script...)
-	ep, _ := hs.endpoint(rc.URL, []string{"*"}, false, "th_1")
-	hs.intake(hs.event("evt_long", "rating", "red", "th_1"))
+	rc, ep := hs.oneDelivery("evt_long", script...)
 	hs.drainUntil(func() bool { return rc.count() == len(script) }, 1500*time.Millisecond)
 	d, attempts := hs.deliveryOf("evt_long", ep)
 	if d.Status != domain.DeliveryDelivered || d.AttemptCount != len(script) || len(attempts) != len(script) || rc.count() != len(script) {
@@ -392,9 +388,7 @@ func TestDeliveryOutlivesItsMessagesReceiveLimit(t *testing.T) {
 // count towards maxReceiveCount too; the delivery still gets every attempt.
 func TestLostReceivesDoNotStrandADelivery(t *testing.T) {
 	hs := newHarness(t, time.Second, time.Second, time.Second)
-	rc := newReceiver(t, 500, 500, 500, 200)
-	ep, _ := hs.endpoint(rc.URL, []string{"*"}, false, "th_1")
-	hs.intake(hs.event("evt_lost", "rating", "red", "th_1"))
+	rc, ep := hs.oneDelivery("evt_lost", 500, 500, 500, 200)
 	// Three invocations die holding the message: it comes back unhandled.
 	ctx := context.Background()
 	for lost := 0; lost < 3; {
@@ -425,9 +419,7 @@ func TestLostReceivesDoNotStrandADelivery(t *testing.T) {
 // hidden again, without an early attempt.
 func TestEarlyMessageWaitsForItsAttempt(t *testing.T) {
 	hs := newHarness(t, time.Hour)
-	rc := newReceiver(t, 500, 200)
-	ep, _ := hs.endpoint(rc.URL, []string{"*"}, false, "th_1")
-	hs.intake(hs.event("evt_early", "rating", "red", "th_1"))
+	rc, ep := hs.oneDelivery("evt_early", 500, 200)
 	ctx := context.Background()
 	msg := hs.receiveTask()
 	if failed := hs.h.Handle(ctx, []delivery.Message{msg}); len(failed) != 1 || rc.count() != 1 {
@@ -490,9 +482,7 @@ func TestLateDuplicateDoesNotReopenAFailedDelivery(t *testing.T) {
 func TestLongestRetryFitsSQSVisibilityLimit(t *testing.T) {
 	hs := newHarness(t, 12*time.Hour)
 	hs.h.Jitter = func(d time.Duration) time.Duration { return d / 5 }
-	rc := newReceiver(t, 500)
-	ep, _ := hs.endpoint(rc.URL, []string{"*"}, false, "th_1")
-	hs.intake(hs.event("evt_12h", "rating", "red", "th_1"))
+	_, ep := hs.oneDelivery("evt_12h", 500)
 	ctx := context.Background()
 	msg := hs.receiveTask()
 	received := time.Now()
@@ -514,10 +504,8 @@ func TestLongestRetryFitsSQSVisibilityLimit(t *testing.T) {
 // with nothing to attempt it.
 func TestConcurrentDuplicateKeepsTheRetry(t *testing.T) {
 	hs := newHarness(t, time.Second)
-	rc := newReceiver(t, 500, 500, 200)
+	rc, ep := hs.oneDelivery("evt_dup_now", 500, 500, 200)
 	rc.release = make(chan struct{})
-	ep, _ := hs.endpoint(rc.URL, []string{"*"}, false, "th_1")
-	hs.intake(hs.event("evt_dup_now", "rating", "red", "th_1"))
 	ctx := context.Background()
 	first := hs.receiveTask()
 	if _, err := hs.sqs.ChangeMessageVisibility(ctx, &sqs.ChangeMessageVisibilityInput{QueueUrl: &hs.tasksURL, ReceiptHandle: &first.ReceiptHandle}); err != nil {
@@ -549,9 +537,7 @@ func TestConcurrentDuplicateKeepsTheRetry(t *testing.T) {
 // custom retry schedule may be longer than the retention period).
 func TestOldMessageHandsOver(t *testing.T) {
 	hs := newHarness(t, time.Hour)
-	rc := newReceiver(t, 500)
-	ep, _ := hs.endpoint(rc.URL, []string{"*"}, false, "th_1")
-	hs.intake(hs.event("evt_old_msg", "rating", "red", "th_1"))
+	_, ep := hs.oneDelivery("evt_old_msg", 500)
 	ctx := context.Background()
 	msg := hs.receiveTask()
 	msg.SentAt = time.Now().Add(-71*time.Hour - 30*time.Minute) // 72.5 h old an hour from now
@@ -588,9 +574,7 @@ func TestOldMessageHandsOver(t *testing.T) {
 // (a hand-over's fresh message) is kept.
 func TestSpareMessagesAreDropped(t *testing.T) {
 	hs := newHarness(t, time.Hour)
-	rc := newReceiver(t, 500, 500, 500)
-	ep, _ := hs.endpoint(rc.URL, []string{"*"}, false, "th_1")
-	hs.intake(hs.event("evt_spare", "rating", "red", "th_1"))
+	rc, ep := hs.oneDelivery("evt_spare", 500, 500, 500)
 	ctx := context.Background()
 	carrier := hs.receiveTask()
 	hs.redrive(carrier.Body)            // the spare, queued before the attempt
@@ -620,10 +604,8 @@ func TestSpareMessagesAreDropped(t *testing.T) {
 // one message carries the delivery from then on.
 func TestConcurrentSpareIsDropped(t *testing.T) {
 	hs := newHarness(t, time.Hour)
-	rc := newReceiver(t, 500, 500, 500)
+	rc, ep := hs.oneDelivery("evt_spare_now", 500, 500, 500)
 	rc.release = make(chan struct{})
-	ep, _ := hs.endpoint(rc.URL, []string{"*"}, false, "th_1")
-	hs.intake(hs.event("evt_spare_now", "rating", "red", "th_1"))
 	first := hs.receiveTask()
 	hs.redrive(first.Body)
 	second := hs.receiveTask()

@@ -321,14 +321,23 @@ func (hs *harness) message(m sqstypes.Message) delivery.Message {
 	return msg
 }
 
+// oneDelivery registers an endpoint for every trigger whose receiver answers
+// script and takes in a red rating event eventID for it: one delivery, with
+// its task on the tasks queue.
+func (hs *harness) oneDelivery(eventID string, script ...int) (*receiver, domain.Endpoint) {
+	hs.t.Helper()
+	rc := newReceiver(hs.t, script...)
+	ep, _ := hs.endpoint(rc.URL, []string{"*"}, false, "th_1")
+	hs.intake(hs.event(eventID, "rating", "red", "th_1"))
+	return rc, ep
+}
+
 // failedAfterTwoAttempts sends event eventID to a new endpoint whose
 // receiver answers script and, on a harness with one retry, drains until the
 // delivery has failed after its two attempts.
 func (hs *harness) failedAfterTwoAttempts(eventID string, script ...int) (*receiver, domain.Endpoint, domain.Delivery) {
 	hs.t.Helper()
-	rc := newReceiver(hs.t, script...)
-	ep, _ := hs.endpoint(rc.URL, []string{"*"}, false, "th_1")
-	hs.intake(hs.event(eventID, "rating", "red", "th_1"))
+	rc, ep := hs.oneDelivery(eventID, script...)
 	hs.drainUntil(func() bool { return rc.count() == 2 }, 2500*time.Millisecond)
 	d, _ := hs.deliveryOf(eventID, ep)
 	if d.Status != domain.DeliveryFailed || rc.count() != 2 {
