@@ -145,13 +145,25 @@ func (st *Store) ListEndpoints(ctx context.Context, account string, limit int, a
 	if after != "" {
 		in.ExclusiveStartKey = map[string]types.AttributeValue{"pk": s(accountPK(account)), "sk": s(endpointPrefix + after)}
 	}
-	out, err := st.db.Query(ctx, in)
-	if err != nil {
-		return nil, false, fmt.Errorf("list endpoints of account %s: %w", account, err)
-	}
+	// A Query stops at 1 MB of items, fewer than asked when endpoints are
+	// large (many linked thermometers): read on until the page is full or
+	// the account's endpoints end, so a short page never hides the rest.
 	var items []endpointItem
-	if err := attributevalue.UnmarshalListOfMaps(out.Items, &items); err != nil {
-		return nil, false, fmt.Errorf("decode endpoints of account %s: %w", account, err)
+	for len(items) <= limit {
+		out, err := st.db.Query(ctx, in)
+		if err != nil {
+			return nil, false, fmt.Errorf("list endpoints of account %s: %w", account, err)
+		}
+		var page []endpointItem
+		if err := attributevalue.UnmarshalListOfMaps(out.Items, &page); err != nil {
+			return nil, false, fmt.Errorf("decode endpoints of account %s: %w", account, err)
+		}
+		items = append(items, page...)
+		if len(out.LastEvaluatedKey) == 0 {
+			break
+		}
+		in.ExclusiveStartKey = out.LastEvaluatedKey
+		in.Limit = aws.Int32(int32(limit + 1 - len(items)))
 	}
 	more := len(items) > limit
 	if more {

@@ -138,6 +138,44 @@ func TestListEndpointsPages(t *testing.T) {
 	}
 }
 
+// TestListEndpointsReadsPastTheQuerySizeLimit: a Query returns at most
+// 1 MB of items, so a page of large endpoints needs more than one; the page
+// must still be full, with more reported, and the listing complete.
+func TestListEndpointsReadsPastTheQuerySizeLimit(t *testing.T) {
+	st := newStore(t)
+	ctx := context.Background()
+	account := uniqueAccount()
+	var want []string
+	for i := 0; i < 30; i++ {
+		e := newEndpoint(account, i)
+		if err := st.CreateEndpoint(ctx, e); err != nil {
+			t.Fatal(err)
+		}
+		if err := st.PadEndpoint(ctx, account, e.ID, 60_000); err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, e.ID)
+	}
+	eps, more, err := st.ListEndpoints(ctx, account, 25, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(eps) != 25 || !more {
+		t.Fatalf("first page: %d endpoints, more %v; want 25 and more (30 endpoints of 60 KB)", len(eps), more)
+	}
+	rest, more, err := st.ListEndpoints(ctx, account, 25, eps[24].ID)
+	if err != nil || more {
+		t.Fatalf("second page: more %v, %v", more, err)
+	}
+	var got []string
+	for _, e := range append(eps, rest...) {
+		got = append(got, e.ID)
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("listed %v, want %v", got, want)
+	}
+}
+
 func TestManyLinksSpanTransactions(t *testing.T) {
 	st := newStore(t)
 	ctx := context.Background()

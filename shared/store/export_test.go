@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
@@ -27,6 +28,19 @@ func (st *Store) SetStatusBehindIndex(ctx context.Context, account, id, status s
 		ConditionExpression:       aws.String("attribute_exists(pk)"),
 		ExpressionAttributeNames:  map[string]string{"#s": "status"},
 		ExpressionAttributeValues: map[string]types.AttributeValue{":s": s(status)},
+	})
+	return err
+}
+
+// PadEndpoint adds n bytes of an attribute no reader knows to account's
+// endpoint id, so a listing of a few endpoints crosses a Query's 1 MB limit.
+func (st *Store) PadEndpoint(ctx context.Context, account, id string, n int) error {
+	_, err := st.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName:                 &st.endpointsTable,
+		Key:                       map[string]types.AttributeValue{"pk": s(accountPK(account)), "sk": s(endpointPrefix + id)},
+		UpdateExpression:          aws.String("SET padding = :p"),
+		ConditionExpression:       aws.String("attribute_exists(pk)"),
+		ExpressionAttributeValues: map[string]types.AttributeValue{":p": s(strings.Repeat("x", n))},
 	})
 	return err
 }
