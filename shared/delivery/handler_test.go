@@ -621,3 +621,29 @@ func TestConcurrentSpareIsDropped(t *testing.T) {
 		t.Errorf("delivery %+v", d)
 	}
 }
+
+// TestTwoTasksInOneBatchMakeOneAttempt: two task messages for one delivery
+// (a fan-out repeated before the first attempt queues a second) may arrive
+// in one batch. One attempt is made and logged: two would send the webhook
+// twice and write the same attempt twice into one log batch, which DynamoDB
+// refuses whole, failing every delivery of the batch, round after round.
+func TestTwoTasksInOneBatchMakeOneAttempt(t *testing.T) {
+	hs := newHarness(t, time.Hour)
+	rc, ep := hs.oneDelivery("evt_twins", 500, 500)
+	first := hs.receiveTask()
+	hs.redrive(first.Body)
+	second := hs.receiveTask()
+	if first.ID == second.ID {
+		t.Fatal("one message, want two")
+	}
+	failed := hs.h.Handle(context.Background(), []delivery.Message{first, second})
+	d, attempts := hs.deliveryOf("evt_twins", ep)
+	if rc.count() != 1 || d.AttemptCount != 1 || len(attempts) != 1 || d.Status != domain.DeliveryRetrying {
+		t.Fatalf("receiver %d, delivery %+v, %d attempts logged; want one attempt, retrying", rc.count(), d, len(attempts))
+	}
+	// Both messages wait for the retry (neither is yet known to be spare):
+	// nothing is lost and the delivery goes on.
+	if len(failed) != 2 {
+		t.Errorf("failed %v, want both messages kept for the retry", failed)
+	}
+}

@@ -31,23 +31,31 @@ type attempt struct {
 	// notYet is how long until the delivery's next attempt is due, for a
 	// message that came back early.
 	notYet time.Duration
+	// twin is the task of the same batch that attempts this task's delivery
+	// instead of this one.
+	twin *attempt
 }
 
 // handleTasks makes one attempt per delivery task, concurrently, then writes
 // the attempts to the log in batches and settles each delivery.
 func (h *Handler) handleTasks(ctx context.Context, msgs []Message, rec *metrics.Recorder, fail func(Message, time.Duration)) {
 	work := make([]*attempt, len(msgs))
-	h.parallel(len(msgs), func(i int) {
-		a := &attempt{m: msgs[i]}
+	for i, m := range msgs {
+		a := &attempt{m: m}
 		work[i] = a
 		if err := json.Unmarshal([]byte(a.m.Body), &a.task); err != nil || (a.task.Kind != "delivery" && a.task.Kind != "fanout") {
 			// Only this service writes to the tasks queue; a message it cannot
 			// read is dropped loudly rather than retried forever.
 			h.logAttrs(ctx, slog.LevelError, "unreadable task dropped", slog.String("message_id", a.m.ID))
 			a.done = true
-			return
 		}
-		if a.task.Kind == "fanout" {
+	}
+	pairTwins(work)
+	h.parallel(len(work), func(i int) {
+		a := work[i]
+		switch {
+		case a.done, a.twin != nil:
+		case a.task.Kind == "fanout":
 			a.done = true
 			ev, err := event.Parse(a.task.Event)
 			if err != nil {
@@ -57,9 +65,9 @@ func (h *Handler) handleTasks(ctx context.Context, msgs []Message, rec *metrics.
 			if err := h.fanOut(ctx, ev, a.task.Event, a.task.After, rec); err != nil {
 				a.done, a.err = false, err
 			}
-			return
+		default:
+			h.prepareAndSend(ctx, a, rec)
 		}
-		h.prepareAndSend(ctx, a, rec)
 	})
 
 	// Log every attempt made, in batches, before any summary claims it.
@@ -83,6 +91,8 @@ func (h *Handler) handleTasks(ctx context.Context, msgs []Message, rec *metrics.
 	h.parallel(len(work), func(i int) {
 		a := work[i]
 		switch {
+		case a.twin != nil:
+			// Settled below, once its twin has.
 		case a.err != nil:
 			msg := "task will be retried"
 			if h.MaxReceives > 0 && a.m.ReceiveCount >= h.MaxReceives {
@@ -106,6 +116,59 @@ func (h *Handler) handleTasks(ctx context.Context, msgs []Message, rec *metrics.
 			}
 		}
 	})
+	h.parallel(len(work), func(i int) {
+		if a := work[i]; a.twin != nil {
+			h.settleTwin(ctx, a, fail)
+		}
+	})
+}
+
+// pairTwins marks every delivery task in work whose delivery another task
+// of the same batch also names (a second task queued by a repeated fan-out,
+// a redelivery, a hand-over left behind) as that task's twin. Only one of
+// them makes the attempt, the one of the latest round: two attempts of one
+// delivery in one batch would send the webhook twice and write the same
+// attempt twice into one log batch, which DynamoDB refuses whole.
+func pairTwins(work []*attempt) {
+	first := map[[2]string]*attempt{}
+	for _, a := range work {
+		if a.done || a.task.Kind != "delivery" {
+			continue
+		}
+		key := [2]string{a.task.AccountID, a.task.DeliveryID}
+		w, ok := first[key]
+		switch {
+		case !ok:
+			first[key] = a
+		case a.task.RoundStart > w.task.RoundStart:
+			first[key] = a
+			for _, b := range work {
+				if b == w || b.twin == w {
+					b.twin = a
+				}
+			}
+		default:
+			a.twin = w
+		}
+	}
+}
+
+// settleTwin decides on a task whose twin made the batch's attempt, as on
+// one that lost a race to record it: the twin's outcome decides.
+func (h *Handler) settleTwin(ctx context.Context, a *attempt, fail func(Message, time.Duration)) {
+	h.logAttrs(ctx, slog.LevelInfo, "second task for a delivery in one batch", slog.String("delivery_id", a.task.DeliveryID),
+		slog.String("message_id", a.m.ID), slog.String("attempted_by", a.twin.m.ID))
+	if a.twin.err != nil {
+		fail(a.m, infraRetry)
+		return
+	}
+	switch after, keep := h.afterConflict(ctx, a.m, domain.Delivery{AccountID: a.task.AccountID, ID: a.task.DeliveryID}); {
+	case !keep:
+	case after > 0:
+		fail(a.m, after)
+	default:
+		fail(a.m, 0)
+	}
 }
 
 // prepareAndSend reads the delivery and its endpoint and, unless there is

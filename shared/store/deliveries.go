@@ -199,11 +199,20 @@ func attemptSK(n int) string { return fmt.Sprintf("%s%06d", attemptPrefix, n) }
 
 // PutLogItems writes payload and attempt items, 25 to a BatchWriteItem,
 // retrying what DynamoDB leaves unprocessed. The items are built by hand
-// rather than by reflection: this runs for every batch of attempts.
+// rather than by reflection: this runs for every batch of attempts. Of two
+// items with one key only the first is written: DynamoDB refuses a whole
+// batch that names a key twice.
 func (st *Store) PutLogItems(ctx context.Context, items []LogItem) error {
 	reqs := make([]types.WriteRequest, 0, len(items))
+	seen := make(map[[2]string]bool, len(items))
 	for _, li := range items {
-		reqs = append(reqs, types.WriteRequest{PutRequest: &types.PutRequest{Item: logItemValues(li)}})
+		item := logItemValues(li)
+		key := [2]string{stringAttr(item, "pk"), stringAttr(item, "sk")}
+		if seen[key] {
+			continue
+		}
+		seen[key] = true
+		reqs = append(reqs, types.WriteRequest{PutRequest: &types.PutRequest{Item: item}})
 	}
 	for len(reqs) > 0 {
 		n := min(len(reqs), 25)

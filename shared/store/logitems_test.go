@@ -1,11 +1,18 @@
 package store
 
 import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
 	"reflect"
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/attributevalue"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 
 	"github.com/customerthermometer/webhooks/shared/domain"
 )
@@ -38,5 +45,46 @@ func TestLogItemValuesMatchTheItemStructs(t *testing.T) {
 	}
 	if got := logItemValues(body); !reflect.DeepEqual(got, want) {
 		t.Errorf("payload item\n got %#v\nwant %#v", got, want)
+	}
+}
+
+// TestPutLogItemsNamesEachKeyOnce: DynamoDB refuses a BatchWriteItem that
+// names one key twice, so two items for the same attempt (two workers made
+// it) must not reach one request.
+func TestPutLogItemsNamesEachKeyOnce(t *testing.T) {
+	var keys []string
+	ddb := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var in struct {
+			RequestItems map[string][]struct {
+				PutRequest struct {
+					Item map[string]map[string]string
+				}
+			}
+		}
+		if err := json.NewDecoder(r.Body).Decode(&in); err != nil {
+			t.Error(err)
+		}
+		for _, reqs := range in.RequestItems {
+			for _, req := range reqs {
+				keys = append(keys, req.PutRequest.Item["pk"]["S"]+" "+req.PutRequest.Item["sk"]["S"])
+			}
+		}
+		w.Header().Set("Content-Type", "application/x-amz-json-1.0")
+		_, _ = w.Write([]byte(`{}`))
+	}))
+	defer ddb.Close()
+	st := New(dynamodb.New(dynamodb.Options{Region: "us-east-1", BaseEndpoint: aws.String(ddb.URL),
+		Credentials: credentials.NewStaticCredentialsProvider("test", "test", "")}), "endpoints", "deliveries")
+	at := time.Now()
+	attempt := func(delivery string, n, status int) LogItem {
+		return LogItem{AccountID: "acc_1", DeliveryID: delivery, Expires: at, Attempt: &domain.Attempt{Number: n, At: at, StatusCode: status}}
+	}
+	err := st.PutLogItems(context.Background(), []LogItem{attempt("dlv_1", 1, 500), attempt("dlv_2", 1, 200), attempt("dlv_1", 1, 503), attempt("dlv_1", 2, 200)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"DELIVERY#acc_1#dlv_1 " + attemptSK(1), "DELIVERY#acc_1#dlv_2 " + attemptSK(1), "DELIVERY#acc_1#dlv_1 " + attemptSK(2)}
+	if !reflect.DeepEqual(keys, want) {
+		t.Errorf("written keys %q, want %q", keys, want)
 	}
 }
