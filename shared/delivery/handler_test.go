@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
@@ -184,7 +185,7 @@ func TestInvalidMessagesAreSetAsideWithoutBlockingTheBatch(t *testing.T) {
 	}
 	reasons := map[string]string{}
 	for _, m := range out.Messages {
-		reasons[*m.MessageAttributes["event_id"].StringValue] = *m.MessageAttributes["reason"].StringValue
+		reasons[aws.ToString(m.MessageAttributes["event_id"].StringValue)] = aws.ToString(m.MessageAttributes["reason"].StringValue)
 	}
 	if len(out.Messages) != 3 || !strings.Contains(reasons["evt_bad"], "complaint") || !strings.Contains(reasons["evt_unknown"], "not a known account") || !strings.Contains(reasons[""], "not a JSON object") {
 		t.Errorf("dead-letter queue holds %d: %v", len(out.Messages), reasons)
@@ -213,6 +214,35 @@ func TestLargeFanOutContinuesInAnotherMessage(t *testing.T) {
 	}
 	if len(ids) != 5 {
 		t.Errorf("%d distinct deliveries, want 5", len(ids))
+	}
+}
+
+// TestLargeEventFansOutWhole: an event near the size limit whose comment
+// is full of characters JSON may escape for HTML fans out in pages and is
+// delivered as sent. Escaped, its continuation message and its webhook body
+// would be six times the event, more than SQS and DynamoDB take.
+func TestLargeEventFansOutWhole(t *testing.T) {
+	hs := newHarness(t, time.Second)
+	hs.h.FanOutPage = 1
+	rc := newReceiver(t, 200, 200)
+	for i := 0; i < 2; i++ {
+		hs.endpoint(rc.URL, []string{"*"}, false, "th_large")
+	}
+	comment := strings.Repeat("<&>", 200<<10/3)
+	ev := `{"version":1,"event_id":"evt_large","type":"comment","account_id":"` + hs.account +
+		`","occurred_at":"2026-11-27T10:55:03Z","thermometer":{"id":"th_large","type":"email"},"response":{"id":"rsp_1","rating":"red","comment":"` + comment + `"}}`
+	if failed := hs.intake(ev); len(failed) != 0 {
+		t.Fatalf("intake failed %v", failed)
+	}
+	hs.drainUntil(func() bool { return rc.count() == 2 }, 1500*time.Millisecond)
+	if rc.count() != 2 {
+		t.Fatalf("%d of 2 endpoints reached", rc.count())
+	}
+	for i := 0; i < 2; i++ {
+		r, body := rc.get(i)
+		if !strings.Contains(string(body), `"comment":"`+comment+`"`) {
+			t.Errorf("webhook %d (%s, %d bytes) does not carry the comment as sent", i+1, r.Header.Get("X-Ct-Delivery-Id"), len(body))
+		}
 	}
 }
 

@@ -69,8 +69,17 @@ type wireResponse struct {
 	CustomFields map[string]string `json:"custom_fields"`
 }
 
+// MaxSize is the largest event accepted, in bytes. A survey response is a
+// few kilobytes; the limit keeps an event, the webhook built from it and the
+// messages that carry them within what SQS and DynamoDB take (256 KiB on
+// older queues, 400 KB an item).
+const MaxSize = 240 << 10
+
 // Parse validates body as a response event.
 func Parse(body []byte) (Event, error) {
+	if len(body) > MaxSize {
+		return Event{}, &Invalid{EventID: peekID(body), Reason: fmt.Sprintf("body is %d bytes; an event may have at most %d", len(body), MaxSize)}
+	}
 	if !utf8.Valid(body) {
 		return Event{}, &Invalid{Reason: "body is not valid UTF-8"}
 	}

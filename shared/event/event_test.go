@@ -112,6 +112,9 @@ func TestRules(t *testing.T) {
 			m["response"] = map[string]any{"id": "r", "rating": "gold", "custom_fields": map[string]any{"custom_1": 5}}
 		}, "response does not match"},
 		{"type of wrong JSON type", func(m map[string]any) { m["type"] = 5 }, "not a JSON object of the event schema"},
+		{"too large", func(m map[string]any) {
+			m["response"] = map[string]any{"id": "r", "rating": "gold", "comment": strings.Repeat("long ", MaxSize/5)}
+		}, "at most 245760"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			m := map[string]any{}

@@ -8,7 +8,9 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
@@ -28,21 +30,41 @@ type Message struct {
 	Attributes map[string]string // string message attributes
 }
 
-// SendBatch sends msgs to the queue at url, ten to a request.
+// maxRequestBytes is the most message data (bodies and attributes) one
+// SendMessageBatch carries: SQS refuses a batch larger than the largest
+// message it allows, 256 KiB on queues made before that limit was raised.
+const maxRequestBytes = 256 << 10
+
+// SendBatch sends msgs to the queue at url, up to ten to a request and
+// within maxRequestBytes (a message larger than that goes alone, for a queue
+// that allows it). Attribute values are made fit for SQS: empty ones are
+// left out (SQS refuses them) and characters SQS does not allow replaced.
 func (q *Queue) SendBatch(ctx context.Context, url string, msgs []Message) error {
-	for start := 0; start < len(msgs); start += 10 {
-		chunk := msgs[start:min(start+10, len(msgs))]
+	for len(msgs) > 0 {
+		n, size := 0, 0
+		for n < min(len(msgs), 10) {
+			if s := msgs[n].size(); n == 0 || size+s <= maxRequestBytes {
+				n, size = n+1, size+s
+				continue
+			}
+			break
+		}
+		chunk := msgs[:n]
+		msgs = msgs[n:]
 		entries := make([]types.SendMessageBatchRequestEntry, len(chunk))
 		for i, m := range chunk {
 			entries[i] = types.SendMessageBatchRequestEntry{
 				Id: aws.String(strconv.Itoa(i)), MessageBody: aws.String(m.Body),
 				DelaySeconds: int32(m.Delay / time.Second),
 			}
-			if len(m.Attributes) > 0 {
-				entries[i].MessageAttributes = map[string]types.MessageAttributeValue{}
-				for k, v := range m.Attributes {
-					entries[i].MessageAttributes[k] = types.MessageAttributeValue{DataType: aws.String("String"), StringValue: aws.String(v)}
+			for k, v := range m.Attributes {
+				if v = Text(v); v == "" {
+					continue
 				}
+				if entries[i].MessageAttributes == nil {
+					entries[i].MessageAttributes = map[string]types.MessageAttributeValue{}
+				}
+				entries[i].MessageAttributes[k] = types.MessageAttributeValue{DataType: aws.String("String"), StringValue: aws.String(v)}
 			}
 		}
 		for try := 0; len(entries) > 0; try++ {
@@ -68,6 +90,40 @@ func (q *Queue) SendBatch(ctx context.Context, url string, msgs []Message) error
 		}
 	}
 	return nil
+}
+
+// size is how much of a batch request's limit m takes.
+func (m Message) size() int {
+	n := len(m.Body)
+	for k, v := range m.Attributes {
+		n += len(k) + len(v) + len("String")
+	}
+	return n
+}
+
+// Text is s with what SQS refuses in message text (invalid UTF-8, control
+// characters other than tab and line ends, U+FFFE and U+FFFF, surrogates)
+// replaced by U+FFFD.
+func Text(s string) string {
+	ok := func(r rune) bool {
+		return r == '\t' || r == '\n' || r == '\r' || (r >= 0x20 && r <= 0xD7FF) || (r >= 0xE000 && r <= 0xFFFD) || (r >= 0x10000 && r <= 0x10FFFF)
+	}
+	clean := true
+	for _, r := range s {
+		if r == utf8.RuneError || !ok(r) {
+			clean = false
+			break
+		}
+	}
+	if clean {
+		return s
+	}
+	return strings.Map(func(r rune) rune {
+		if !ok(r) {
+			return utf8.RuneError
+		}
+		return r
+	}, strings.ToValidUTF8(s, string(utf8.RuneError)))
 }
 
 // Visibility is a new visibility timeout for a received message.

@@ -4,9 +4,11 @@ import (
 	"context"
 	"fmt"
 	"sort"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/customerthermometer/webhooks/shared/awstest"
@@ -76,5 +78,68 @@ func TestSendBatchAndVisibility(t *testing.T) {
 	}
 	if err := q.ChangeVisibility(ctx, url, []queue.Visibility{{ReceiptHandle: "not-a-handle", Timeout: time.Second}}); err == nil {
 		t.Error("a bad receipt handle was accepted")
+	}
+}
+
+// TestSendBatchKeepsRequestsWithinSQSLimit: SQS refuses a batch whose
+// messages together are larger than its largest message, so ten large
+// task messages (inline payloads) must go in several requests.
+func TestSendBatchKeepsRequestsWithinSQSLimit(t *testing.T) {
+	client := sqs.NewFromConfig(awstest.Config(t))
+	url := newQueue(t, client)
+	ctx := context.Background()
+	var msgs []queue.Message
+	for i := 0; i < 10; i++ {
+		msgs = append(msgs, queue.Message{Body: fmt.Sprint(i, strings.Repeat("x", 150<<10))})
+	}
+	if err := queue.New(client).SendBatch(ctx, url, msgs); err != nil {
+		t.Fatal(err)
+	}
+	got := 0
+	for deadline := time.Now().Add(10 * time.Second); got < 10 && time.Now().Before(deadline); {
+		out, err := client.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{QueueUrl: &url, MaxNumberOfMessages: 10, WaitTimeSeconds: 1, VisibilityTimeout: 60})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got += len(out.Messages)
+	}
+	if got != 10 {
+		t.Errorf("received %d of 10 large messages", got)
+	}
+}
+
+// TestSendBatchCleansAttributes: SQS refuses an empty attribute value and
+// characters outside its allowed set, which a set-aside event's unreadable
+// id can hold; such a message still goes, without the empty attribute and
+// with the characters replaced.
+func TestSendBatchCleansAttributes(t *testing.T) {
+	client := sqs.NewFromConfig(awstest.Config(t))
+	url := newQueue(t, client)
+	ctx := context.Background()
+	msg := queue.Message{Body: "set aside", Attributes: map[string]string{"event_id": "", "reason": "bad\x00id\xff"}}
+	if err := queue.New(client).SendBatch(ctx, url, []queue.Message{msg}); err != nil {
+		t.Fatal(err)
+	}
+	out, err := client.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{QueueUrl: &url, MessageAttributeNames: []string{"All"}, WaitTimeSeconds: 2})
+	if err != nil || len(out.Messages) != 1 {
+		t.Fatalf("received %d messages: %v", len(out.Messages), err)
+	}
+	attrs := out.Messages[0].MessageAttributes
+	if _, ok := attrs["event_id"]; ok {
+		t.Error("empty event_id attribute was sent")
+	}
+	if got := aws.ToString(attrs["reason"].StringValue); got != "bad\uFFFDid\uFFFD" {
+		t.Errorf("reason %q, want the bad characters replaced", got)
+	}
+}
+
+func TestText(t *testing.T) {
+	for in, want := range map[string]string{
+		"evt_1": "evt_1", "tab\tnewline\n": "tab\tnewline\n", "nul\x00": "nul\uFFFD", "cut\xe2\x82": "cut\uFFFD",
+		"\uFFFE": "\uFFFD", "ünïcödé 🌡": "ünïcödé 🌡", "": "",
+	} {
+		if got := queue.Text(in); got != want {
+			t.Errorf("Text(%q) = %q, want %q", in, got, want)
+		}
 	}
 }
