@@ -59,9 +59,9 @@ func throughput(n int) error {
 	}), "endpoints", "deliveries")
 
 	response := json.RawMessage(`{"id":"rsp_9001","rating":"red","comment":"Took three days to hear back","drivers":["Response time"],"blast_id":"b_77","responded_at":"2026-11-27T10:54:58Z","respondent":{"email":"kim@example.com","first_name":"Kim","last_name":"Lee","company":"Acme"},"custom_fields":{"custom_1":"Gold plan"}}`)
-	sample, _ := json.Marshal(payload.Body{ID: ids.Derived("dlv", "a", "e", "p"), Event: "comment", Trigger: "comment.red", EventID: "evt_01JD7Q4Z6V9X2K",
+	sample := payload.Body{ID: ids.Derived("dlv", "a", "e", "p"), Event: "comment", Trigger: "comment.red", EventID: "evt_01JD7Q4Z6V9X2K",
 		OccurredAt: "2026-11-27T10:55:03Z", Webhook: payload.Webhook{ID: "ep_01M8EA9XTR0000000000000000", Name: "Red comments to helpdesk"},
-		Thermometer: payload.Thermometer{ID: "th_42", Name: "Support tickets", Type: "email"}, Response: response})
+		Thermometer: payload.Thermometer{ID: "th_42", Name: "Support tickets", Type: "email"}, Response: response}.JSON()
 
 	// Bare loop: the same body, POSTed by batch workers over keep-alive.
 	plain := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
@@ -78,9 +78,9 @@ func throughput(n int) error {
 	target := receiver.URL
 	one := func(i int) {
 		d := ids.Derived("dlv", "acc_bench", fmt.Sprint("evt_", i), "ep_01M8EA9XTR0000000000000000")
-		body, _ := json.Marshal(payload.Body{ID: d, Event: "comment", Trigger: "comment.red", EventID: fmt.Sprint("evt_", i),
+		body := payload.Body{ID: d, Event: "comment", Trigger: "comment.red", EventID: fmt.Sprint("evt_", i),
 			OccurredAt: "2026-11-27T10:55:03Z", Webhook: payload.Webhook{ID: "ep_01M8EA9XTR0000000000000000", Name: "Red comments to helpdesk"},
-			Thermometer: payload.Thermometer{ID: "th_42", Name: "Support tickets", Type: "email"}, Response: response})
+			Thermometer: payload.Thermometer{ID: "th_42", Name: "Support tickets", Type: "email"}, Response: response}.JSON()
 		res := client.Send(ctx, dispatch.Webhook{URL: target + "/hook", Secret: secret, EndpointID: "ep_01M8EA9XTR0000000000000000",
 			DeliveryID: d, Event: "comment", Attempt: 1, Body: body})
 		logMu.Lock()

@@ -2,7 +2,6 @@ package delivery
 
 import (
 	"context"
-	"encoding/json"
 
 	"github.com/customerthermometer/webhooks/shared/domain"
 	"github.com/customerthermometer/webhooks/shared/queue"
@@ -17,9 +16,6 @@ type Enqueuer struct {
 
 // Enqueue sends the task for d.
 func (q *Enqueuer) Enqueue(ctx context.Context, d domain.Delivery) error {
-	b, err := json.Marshal(taskMessage{Kind: "delivery", AccountID: d.AccountID, DeliveryID: d.ID, RoundStart: d.RoundStart})
-	if err != nil {
-		return err
-	}
-	return q.Queue.SendBatch(ctx, q.QueueURL, []queue.Message{{Body: string(b)}})
+	t := taskMessage{Kind: "delivery", AccountID: d.AccountID, DeliveryID: d.ID, RoundStart: d.RoundStart}
+	return q.Queue.SendBatch(ctx, q.QueueURL, []queue.Message{{Body: t.body()}})
 }

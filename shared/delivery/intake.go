@@ -116,12 +116,12 @@ func (h *Handler) fanOut(ctx context.Context, ev event.Event, raw json.RawMessag
 			EventID: ev.ID, Event: ev.Type, Trigger: ev.Trigger(), ThermometerID: ev.Thermometer.ID,
 			Status: domain.DeliveryPending, RoundStart: 1, NextAttemptAt: now, CreatedAt: now, UpdatedAt: now,
 		}
-		body, _ := json.Marshal(payload.Body{
+		body := payload.Body{
 			ID: d.ID, Event: ev.Type, Trigger: ev.Trigger(), EventID: ev.ID,
 			OccurredAt: ev.OccurredAt.UTC().Format(time.RFC3339), Test: false,
 			Webhook:     payload.Webhook{ID: e.ID, Name: e.Name},
 			Thermometer: payload.Thermometer(th), Response: ev.Response,
-		})
+		}.JSON()
 		created, existing, err := h.Store.CreateDelivery(ctx, d, h.expires())
 		if err != nil {
 			results[i].err = err
@@ -142,8 +142,7 @@ func (h *Handler) fanOut(ctx context.Context, ev event.Event, raw json.RawMessag
 		if len(body) <= maxInlinePayload {
 			tm.Payload = body
 		}
-		b, _ := json.Marshal(tm)
-		results[i].task = &queue.Message{Body: string(b)}
+		results[i].task = &queue.Message{Body: tm.body()}
 	})
 	var tasks []queue.Message
 	var payloads []store.LogItem
@@ -162,8 +161,7 @@ func (h *Handler) fanOut(ctx context.Context, ev event.Event, raw json.RawMessag
 		return infra("store payloads of %s: %w", ev.ID, err)
 	}
 	if next != "" {
-		b, _ := json.Marshal(taskMessage{Kind: "fanout", Event: raw, After: next})
-		tasks = append(tasks, queue.Message{Body: string(b)})
+		tasks = append(tasks, queue.Message{Body: taskMessage{Kind: "fanout", Event: raw, After: next}.body()})
 	}
 	if err := h.Queue.SendBatch(ctx, h.TasksQueueURL, tasks); err != nil {
 		return infra("queue deliveries of %s: %w", ev.ID, err)

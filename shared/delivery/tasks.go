@@ -208,8 +208,7 @@ func (h *Handler) prepareAndSend(ctx context.Context, a *attempt, rec *metrics.R
 		// which starts it (above).
 		next := a.task
 		next.RoundStart = d.AttemptCount + 1
-		b, _ := json.Marshal(next)
-		if err := h.Queue.SendBatch(ctx, h.TasksQueueURL, []queue.Message{{Body: string(b)}}); err != nil {
+		if err := h.Queue.SendBatch(ctx, h.TasksQueueURL, []queue.Message{{Body: next.body()}}); err != nil {
 			a.err = infra("%w", err)
 			return
 		}
@@ -347,10 +346,7 @@ func (h *Handler) handOver(ctx context.Context, a *attempt, after time.Duration)
 	if !often && !old {
 		return false
 	}
-	b, err := json.Marshal(a.task)
-	if err == nil {
-		err = h.Queue.SendBatch(ctx, h.TasksQueueURL, []queue.Message{{Body: string(b), Delay: min(after, maxDelay)}})
-	}
+	err := h.Queue.SendBatch(ctx, h.TasksQueueURL, []queue.Message{{Body: a.task.body(), Delay: min(after, maxDelay)}})
 	if err != nil {
 		h.logAttrs(ctx, slog.LevelWarn, "delivery not moved to a fresh message", slog.String("delivery_id", a.task.DeliveryID),
 			slog.Int("receives", a.m.ReceiveCount), slog.String("error", err.Error()))

@@ -4,6 +4,7 @@
 package payload
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"time"
@@ -22,6 +23,22 @@ type Body struct {
 	Webhook     Webhook         `json:"webhook"`
 	Thermometer Thermometer     `json:"thermometer"`
 	Response    json.RawMessage `json:"response"`
+}
+
+// JSON is b as sent. The response's text stays as the survey application
+// sent it: characters JSON may escape for HTML ("<", ">", "&") are not
+// escaped, which would make a comment full of them up to six times longer
+// than the event that carried it.
+func (b Body) JSON() []byte {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(b); err != nil {
+		// Only a Response that is not JSON fails; every one was parsed as
+		// JSON (or is the test fire's constant).
+		panic("webhook body: " + err.Error())
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
 }
 
 // Webhook names the endpoint a body is sent to.
@@ -49,10 +66,9 @@ func Test(ep domain.Endpoint, deliveryID string, now time.Time) []byte {
 	if len(ep.Thermometers) > 0 {
 		th = Thermometer(ep.Thermometers[0])
 	}
-	b, _ := json.Marshal(Body{
+	return Body{
 		ID: deliveryID, Event: "test", Trigger: "test", EventID: "evt_test_" + deliveryID, OccurredAt: at, Test: true,
 		Webhook: Webhook{ID: ep.ID, Name: ep.Name}, Thermometer: th,
 		Response: json.RawMessage(fmt.Sprintf(testResponse, at)), // at is RFC 3339: %q quotes it as JSON does
-	})
-	return b
+	}.JSON()
 }

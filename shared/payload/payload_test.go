@@ -28,3 +28,13 @@ func TestTestBody(t *testing.T) {
 		t.Errorf("response %v", r)
 	}
 }
+
+// TestBodyKeepsTheResponseText: a comment's "<", ">" and "&" reach the
+// receiver as sent, not six times longer as \u003c escapes.
+func TestBodyKeepsTheResponseText(t *testing.T) {
+	b := Body{ID: "dlv_1", Webhook: Webhook{Name: "Tickets & <alerts>"}, Response: json.RawMessage(`{"comment":"a <b> & c"}`)}.JSON()
+	want := `{"id":"dlv_1","event":"","trigger":"","event_id":"","occurred_at":"","test":false,"webhook":{"id":"","name":"Tickets & <alerts>"},"thermometer":{"id":"","name":"","type":""},"response":{"comment":"a <b> & c"}}`
+	if string(b) != want {
+		t.Errorf("body\n got %s\nwant %s", b, want)
+	}
+}
