@@ -124,7 +124,7 @@ func New(o Options) *Client {
 		Control: func(network, address string, _ syscall.RawConn) error {
 			ap, err := netip.ParseAddrPort(address)
 			if err != nil {
-				return &target.Error{Reason: "target address " + address + " cannot be checked"}
+				return &target.Error{Reason: "the address the host name resolved to cannot be checked"}
 			}
 			return target.CheckAddr(ap, o.LocalMode)
 		},

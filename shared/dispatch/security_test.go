@@ -3,6 +3,7 @@ package dispatch
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -77,6 +78,7 @@ func TestSecurityBatteryTargets(t *testing.T) {
 		"http://192.168.1.1/", "http://169.254.169.254/latest/meta-data/", "http://169.254.1.1/", "http://100.64.0.1/",
 		"http://0.0.0.0/", "http://[::1]/", "http://[fd00::1]/", "http://[fc00::2]/", "http://[fe80::1]/",
 		"http://[::ffff:127.0.0.1]/", "http://[::ffff:169.254.169.254]/", "http://[::ffff:10.0.0.1]/",
+		"http://[::ffff:0:a9fe:a9fe]/", "http://[::ffff:0:7f00:1]/", "http://[::ffff:0:a00:1]/", "http://[64:ff9b::a9fe:a9fe]/",
 		"http://2130706433/", "http://017700000001/", "http://0x7f000001/", "http://0177.0.0.1/", "http://0x7f.0.0.1/",
 		"http://127.1/", "http://example.com:8080/", "https://example.com:8443/", "http://example.com:443/",
 		"http://example.com:22/", "http://user:pass@example.com/",
@@ -91,20 +93,41 @@ func TestSecurityBatteryTargets(t *testing.T) {
 		}
 	}
 
-	// A name that resolves to a private address passes configuration (names
-	// are not resolved then) and is refused on the address dialled.
-	resolver := &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, _, _ string) (net.Conn, error) {
-		var d net.Dialer
-		return d.DialContext(ctx, "udp", dnsServer(t, net.ParseIP("127.0.0.1")))
-	}}
-	rebinding := New(Options{Resolver: resolver})
-	for _, u := range []string{"http://rebind.example.com/hook", "https://internal.example.net/"} {
-		if problems := target.CheckURL(u, false); len(problems) > 0 {
-			t.Fatalf("configuration refuses the name %s: %v", u, problems)
+	// The dial-time guard judges IPv4-translated and NAT64 forms by the
+	// IPv4 address they carry, like their URL forms above.
+	for _, addr := range []string{"[::ffff:0:a9fe:a9fe]:80", "[::ffff:0:7f00:1]:443", "[64:ff9b::a9fe:a9fe]:80"} {
+		conn, err := c.tr.DialContext(context.Background(), "tcp", addr)
+		if conn != nil {
+			conn.Close()
 		}
-		res := rebinding.Send(context.Background(), hook(u))
-		if !res.Refused() || !strings.Contains(res.Err.Error(), "127.0.0.1 is not a public address") {
-			t.Errorf("name resolving to loopback: %+v (%v)", res, res.Err)
+		var te *target.Error
+		if !errors.As(err, &te) {
+			t.Errorf("dial %s: %v, want a target refusal", addr, err)
+		}
+	}
+
+	// A name that resolves to a private address passes configuration (names
+	// are not resolved then) and is refused on the address dialled. The
+	// refusal, shown to the endpoint's owner, says so without the address:
+	// naming it would let an owner map the private DNS of the service's
+	// network.
+	for _, private := range []string{"127.0.0.1", "10.42.1.7", "169.254.169.254"} {
+		resolver := &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "udp", dnsServer(t, net.ParseIP(private)))
+		}}
+		rebinding := New(Options{Resolver: resolver})
+		for _, u := range []string{"http://rebind.example.com/hook", "https://internal.example.net/"} {
+			if problems := target.CheckURL(u, false); len(problems) > 0 {
+				t.Fatalf("configuration refuses the name %s: %v", u, problems)
+			}
+			res := rebinding.Send(context.Background(), hook(u))
+			if !res.Refused() || !strings.Contains(res.Err.Error(), "resolved to a non-public address") {
+				t.Errorf("name resolving to %s: %+v (%v)", private, res, res.Err)
+			}
+			if res.Err != nil && strings.Contains(res.Err.Error(), private) {
+				t.Errorf("the refusal names the resolved address: %v", res.Err)
+			}
 		}
 	}
 

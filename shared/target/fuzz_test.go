@@ -15,7 +15,7 @@ import (
 func FuzzCheckURL(f *testing.F) {
 	for _, s := range []string{
 		"https://helpdesk.example.com/hooks/ct", "http://example.com:80/", "https://93.184.216.34/",
-		"https://[2606:4700:4700::1111]/", "https://127.0.0.1/", "http://2130706433/", "https://[::ffff:10.0.0.1]/",
+		"https://[2606:4700:4700::1111]/", "https://127.0.0.1/", "http://2130706433/", "https://[::ffff:10.0.0.1]/", "http://[::ffff:0:a9fe:a9fe]/",
 		"https://user@example.com/", "https://example.com/#x", "https://example.com:8443/", "//example.com", "https:example.com",
 	} {
 		f.Add(s, false)

@@ -34,11 +34,14 @@ var nonPublic = func() []netip.Prefix {
 	return ps
 }()
 
-// embeddedIPv4 are IPv6 ranges that carry an IPv4 address in their last 32
-// bits (NAT64) or in bits 16-48 (6to4); the embedded address is judged too.
+// IPv6 ranges that carry an IPv4 address in their last 32 bits (NAT64, and
+// the IPv4-translated addresses of SIIT, RFC 2765: ::ffff:0:a.b.c.d) or in
+// bits 16-48 (6to4); the embedded address is judged too, so that
+// ::ffff:0:a9fe:a9fe does not reach 169.254.169.254 through a translator.
 var (
-	nat64     = netip.MustParsePrefix("64:ff9b::/96")
-	sixToFour = netip.MustParsePrefix("2002::/16")
+	nat64      = netip.MustParsePrefix("64:ff9b::/96")
+	translated = netip.MustParsePrefix("::ffff:0:0:0/96")
+	sixToFour  = netip.MustParsePrefix("2002::/16")
 )
 
 // Public reports whether a webhook may be sent to ip outside local mode.
@@ -54,7 +57,7 @@ func Public(ip netip.Addr) bool {
 	}
 	if ip.Is6() {
 		b := ip.As16()
-		if nat64.Contains(ip) {
+		if nat64.Contains(ip) || translated.Contains(ip) {
 			return Public(netip.AddrFrom4([4]byte{b[12], b[13], b[14], b[15]}))
 		}
 		if sixToFour.Contains(ip) {
@@ -64,21 +67,25 @@ func Public(ip netip.Addr) bool {
 	return ip.IsGlobalUnicast()
 }
 
-// Error says why a target is refused.
+// Error says why a target is refused. Its reason is shown to the endpoint's
+// owner (test fire results, the delivery log), so it names only what the
+// owner typed, never an address a name resolved to: that would let anyone
+// who can configure an endpoint map the private DNS of the service's network.
 type Error struct{ Reason string }
 
 func (e *Error) Error() string { return e.Reason }
 
-// CheckAddr judges an address about to be dialled. Outside local mode only
-// public addresses on ports 80 and 443 pass; local mode also lets loopback
-// addresses through on any port.
+// CheckAddr judges an address about to be dialled, which a host name in the
+// URL resolved to. Outside local mode only public addresses on ports 80 and
+// 443 pass; local mode also lets loopback addresses through on any port. The
+// refusal does not name the address (see Error).
 func CheckAddr(addr netip.AddrPort, localMode bool) error {
 	ip := addr.Addr().Unmap()
 	if localMode && ip.IsLoopback() {
 		return nil
 	}
 	if !Public(ip) {
-		return &Error{Reason: fmt.Sprintf("target address %s is not a public address", ip)}
+		return &Error{Reason: "the host name resolved to a non-public address"}
 	}
 	if p := addr.Port(); p != 80 && p != 443 {
 		return &Error{Reason: fmt.Sprintf("target port %d is not allowed; only 80 and 443", p)}

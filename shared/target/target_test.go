@@ -37,6 +37,10 @@ func TestPublic(t *testing.T) {
 		"64:ff9b::a00:1":         false, // NAT64 of 10.0.0.1
 		"64:ff9b::5db8:d822":     true,  // NAT64 of 93.184.216.34
 		"2002:7f00:1::1":         false, // 6to4 of 127.0.0.1
+		"::ffff:0:a9fe:a9fe":     false, // IPv4-translated 169.254.169.254
+		"::ffff:0:7f00:1":        false, // IPv4-translated 127.0.0.1
+		"::ffff:0:a00:1":         false, // IPv4-translated 10.0.0.1
+		"::ffff:0:5db8:d822":     true,  // IPv4-translated 93.184.216.34
 		"2001:db8::1":            false,
 	} {
 		if got := Public(netip.MustParseAddr(addr)); got != want {
@@ -60,10 +64,19 @@ func TestCheckAddr(t *testing.T) {
 		{"10.0.0.1:443", true, false}, // local mode allows loopback only
 		{"169.254.169.254:80", true, false},
 		{"[::ffff:127.0.0.1]:80", false, false},
+		{"[::ffff:0:a9fe:a9fe]:80", false, false},
+		{"[::ffff:0:7f00:1]:8080", true, false},
+		{"10.42.1.7:443", false, false},
 	} {
-		err := CheckAddr(netip.MustParseAddrPort(tc.addr), tc.local)
+		ap := netip.MustParseAddrPort(tc.addr)
+		err := CheckAddr(ap, tc.local)
 		if (err == nil) != tc.ok {
 			t.Errorf("CheckAddr(%s, local=%v) = %v", tc.addr, tc.local, err)
+		}
+		// The refusal is shown to the endpoint's owner: it must not tell
+		// them what their host name resolved to.
+		if err != nil && (strings.Contains(err.Error(), ap.Addr().String()) || strings.Contains(err.Error(), ap.Addr().Unmap().String())) {
+			t.Errorf("CheckAddr(%s) names the address: %v", tc.addr, err)
 		}
 	}
 }
@@ -106,6 +119,9 @@ func TestCheckURL(t *testing.T) {
 		{"https://[fe80::1%25eth0]/", false, "zone"},
 		{"https://[::ffff:127.0.0.1]/", false, "not a public address"},
 		{"https://[::ffff:7f00:1]/", false, "not a public address"},
+		{"http://[::ffff:0:a9fe:a9fe]/", false, "not a public address"},
+		{"http://[::ffff:0:7f00:1]:8080/", true, "not a public address"},
+		{"https://[::ffff:0:5db8:d822]/", false, ""},
 		{"https://2130706433/", false, "non-standard notation"},
 		{"https://0x7f000001/", false, "non-standard notation"},
 		{"https://0177.0.0.1/", false, "non-standard notation"},
