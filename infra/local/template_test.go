@@ -6,9 +6,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/customerthermometer/webhooks/shared/awstest"
+	"github.com/customerthermometer/webhooks/shared/config"
 )
 
 // TestTemplateInvariants checks, on the CloudFormation that samtranslator
@@ -26,6 +31,13 @@ func TestTemplateInvariants(t *testing.T) {
 		t.Fatal(err)
 	}
 	var tpl struct {
+		Parameters map[string]map[string]any
+		Rules      map[string]struct {
+			Assertions []struct {
+				Assert            any
+				AssertDescription string
+			}
+		}
 		Resources map[string]struct {
 			Type           string
 			Condition      string
@@ -127,6 +139,62 @@ func TestTemplateInvariants(t *testing.T) {
 		t.Error("the API function may not BatchGetItem on the delivery log")
 	}
 
+	// Each function may do on each table what shared/store does for it,
+	// and nothing more: no index of the endpoints table (it has none), no
+	// batch writes or deletes of the delivery log by the API, no listing of
+	// the delivery log by the delivery function.
+	endpoints, deliveries, deliveryIndexes := "EndpointsTable", "DeliveriesTable", "${DeliveriesTable.Arn}/index/*"
+	for role, want := range map[string]map[string]string{
+		"ApiFunctionRole": {
+			endpoints:       "dynamodb:DeleteItem dynamodb:GetItem dynamodb:PutItem dynamodb:Query dynamodb:UpdateItem",
+			deliveries:      "dynamodb:BatchGetItem dynamodb:GetItem dynamodb:Query dynamodb:UpdateItem",
+			deliveryIndexes: "dynamodb:Query",
+		},
+		"DeliveryFunctionRole": {
+			endpoints:  "dynamodb:GetItem dynamodb:PutItem dynamodb:Query",
+			deliveries: "dynamodb:BatchWriteItem dynamodb:GetItem dynamodb:PutItem dynamodb:UpdateItem",
+		},
+	} {
+		got := dynamoGrants(res(role))
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("%s may do on DynamoDB\n  %v\nwant\n  %v", role, got, want)
+		}
+	}
+
+	// Each function logs to a group of the stack that expires its lines.
+	for _, fn := range []string{"ApiFunction", "DeliveryFunction"} {
+		logging, _ := res(fn)["LoggingConfig"].(map[string]any)
+		group, _ := logging["LogGroup"].(map[string]any)
+		name, _ := group["Ref"].(string)
+		if r, ok := tpl.Resources[name]; !ok || r.Type != "AWS::Logs::LogGroup" || r.Properties["RetentionInDays"] == nil || logging["LogFormat"] != "JSON" {
+			t.Errorf("%s logs to %v, want a JSON-format log group of the stack with a retention", fn, logging)
+		}
+	}
+
+	checkParameters(t, tpl.Parameters)
+
+	// ExistingEipAllocationId and ExistingEipPublicIp: both or neither,
+	// or the functions would start without a source IP.
+	if len(tpl.Rules) == 0 {
+		t.Error("no rules: ExistingEipAllocationId may be set without ExistingEipPublicIp")
+	}
+	for _, alloc := range []string{"", "eipalloc-0123abcd"} {
+		for _, ip := range []string{"", "198.51.100.7"} {
+			params := map[string]any{"ExistingEipAllocationId": alloc, "ExistingEipPublicIp": ip}
+			passes := true
+			for _, rule := range tpl.Rules {
+				for _, a := range rule.Assertions {
+					if ok, _ := evalRule(t, a.Assert, params).(bool); !ok {
+						passes = false
+					}
+				}
+			}
+			if want := (alloc == "") == (ip == ""); passes != want {
+				t.Errorf("rules with allocation %q and address %q: pass %v, want %v", alloc, ip, passes, want)
+			}
+		}
+	}
+
 	if eip := tpl.Resources["NatEip"]; eip.DeletionPolicy != "Retain" || eip.Condition != "CreateEip" {
 		t.Errorf("the EIP must be conditional and retained: %+v", eip)
 	}
@@ -182,4 +250,171 @@ func contains(v any, want string) bool {
 		}
 	}
 	return false
+}
+
+// dynamoGrants lists, for each resource of role's inline policies, the
+// DynamoDB actions allowed on it (sorted, space-separated). A resource is
+// named by its table's logical id, or by its Fn::Sub string.
+func dynamoGrants(role map[string]any) map[string]string {
+	sets := map[string]map[string]bool{}
+	policies, _ := role["Policies"].([]any)
+	for _, p := range policies {
+		doc, _ := p.(map[string]any)["PolicyDocument"].(map[string]any)
+		statements, _ := doc["Statement"].([]any)
+		for _, st := range statements {
+			st, _ := st.(map[string]any)
+			if st["Effect"] != "Allow" {
+				continue
+			}
+			for _, r := range asList(st["Resource"]) {
+				name := fmt.Sprint(r)
+				if m, ok := r.(map[string]any); ok {
+					if att, ok := m["Fn::GetAtt"].([]any); ok && len(att) == 2 && att[1] == "Arn" {
+						name = fmt.Sprint(att[0])
+					} else if sub, ok := m["Fn::Sub"].(string); ok {
+						name = sub
+					}
+				}
+				for _, a := range asList(st["Action"]) {
+					if a, _ := a.(string); strings.HasPrefix(a, "dynamodb:") {
+						if sets[name] == nil {
+							sets[name] = map[string]bool{}
+						}
+						sets[name][a] = true
+					}
+				}
+			}
+		}
+	}
+	out := map[string]string{}
+	for name, set := range sets {
+		actions := make([]string, 0, len(set))
+		for a := range set {
+			actions = append(actions, a)
+		}
+		sort.Strings(actions)
+		out[name] = strings.Join(actions, " ")
+	}
+	return out
+}
+
+func asList(v any) []any {
+	if l, ok := v.([]any); ok {
+		return l
+	}
+	return []any{v}
+}
+
+// evalRule evaluates a CloudFormation rule condition (Ref, Fn::Equals,
+// Fn::And, Fn::Or, Fn::Not) with params as the parameter values.
+func evalRule(t *testing.T, node any, params map[string]any) any {
+	t.Helper()
+	m, ok := node.(map[string]any)
+	if !ok {
+		return node
+	}
+	if len(m) != 1 {
+		t.Fatalf("rule condition %v", node)
+	}
+	for fn, arg := range m {
+		args := asList(arg)
+		switch fn {
+		case "Ref":
+			v, ok := params[fmt.Sprint(arg)]
+			if !ok {
+				t.Fatalf("rule refers to %v", arg)
+			}
+			return v
+		case "Fn::Equals":
+			return fmt.Sprint(evalRule(t, args[0], params)) == fmt.Sprint(evalRule(t, args[1], params))
+		case "Fn::Not":
+			return evalRule(t, args[0], params) != true
+		case "Fn::And", "Fn::Or":
+			every, some := true, false
+			for _, a := range args {
+				b := evalRule(t, a, params) == true
+				every, some = every && b, some || b
+			}
+			return fn == "Fn::And" && every || fn == "Fn::Or" && some
+		default:
+			t.Fatalf("rule function %s not evaluated here", fn)
+		}
+	}
+	return nil
+}
+
+// checkParameters holds the template's parameter constraints to what the
+// functions' configuration (shared/config) accepts, so that a deployable
+// stack never has functions that refuse to start.
+func checkParameters(t *testing.T, params map[string]map[string]any) {
+	t.Helper()
+	// RetrySchedule: every schedule the pattern admits is a valid
+	// RETRY_SCHEDULE, and, of single whole-number delays, exactly those.
+	p := params["RetrySchedule"]
+	pattern, err := regexp.Compile(fmt.Sprint(p["AllowedPattern"]))
+	if err != nil {
+		t.Fatalf("RetrySchedule pattern: %v", err)
+	}
+	if !pattern.MatchString(fmt.Sprint(p["Default"])) {
+		t.Errorf("RetrySchedule default %v does not match its pattern", p["Default"])
+	}
+delays:
+	for n := 0; n <= 50000; n++ {
+		for _, unit := range []string{"s", "m", "h", "ms", "us"} {
+			d := strconv.Itoa(n) + unit
+			_, cfgErr := config.ParseRetrySchedule(d)
+			if pattern.MatchString(d) != (cfgErr == nil && (unit == "s" || unit == "m" || unit == "h")) {
+				t.Errorf("RetrySchedule %q: pattern matches %v, configuration error %v", d, pattern.MatchString(d), cfgErr)
+				break delays
+			}
+		}
+	}
+	for _, sched := range []string{
+		"1s,2s,5s,10s,20s,30s,45s", "12h,720m,43200s", strings.Repeat("1m,", 49) + "1m",
+		strings.Repeat("1m,", 50) + "1m", "0s", "1m,", ",1m", "1m,,1m", "1m, 5m", "01m", "1h30m", "1.5h", "13h", "721m", "43201s", "-1m",
+	} {
+		if _, cfgErr := config.ParseRetrySchedule(sched); pattern.MatchString(sched) && cfgErr != nil {
+			t.Errorf("RetrySchedule %q matches the pattern but the configuration refuses it: %v", sched, cfgErr)
+		}
+	}
+	if pattern.MatchString(strings.Repeat("1m,", 50)+"1m") || !pattern.MatchString(strings.Repeat("1m,", 49)+"1m") {
+		t.Error("RetrySchedule pattern must admit 1 to 50 delays")
+	}
+
+	// Numbers: the configuration accepts the whole range; for the rate
+	// limit the range is exactly the configuration's.
+	for _, tc := range []struct {
+		param, env string
+		exact      bool
+	}{
+		{"ApiRateLimitPerMinute", "RATE_LIMIT_PER_MINUTE", true},
+		{"LogRetentionDays", "LOG_RETENTION_DAYS", false},
+		{"DeliveryMaxReceiveCount", "DELIVERY_MAX_RECEIVE_COUNT", false},
+	} {
+		lo, loOK := params[tc.param]["MinValue"].(float64)
+		hi, hiOK := params[tc.param]["MaxValue"].(float64)
+		if !loOK || !hiOK {
+			t.Errorf("%s needs MinValue and MaxValue: %v", tc.param, params[tc.param])
+			continue
+		}
+		accepts := func(n float64) bool {
+			_, err := config.Load(func(name string) (string, bool) {
+				if name == tc.env {
+					return strconv.Itoa(int(n)), true
+				}
+				v, ok := map[string]string{
+					"ENDPOINTS_TABLE": "ep", "DELIVERIES_TABLE": "dl", "KMS_KEY_ID": "key", "EVENTS_QUEUE_URL": "http://q",
+					"EVENTS_DLQ_URL": "http://dlq", "DELIVERY_TASKS_QUEUE_URL": "http://tasks", "SOURCE_IPS": "203.0.113.7",
+				}[name]
+				return v, ok
+			})
+			return err == nil
+		}
+		if !accepts(lo) || !accepts(hi) {
+			t.Errorf("%s: the configuration refuses %s %v or %v", tc.param, tc.env, lo, hi)
+		}
+		if tc.exact && (accepts(lo-1) || accepts(hi+1)) {
+			t.Errorf("%s: %v..%v is narrower than what %s accepts", tc.param, lo, hi, tc.env)
+		}
+	}
 }
