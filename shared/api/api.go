@@ -8,6 +8,7 @@ import (
 	"math"
 	"net/http"
 	"net/netip"
+	"path"
 	"strconv"
 	"strings"
 	"time"
@@ -131,18 +132,27 @@ func (h *handler) routes() map[string]http.HandlerFunc {
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := h.Now()
 	rw := &responseWriter{ResponseWriter: w}
-	route, pattern := h.mux.Handler(r)
-	if pattern == "" {
-		// ServeMux's own answer tells 404 from 405 (and sets Allow); keep the
-		// status and headers, replace the body.
-		probe := &responseWriter{ResponseWriter: discardBody{header: rw.Header()}}
+	var pattern string
+	if p := r.URL.EscapedPath(); !canonical(p) {
+		// ServeMux would answer a text/html redirect to the cleaned path,
+		// before any key is checked; such a path names no route.
+		h.writeError(rw, r, domain.Errorf(domain.CodeNotFound, "no route %s %s; paths have no empty, . or .. segments", r.Method, truncate(r.URL.Path, 200)))
+	} else if route, pat := h.mux.Handler(r); pat == "" {
+		// ServeMux's own answer tells 404 from 405 (and sets Allow). It
+		// writes into headers of its own, so that nothing but Allow reaches
+		// the response; its body is replaced.
+		probe := &responseWriter{ResponseWriter: discardBody{header: http.Header{}}}
 		route.ServeHTTP(probe, r)
 		if probe.status == http.StatusMethodNotAllowed {
-			h.writeError(rw, r, domain.Errorf(domain.CodeMethodNotAllowed, "method %s is not allowed on %s", r.Method, r.URL.Path))
+			if allow := probe.Header().Get("Allow"); allow != "" {
+				rw.Header().Set("Allow", allow)
+			}
+			h.writeError(rw, r, domain.Errorf(domain.CodeMethodNotAllowed, "method %s is not allowed on %s", r.Method, truncate(r.URL.Path, 200)))
 		} else {
 			h.writeError(rw, r, domain.Errorf(domain.CodeNotFound, "no route %s %s", r.Method, truncate(r.URL.Path, 200)))
 		}
 	} else {
+		pattern = pat
 		// ServeMux.ServeHTTP, not route: it sets the path values ({id}).
 		h.mux.ServeHTTP(rw, r)
 	}
@@ -155,6 +165,19 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		slog.String("account_id", rw.account),
 		slog.String("request_id", r.Header.Get("X-Request-Id")),
 	)
+}
+
+// canonical reports whether ServeMux routes path as it is: it redirects any
+// other path to its cleaned form (path.Clean, keeping a trailing slash).
+func canonical(p string) bool {
+	if p == "" || p[0] != '/' {
+		return false
+	}
+	clean := path.Clean(p)
+	if strings.HasSuffix(p, "/") && clean != "/" {
+		clean += "/"
+	}
+	return clean == p
 }
 
 // authed requires a valid API key and an account within its rate limit,

@@ -238,3 +238,55 @@ func TestAccountIsolation(t *testing.T) {
 		t.Errorf("endpoint changed by another account: %v", v)
 	}
 }
+
+// TestRemovingAbsentBasicAuthKeepsStatus: only a change of url or basic_auth
+// sets an endpoint untested; null for an endpoint without Basic Auth, or the
+// same url again, is no change.
+func TestRemovingAbsentBasicAuthKeepsStatus(t *testing.T) {
+	e := newEnv(t)
+	rc := newReceiver(t, 200)
+	id := e.do("POST", "/v1/endpoints", e.key, fmt.Sprintf(`{"name":"n","url":%q,"triggers":["*"]}`, rc.URL)).json(t)["id"].(string)
+	if r := e.do("POST", "/v1/endpoints/"+id+"/test", e.key, ""); r.json(t)["delivered"] != true {
+		t.Fatalf("test fire: %s", r.body)
+	}
+	for _, body := range []string{`{"basic_auth":null}`, fmt.Sprintf(`{"url":%q,"basic_auth":null}`, rc.URL)} {
+		r := e.do("PATCH", "/v1/endpoints/"+id, e.key, body)
+		if v := r.json(t); r.status != 200 || v["status"] != "active" || v["basic_auth"] != nil {
+			t.Errorf("PATCH %s: %d %s, want status active", body, r.status, r.body)
+		}
+	}
+	// New credentials are a change: they cannot be compared with the
+	// stored ones, so they need a new test.
+	if v := e.do("PATCH", "/v1/endpoints/"+id, e.key, `{"basic_auth":{"username":"ct","password":"pw-new"}}`).json(t); v["status"] != "untested" {
+		t.Errorf("new credentials: status %v", v["status"])
+	}
+}
+
+// TestThermometerLimit: one endpoint links at most 100 thermometers, however
+// many fit in a 64 KiB body.
+func TestThermometerLimit(t *testing.T) {
+	e := newEnv(t)
+	rc := newReceiver(t, 200)
+	id := e.do("POST", "/v1/endpoints", e.key, createBody(rc.URL)).json(t)["id"].(string)
+	e.do("POST", "/v1/endpoints/"+id+"/test", e.key, "")
+	body := func(n int) string {
+		items := make([]string, n)
+		for i := range items {
+			items[i] = fmt.Sprintf(`{"id":"th_%d","name":"t","type":"email"}`, i)
+		}
+		return `{"thermometers":[` + strings.Join(items, ",") + `]}`
+	}
+	r := e.do("PUT", "/v1/endpoints/"+id+"/thermometers", e.key, body(101))
+	var eb errorBody
+	_ = json.Unmarshal(r.body, &eb)
+	if r.status != 422 || r.code() != "validation_failed" || len(eb.Error.Details) != 1 || eb.Error.Details[0].Field != "thermometers" ||
+		!strings.Contains(eb.Error.Details[0].Message, "at most 100") {
+		t.Fatalf("101 thermometers: %d %s", r.status, r.body)
+	}
+	if got := e.do("GET", "/v1/endpoints/"+id+"/thermometers", e.key, "").json(t)["thermometers"].([]any); len(got) != 0 {
+		t.Errorf("%d thermometers linked by a refused request", len(got))
+	}
+	if r := e.do("PUT", "/v1/endpoints/"+id+"/thermometers", e.key, body(100)); r.status != 200 || len(r.json(t)["thermometers"].([]any)) != 100 {
+		t.Fatalf("100 thermometers: %d %.200s", r.status, r.body)
+	}
+}

@@ -50,7 +50,74 @@ func readObject(r *http.Request, allowEmpty bool) (object, error) {
 	if !utf8.Valid(body) {
 		return object{}, domain.Errorf(domain.CodeInvalidJSON, "request body is not valid UTF-8")
 	}
-	return parseObject("", body)
+	o, err := parseObject("", body)
+	if err != nil {
+		return object{}, err
+	}
+	if err := duplicateKey(body); err != nil {
+		return object{}, err
+	}
+	return o, nil
+}
+
+// duplicateKey refuses a body that repeats a key in any object, at any depth.
+// Decoding keeps the last of duplicate keys, while other JSON parsers keep the
+// first: a body such as {"url":"https://a.example","url":"https://b.example"}
+// would mean different things to a proxy that checked it and to this
+// service. The error names the key's path, never a value (a value may be a
+// password). body is known to be one valid JSON value.
+func duplicateKey(body []byte) error {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
+	var walk func(path string) error
+	walk = func(path string) error {
+		tok, err := dec.Token()
+		if err != nil {
+			return err
+		}
+		switch tok {
+		case json.Delim('{'):
+			seen := map[string]bool{}
+			for dec.More() {
+				tok, err := dec.Token()
+				if err != nil {
+					return err
+				}
+				key, _ := tok.(string)
+				field := key
+				if path != "" {
+					field = path + "." + key
+				}
+				if seen[key] {
+					field = truncate(field, 200)
+					return &domain.Error{Code: domain.CodeInvalidJSON, Message: field + ": duplicate key",
+						Details: []domain.FieldError{{Field: field, Message: "duplicate key; give each key once"}}}
+				}
+				seen[key] = true
+				if err := walk(field); err != nil {
+					return err
+				}
+			}
+			_, err = dec.Token() // }
+			return err
+		case json.Delim('['):
+			for i := 0; dec.More(); i++ {
+				if err := walk(path + "[" + strconv.Itoa(i) + "]"); err != nil {
+					return err
+				}
+			}
+			_, err = dec.Token() // ]
+			return err
+		}
+		return nil
+	}
+	err := walk("")
+	var de *domain.Error
+	if err != nil && !errors.As(err, &de) {
+		// parseObject accepted body, so this cannot happen.
+		return domain.Errorf(domain.CodeInvalidJSON, "request body is not valid JSON: %s", jsonProblem(err))
+	}
+	return err
 }
 
 func isJSON(contentType string) bool {

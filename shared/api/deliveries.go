@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"net/http"
 	"slices"
-	"strconv"
 	"time"
 
 	"github.com/customerthermometer/webhooks/shared/domain"
@@ -74,25 +73,13 @@ func deliveryView(d domain.Delivery) deliveryJSON {
 func (h *handler) listDeliveries(w http.ResponseWriter, r *http.Request, account string) {
 	q := r.URL.Query()
 	var v domain.ValidationError
-	limit := 20
-	if q.Has("limit") {
-		n, err := strconv.Atoi(q.Get("limit"))
-		if err != nil || n < 1 || n > 100 {
-			v.Add("limit", "must be a whole number from 1 to 100")
-		}
-		limit = n
-	}
+	limit := listParams(q, &v, "endpoint_id", "status")
 	f := store.DeliveryFilter{EndpointID: q.Get("endpoint_id"), Status: q.Get("status")}
 	if q.Has("endpoint_id") && !ids.ValidEndpointID(f.EndpointID) {
 		v.Add("endpoint_id", "is not an endpoint id (ep_…)")
 	}
 	if q.Has("status") && !slices.Contains(deliveryStatuses, f.Status) {
 		v.Add("status", "must be one of pending, delivered, retrying, failed")
-	}
-	for k := range q {
-		if !slices.Contains([]string{"limit", "cursor", "endpoint_id", "status"}, k) {
-			v.Add(k, "unknown query parameter")
-		}
 	}
 	if err := v.Err(); err != nil {
 		h.writeError(w, r, err)

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"strconv"
 	"time"
 
 	"github.com/customerthermometer/webhooks/shared/dispatch"
@@ -173,19 +172,7 @@ func (h *handler) sealBasicAuth(ctx context.Context, e domain.Endpoint, in *basi
 func (h *handler) listEndpoints(w http.ResponseWriter, r *http.Request, account string) {
 	q := r.URL.Query()
 	var v domain.ValidationError
-	limit := 20
-	if s := q.Get("limit"); q.Has("limit") {
-		n, err := strconv.Atoi(s)
-		if err != nil || n < 1 || n > 100 {
-			v.Add("limit", "must be a whole number from 1 to 100")
-		}
-		limit = n
-	}
-	for k := range q {
-		if k != "limit" && k != "cursor" {
-			v.Add(k, "unknown query parameter")
-		}
-	}
+	limit := listParams(q, &v)
 	if err := v.Err(); err != nil {
 		h.writeError(w, r, err)
 		return
@@ -303,16 +290,19 @@ func (h *handler) updateEndpoint(w http.ResponseWriter, r *http.Request, account
 				e.Gone = false
 			}
 		}
-		if in.basicAuthSet {
-			// New credentials need a new test, whatever they are.
-			e.Tested, e.BasicAuth = false, nil
-			if in.basicAuth != nil {
-				ba, err := h.sealBasicAuth(r.Context(), *e, in.basicAuth)
-				if err != nil {
-					return err
-				}
-				e.BasicAuth = ba
+		switch {
+		case in.basicAuth != nil:
+			// New credentials need a new test, whatever they are: the stored
+			// password is sealed and cannot be compared with them.
+			ba, err := h.sealBasicAuth(r.Context(), *e, in.basicAuth)
+			if err != nil {
+				return err
 			}
+			e.Tested, e.BasicAuth = false, ba
+		case in.basicAuthSet && e.BasicAuth != nil:
+			// null removes the credentials; on an endpoint without any it
+			// changes nothing, and the status stays.
+			e.Tested, e.BasicAuth = false, nil
 		}
 		return nil
 	})
@@ -497,6 +487,9 @@ func (h *handler) setThermometers(w http.ResponseWriter, r *http.Request, accoun
 	}
 	if !present {
 		v.Add("thermometers", "is required (an empty array unlinks every thermometer)")
+	}
+	if len(items) > domain.MaxThermometers {
+		v.Add("thermometers", "at most %d thermometers can be linked to one endpoint; got %d", domain.MaxThermometers, len(items))
 	}
 	ths := make([]domain.Thermometer, 0, len(items))
 	seen := map[string]bool{}

@@ -154,3 +154,127 @@ func TestHealthAndSourceIPs(t *testing.T) {
 		t.Errorf("source-ips without key %d", r.status)
 	}
 }
+
+// TestPathsThatAreNotCanonical: a path with empty, . or .. segments names no
+// route. It answers the contract's 404 JSON before any key is checked,
+// never ServeMux's text/html redirect to the cleaned path, and no error
+// carries a stray Location header.
+func TestPathsThatAreNotCanonical(t *testing.T) {
+	e := newEnv(t)
+	for _, tc := range []struct{ method, path, key string }{
+		{"GET", "/v1//endpoints", "k"},
+		{"GET", "/v1//endpoints", ""},
+		{"GET", "/v1/endpoints/../health", ""},
+		{"GET", "/v1/./health", ""},
+		{"POST", "/v1//endpoints", "k"},
+		{"GET", "//v1/health", ""},
+		{"GET", "/v1/endpoints/..", "k"},
+		{"GET", "/v1//nothing", "k"},
+		{"GET", "/v1/nothing/../../v1/source-ips", ""},
+	} {
+		t.Run(tc.method+" "+tc.path+" key="+fmt.Sprint(tc.key != ""), func(t *testing.T) {
+			key := tc.key
+			if key == "k" {
+				key = e.key
+			}
+			r := e.do(tc.method, tc.path, key, "")
+			if r.status != 404 || r.code() != "not_found" || r.header.Get("Content-Type") != "application/json" {
+				t.Fatalf("got %d %q %s, want 404 not_found JSON", r.status, r.header.Get("Content-Type"), r.body)
+			}
+			if loc := r.header.Get("Location"); loc != "" {
+				t.Errorf("Location %q on an error", loc)
+			}
+		})
+	}
+	// A wrong method keeps ServeMux's Allow, and only that.
+	r := e.do("DELETE", "/v1/endpoints", e.key, "")
+	if r.status != 405 || r.code() != "method_not_allowed" || r.header.Get("Allow") == "" || r.header.Get("Location") != "" {
+		t.Errorf("wrong method: %d %v %s", r.status, r.header, r.body)
+	}
+	if r := e.do("GET", "/v1/nothing", e.key, ""); r.status != 404 || r.header.Get("Allow") != "" || r.header.Get("Location") != "" {
+		t.Errorf("unknown route: %d %v %s", r.status, r.header, r.body)
+	}
+}
+
+// TestDuplicateKeys: a key given twice in any object of a body is refused
+// with invalid_json naming the key's path, and never echoes a value.
+func TestDuplicateKeys(t *testing.T) {
+	e := newEnv(t)
+	rc := newReceiver(t, 200)
+	id := e.do("POST", "/v1/endpoints", e.key, createBody(rc.URL)).json(t)["id"].(string)
+	ep := "/v1/endpoints/" + id
+	for _, tc := range []struct{ name, method, path, body, field string }{
+		{"top level", "POST", "/v1/endpoints", `{"name":"first","url":"https://example.com","triggers":["*"],"name":"second"}`, "name"},
+		{"escaped twin", "POST", "/v1/endpoints", `{"url":"https://example.com","u\u0072l":"https://other.example.com","name":"n","triggers":["*"]}`, "url"},
+		{"nested password", "PATCH", ep, `{"basic_auth":{"username":"ct","password":"pw-one-Xq7","password":"pw-two-Zr9"}}`, "basic_auth.password"},
+		{"in an array item", "PUT", ep + "/thermometers", `{"thermometers":[{"id":"th_1","name":"a","type":"email"},{"id":"th_2","name":"b","type":"email","id":"th_3"}]}`, "thermometers[1].id"},
+		{"deep in an array", "POST", ep + "/test", `{"a":[[{"b":{"c":1,"c":2}}]]}`, "a[0][0].b.c"},
+		{"empty key", "POST", ep + "/secret/rotate", `{"":1,"":2}`, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := e.do(tc.method, tc.path, e.key, tc.body)
+			if r.status != 400 || r.code() != "invalid_json" {
+				t.Fatalf("got %d %s, want 400 invalid_json", r.status, r.body)
+			}
+			var body errorBody
+			if err := json.Unmarshal(r.body, &body); err != nil || len(body.Error.Details) != 1 || body.Error.Details[0].Field != tc.field ||
+				!strings.HasPrefix(body.Error.Message, tc.field+": duplicate key") {
+				t.Errorf("error does not name %q: %s", tc.field, r.body)
+			}
+			for _, value := range []string{"first", "second", "pw-one-Xq7", "pw-two-Zr9", "th_3", "other.example.com"} {
+				if strings.Contains(string(r.body), value) {
+					t.Errorf("error echoes the value %q: %s", value, r.body)
+				}
+			}
+		})
+	}
+	// Nothing was changed by the refused bodies.
+	v := e.do("GET", ep, e.key, "").json(t)
+	if v["name"] != "Red comments to helpdesk" || len(v["thermometers"].([]any)) != 0 {
+		t.Errorf("endpoint changed: %v", v)
+	}
+	// The same key in sibling objects is no duplicate.
+	if r := e.do("PATCH", ep, e.key, `{"basic_auth":{"username":"ct","password":"pw"},"name":"n"}`); r.status != 200 {
+		t.Errorf("distinct keys refused: %d %s", r.status, r.body)
+	}
+}
+
+// TestListQueryParameters: each query parameter of a list is given at most
+// once, and limit is plain decimal digits.
+func TestListQueryParameters(t *testing.T) {
+	e := newEnv(t)
+	for _, tc := range []struct {
+		path   string
+		status int
+		field  string
+	}{
+		{"/v1/deliveries?status=failed&status=bogus", 422, "status"},
+		{"/v1/deliveries?status=failed&status=failed", 422, "status"},
+		{"/v1/deliveries?endpoint_id=ep_00000000000000000000000000&endpoint_id=ep_00000000000000000000000001", 422, "endpoint_id"},
+		{"/v1/deliveries?limit=5&limit=6", 422, "limit"},
+		{"/v1/deliveries?limit=%2B5", 422, "limit"},
+		{"/v1/deliveries?limit=-0", 422, "limit"},
+		{"/v1/endpoints?limit=+5", 422, "limit"}, // + in a query is a space
+		{"/v1/endpoints?limit=%2B5", 422, "limit"},
+		{"/v1/endpoints?limit=5&limit=5", 422, "limit"},
+		{"/v1/endpoints?cursor=a&cursor=b", 422, "cursor"},
+		{"/v1/endpoints?limit=", 422, "limit"},
+		{"/v1/endpoints?limit=05", 200, ""},
+		{"/v1/deliveries?limit=100&status=failed", 200, ""},
+	} {
+		t.Run(tc.path, func(t *testing.T) {
+			r := e.do("GET", tc.path, e.key, "")
+			if r.status != tc.status {
+				t.Fatalf("got %d %s, want %d", r.status, r.body, tc.status)
+			}
+			if tc.field == "" {
+				return
+			}
+			var body errorBody
+			_ = json.Unmarshal(r.body, &body)
+			if r.code() != "validation_failed" || len(body.Error.Details) != 1 || body.Error.Details[0].Field != tc.field {
+				t.Errorf("details do not name %s alone: %s", tc.field, r.body)
+			}
+		})
+	}
+}

@@ -83,6 +83,9 @@ const (
 	MaxUsernameLength        = 128
 	MaxPasswordLength        = 256
 	MaxThermometerNameLength = 200
+	// MaxThermometers is the most thermometers one endpoint links: every
+	// write of an endpoint rewrites one link item per linked thermometer.
+	MaxThermometers = 100
 )
 
 // CheckName returns the rule name breaks, or "".
