@@ -356,9 +356,22 @@ type DeliveryFilter struct {
 // limit); tests lower it to cross batch boundaries with few deliveries.
 var listBatch = 100
 
+// A listing narrowed by a filter on the index entries (status and endpoint
+// together) reads listScan entries a Query, since DynamoDB applies a
+// Query's limit before its filter, and at most listQueries Queries a page:
+// an endpoint with few deliveries among an account's many of one status
+// gets short pages with a next position, not a request that runs past the
+// function's timeout. Tests lower both.
+var (
+	listScan    int32 = 1000
+	listQueries       = 10
+)
+
 // ListDeliveries returns up to limit of account's deliveries, newest first,
 // after the position a previous page returned (empty: from the newest), and
-// the position of the next page (empty: no more).
+// the position of the next page (empty: no more). A page is shorter than
+// limit, even empty, with a next position when it read as much of the index
+// as one page may (listQueries) without filling up.
 //
 // The indexes hold keys only (by_status also the endpoint id), so a page is a
 // Query for keys and a consistent BatchGetItem for the summaries. An index is
@@ -411,17 +424,28 @@ func (st *Store) ListDeliveries(ctx context.Context, account string, f DeliveryF
 	// Entries may be filtered out or left out, so a page may come back short;
 	// read on until it is full or the index ends. One more than asked tells
 	// whether a next page exists.
-	for len(out) <= limit {
+	for queries := 1; len(out) <= limit; queries++ {
 		in.Limit = aws.Int32(int32(limit + 1 - len(out)))
+		if filter != nil {
+			in.Limit = aws.Int32(max(*in.Limit, listScan))
+		}
 		page, err := st.db.Query(ctx, in)
 		if err != nil {
 			return nil, "", fmt.Errorf("list deliveries of account %s: %w", account, err)
 		}
-		summaries, err := st.summaries(ctx, page.Items)
+		items, lastKey := page.Items, page.LastEvaluatedKey
+		if need := limit + 1 - len(out); len(items) > need {
+			// A filtered Query may find more than the page needs: read the
+			// summaries of those it needs, and go on after the last of them.
+			items = items[:need]
+			last := items[need-1]
+			lastKey = map[string]types.AttributeValue{"pk": last["pk"], "sk": last["sk"], pkName: last[pkName], skName: last[skName]}
+		}
+		summaries, err := st.summaries(ctx, items)
 		if err != nil {
 			return nil, "", fmt.Errorf("list deliveries of account %s: %w", account, err)
 		}
-		for _, key := range page.Items {
+		for _, key := range items {
 			it, ok := summaries[stringAttr(key, "pk")]
 			if !ok || (f.Status != "" && it.Status != f.Status) {
 				continue
@@ -429,10 +453,15 @@ func (st *Store) ListDeliveries(ctx context.Context, account string, f DeliveryF
 			out = append(out, fromSummary(it))
 			positions = append(positions, stringAttr(key, skName))
 		}
-		if len(page.LastEvaluatedKey) == 0 {
+		if len(lastKey) == 0 {
 			break
 		}
-		in.ExclusiveStartKey = page.LastEvaluatedKey
+		in.ExclusiveStartKey = lastKey
+		if queries == listQueries && len(out) <= limit {
+			// Read enough for one request: the next page starts after the
+			// last entry read.
+			return out, stringAttr(lastKey, skName), nil
+		}
 	}
 	next := ""
 	if len(out) > limit {

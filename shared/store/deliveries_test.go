@@ -297,3 +297,68 @@ func TestListDeliveriesRetriesUnprocessedKeys(t *testing.T) {
 		t.Errorf("%d BatchGetItem calls, %d answers left to cut short: unprocessed keys were not read again", u.calls, u.times)
 	}
 }
+
+// queryCounter counts the Queries a client makes.
+type queryCounter struct{ n int }
+
+func (q *queryCounter) option(stack *middleware.Stack) error {
+	return stack.Initialize.Add(middleware.InitializeMiddlewareFunc("CountQueries",
+		func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
+			if _, ok := in.Parameters.(*dynamodb.QueryInput); ok {
+				q.n++
+			}
+			return next.HandleInitialize(ctx, in)
+		}), middleware.After)
+}
+
+// TestFilteredListingReadsABoundedAmountAPage: listing one endpoint's
+// deliveries of a status reads the status's index entries of the whole
+// account and filters them. An endpoint with few among the account's many
+// gets short (even empty) pages with a next position, each from a bounded
+// number of Queries, rather than one request that reads them all; following
+// the positions still lists every one of its deliveries, newest first.
+func TestFilteredListingReadsABoundedAmountAPage(t *testing.T) {
+	defer store.SetListReads(4, 2)()
+	stack := awstest.LoadStack(t)
+	qc := &queryCounter{}
+	db := dynamodb.NewFromConfig(awstest.Config(t), func(o *dynamodb.Options) { o.APIOptions = append(o.APIOptions, qc.option) })
+	st := store.New(db, stack.Outputs["EndpointsTableName"], stack.Outputs["DeliveriesTableName"])
+	account := uniqueAccount()
+	busy, quiet := ids.New("ep", listBase), ids.New("ep", listBase.Add(time.Second))
+	var want []domain.Delivery
+	for i := 0; i < 30; i++ {
+		ep := busy
+		if i == 2 || i == 3 || i == 17 {
+			ep = quiet
+		}
+		d := putDelivery(t, st, account, ep, domain.DeliveryFailed, i)
+		if ep == quiet {
+			want = append(want, d)
+		}
+	}
+	var got []string
+	after := ""
+	for pages := 1; ; pages++ {
+		before := qc.n
+		ds, next, err := st.ListDeliveries(context.Background(), account, store.DeliveryFilter{Status: domain.DeliveryFailed, EndpointID: quiet}, 2, after)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if q := qc.n - before; q > 2 {
+			t.Fatalf("page %d took %d Queries, want at most 2", pages, q)
+		}
+		for _, d := range ds {
+			got = append(got, d.ID)
+		}
+		if next == "" {
+			break
+		}
+		if pages > 20 {
+			t.Fatal("no end after 20 pages")
+		}
+		after = next
+	}
+	if w := newestFirst(want...); !slices.Equal(got, w) {
+		t.Errorf("listed %v\nwant %v", got, w)
+	}
+}

@@ -33,14 +33,28 @@ func (st *Store) SetStatusBehindIndex(ctx context.Context, account, id, status s
 }
 
 // PadEndpoint adds n bytes of an attribute no reader knows to account's
-// endpoint id, so a listing of a few endpoints crosses a Query's 1 MB limit.
+// endpoint id, so a listing of a few endpoints crosses a Query's 1 MB limit;
+// n 0 removes them.
 func (st *Store) PadEndpoint(ctx context.Context, account, id string, n int) error {
-	_, err := st.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName:                 &st.endpointsTable,
-		Key:                       map[string]types.AttributeValue{"pk": s(accountPK(account)), "sk": s(endpointPrefix + id)},
-		UpdateExpression:          aws.String("SET padding = :p"),
-		ConditionExpression:       aws.String("attribute_exists(pk)"),
-		ExpressionAttributeValues: map[string]types.AttributeValue{":p": s(strings.Repeat("x", n))},
-	})
+	in := &dynamodb.UpdateItemInput{
+		TableName:           &st.endpointsTable,
+		Key:                 map[string]types.AttributeValue{"pk": s(accountPK(account)), "sk": s(endpointPrefix + id)},
+		UpdateExpression:    aws.String("REMOVE padding"),
+		ConditionExpression: aws.String("attribute_exists(pk)"),
+	}
+	if n > 0 {
+		in.UpdateExpression = aws.String("SET padding = :p")
+		in.ExpressionAttributeValues = map[string]types.AttributeValue{":p": s(strings.Repeat("x", n))}
+	}
+	_, err := st.db.UpdateItem(ctx, in)
 	return err
+}
+
+// SetListReads makes a filtered listing read scan index entries a Query and
+// at most queries Queries a page, until the returned function restores the
+// defaults.
+func SetListReads(scan int32, queries int) (restore func()) {
+	oldScan, oldQueries := listScan, listQueries
+	listScan, listQueries = scan, queries
+	return func() { listScan, listQueries = oldScan, oldQueries }
 }
