@@ -49,7 +49,7 @@ type (
 		ListDeliveries(ctx context.Context, account string, f store.DeliveryFilter, limit int, after string) ([]domain.Delivery, string, error)
 		DeliveryDetail(ctx context.Context, account, id string) (domain.Delivery, []byte, []domain.Attempt, error)
 		GetDelivery(ctx context.Context, account, id string) (domain.Delivery, error)
-		Redeliver(ctx context.Context, account, id string, now time.Time) (domain.Delivery, error)
+		StartRound(ctx context.Context, account, id string, attempts int, now, expires time.Time) (domain.Delivery, error)
 	}
 	taskQueue interface {
 		Enqueue(ctx context.Context, d domain.Delivery) error
@@ -80,6 +80,9 @@ type Deps struct {
 	SourceIPs          []netip.Addr
 	// LocalMode accepts loopback endpoint URLs on any port.
 	LocalMode bool
+	// Retention is how long delivery-log items are kept; a redelivery keeps
+	// its delivery this long from then on.
+	Retention time.Duration
 	Logger    *slog.Logger
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time

@@ -2,6 +2,7 @@ package api
 
 import (
 	"encoding/json"
+	"errors"
 	"net/http"
 	"slices"
 	"time"
@@ -147,7 +148,9 @@ func (h *handler) getDelivery(w http.ResponseWriter, r *http.Request, account st
 }
 
 // redeliver starts a new round of attempts for a delivery, recorded on the
-// same delivery with the next attempt numbers.
+// same delivery with the next attempt numbers. The round's task is queued
+// before the round is recorded: should recording fail, the task starts the
+// round itself, so an accepted redelivery is never left without a task.
 func (h *handler) redeliver(w http.ResponseWriter, r *http.Request, account string) {
 	if err := h.noBody(r); err != nil {
 		h.writeError(w, r, err)
@@ -158,19 +161,30 @@ func (h *handler) redeliver(w http.ResponseWriter, r *http.Request, account stri
 		h.writeError(w, r, err)
 		return
 	}
-	if _, err := h.Deliveries.GetDelivery(r.Context(), account, id); err != nil {
-		h.writeError(w, r, err)
+	for try := 0; ; try++ {
+		d, err := h.Deliveries.GetDelivery(r.Context(), account, id)
+		if err != nil {
+			h.writeError(w, r, err)
+			return
+		}
+		next := d
+		next.RoundStart = d.AttemptCount + 1
+		if err := h.Tasks.Enqueue(r.Context(), next); err != nil {
+			h.writeError(w, r, err)
+			return
+		}
+		now := h.Now()
+		d, err = h.Deliveries.StartRound(r.Context(), account, id, d.AttemptCount, now, now.Add(h.Retention))
+		if errors.Is(err, store.ErrConflict) && try < 3 {
+			// An attempt was recorded meanwhile: the round starts after it.
+			continue
+		}
+		if err != nil {
+			h.writeError(w, r, err)
+			return
+		}
+		h.Logger.LogAttrs(r.Context(), 0, "redelivery queued", attrsDelivery(r, d)...)
+		writeJSON(w, http.StatusAccepted, deliveryView(d))
 		return
 	}
-	d, err := h.Deliveries.Redeliver(r.Context(), account, id, h.Now())
-	if err != nil {
-		h.writeError(w, r, err)
-		return
-	}
-	if err := h.Tasks.Enqueue(r.Context(), d); err != nil {
-		h.writeError(w, r, err)
-		return
-	}
-	h.Logger.LogAttrs(r.Context(), 0, "redelivery queued", attrsDelivery(r, d)...)
-	writeJSON(w, http.StatusAccepted, deliveryView(d))
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
@@ -56,7 +57,7 @@ type (
 		CreateDelivery(ctx context.Context, d domain.Delivery, expires time.Time) (bool, domain.Delivery, error)
 		GetDelivery(ctx context.Context, account, id string) (domain.Delivery, error)
 		SaveDelivery(ctx context.Context, d domain.Delivery, prev int, expires time.Time) error
-		Redeliver(ctx context.Context, account, id string, now time.Time) (domain.Delivery, error)
+		StartRound(ctx context.Context, account, id string, attempts int, now, expires time.Time) (domain.Delivery, error)
 		Payload(ctx context.Context, account, id string) ([]byte, error)
 		PutLogItems(ctx context.Context, items []store.LogItem) error
 		GetEndpoint(ctx context.Context, account, id string) (domain.Endpoint, error)
@@ -198,20 +199,59 @@ func (h *Handler) expires() time.Time { return h.Now().Add(h.Retention) }
 
 func (h *Handler) parallel(n int, fn func(i int)) { h.parallelN(h.Concurrency, n, fn) }
 
-// parallelN runs fn for 0..n-1 with at most limit running at once.
+// parallelN runs fn for 0..n-1 with at most limit running at once. A panic
+// in one call is raised again in the caller once all calls are done, where
+// the message it concerns recovers from it (recovered), rather than ending
+// the process and, with it, every message of the batch.
 func (h *Handler) parallelN(limit, n int, fn func(i int)) {
 	limit = max(limit, 1)
 	sem := make(chan struct{}, limit)
 	var wg sync.WaitGroup
+	var once sync.Once
+	var panicked *panicError
 	for i := 0; i < n; i++ {
 		wg.Add(1)
 		sem <- struct{}{}
 		go func() {
-			defer func() { <-sem; wg.Done() }()
+			defer func() {
+				if r := recover(); r != nil {
+					once.Do(func() { panicked = &panicError{value: r, stack: debug.Stack()} })
+				}
+				<-sem
+				wg.Done()
+			}()
 			fn(i)
 		}()
 	}
 	wg.Wait()
+	if panicked != nil {
+		panic(panicked)
+	}
+}
+
+// panicError is a panic carried from the goroutine it happened in.
+type panicError struct {
+	value any
+	stack []byte
+}
+
+func (p *panicError) Error() string { return fmt.Sprint(p.value) }
+
+// recovered, deferred in the work for message m, turns a panic (a bug
+// meeting data it did not expect) into a logged infrastructure failure of m
+// alone: then is called to report it.
+func (h *Handler) recovered(ctx context.Context, m Message, then func()) {
+	r := recover()
+	if r == nil {
+		return
+	}
+	p, ok := r.(*panicError)
+	if !ok {
+		p = &panicError{value: r, stack: debug.Stack()}
+	}
+	h.logAttrs(ctx, slog.LevelError, "internal error; the message will be retried", slog.String("message_id", m.ID),
+		slog.String("panic", p.Error()), slog.String("stack", string(p.stack)))
+	then()
 }
 
 func (h *Handler) logAttrs(ctx context.Context, level slog.Level, msg string, attrs ...slog.Attr) {

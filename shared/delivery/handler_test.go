@@ -12,8 +12,10 @@ import (
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
 	"github.com/customerthermometer/webhooks/shared/delivery"
+	"github.com/customerthermometer/webhooks/shared/dispatch"
 	"github.com/customerthermometer/webhooks/shared/domain"
 	"github.com/customerthermometer/webhooks/shared/ids"
+	"github.com/customerthermometer/webhooks/shared/queue"
 )
 
 func TestFanOutReachesOnlyMatchingEndpoints(t *testing.T) {
@@ -675,5 +677,77 @@ func TestTwoTasksInOneBatchMakeOneAttempt(t *testing.T) {
 	// nothing is lost and the delivery goes on.
 	if len(failed) != 2 {
 		t.Errorf("failed %v, want both messages kept for the retry", failed)
+	}
+}
+
+// TestRedeliveryTaskStartsItsRound: the API queues a redelivery's task
+// before it records the new round; when recording fails, the task finds the
+// delivery still delivered (or failed) and starts the round itself, so an
+// accepted redelivery is never left without an attempt.
+func TestRedeliveryTaskStartsItsRound(t *testing.T) {
+	hs := newHarness(t, time.Second)
+	rc, ep := hs.oneDelivery("evt_rd_task", 200, 200)
+	hs.drainUntil(func() bool { return rc.count() == 1 }, 1500*time.Millisecond)
+	d, _ := hs.deliveryOf("evt_rd_task", ep)
+	if d.Status != domain.DeliveryDelivered {
+		t.Fatalf("first round: %+v", d)
+	}
+	d.RoundStart = d.AttemptCount + 1
+	if err := (&delivery.Enqueuer{Queue: queue.New(hs.sqs), QueueURL: hs.tasksURL}).Enqueue(context.Background(), d); err != nil {
+		t.Fatal(err)
+	}
+	hs.drainUntil(func() bool { return rc.count() == 2 }, 1500*time.Millisecond)
+	d, attempts := hs.deliveryOf("evt_rd_task", ep)
+	if rc.count() != 2 || d.Status != domain.DeliveryDelivered || d.AttemptCount != 2 || d.RoundStart != 2 || len(attempts) != 2 {
+		t.Errorf("receiver %d, delivery %+v, %d attempts; want the new round's attempt 2 delivered", rc.count(), d, len(attempts))
+	}
+}
+
+// TestMissingPayloadStopsTheDelivery: a delivery whose payload is no longer
+// in the log (expired) has nothing to send; it ends failed, saying why,
+// instead of failing as an infrastructure error until the dead-letter queue.
+func TestMissingPayloadStopsTheDelivery(t *testing.T) {
+	hs := newHarness(t, time.Second)
+	rc, ep := hs.oneDelivery("evt_no_payload", 200, 200)
+	hs.drainUntil(func() bool { return rc.count() == 1 }, 1500*time.Millisecond)
+	d, _ := hs.deliveryOf("evt_no_payload", ep)
+	if err := hs.deleteItem(d, "#PAYLOAD"); err != nil {
+		t.Fatal(err)
+	}
+	d.RoundStart = d.AttemptCount + 1
+	if err := (&delivery.Enqueuer{Queue: queue.New(hs.sqs), QueueURL: hs.tasksURL}).Enqueue(context.Background(), d); err != nil {
+		t.Fatal(err)
+	}
+	msg := hs.receiveTask()
+	if failed := hs.h.Handle(context.Background(), []delivery.Message{msg}); len(failed) != 0 {
+		t.Errorf("failed %v, want the task acknowledged", failed)
+	}
+	if d, _ = hs.deliveryOf("evt_no_payload", ep); d.Status != domain.DeliveryFailed || !strings.Contains(d.LastError, "payload") || rc.count() != 1 {
+		t.Errorf("delivery %+v, receiver %d; want failed for its payload, nothing sent", d, rc.count())
+	}
+}
+
+// panicSender panics on every send: a bug meeting data it did not expect.
+type panicSender struct{}
+
+func (panicSender) Send(context.Context, dispatch.Webhook) dispatch.Result { panic("unexpected") }
+
+// TestPanicFailsOnlyItsMessage: a panic while handling one message is
+// logged and that message comes back later; the process does not die, so
+// the rest of the batch is handled and nothing is lost.
+func TestPanicFailsOnlyItsMessage(t *testing.T) {
+	hs := newHarness(t, time.Second)
+	_, ep := hs.oneDelivery("evt_panic", 200)
+	task := hs.receiveTask()
+	hs.h.Sender = panicSender{}
+	failed := hs.h.Handle(context.Background(), []delivery.Message{task})
+	if len(failed) != 1 || failed[0] != task.ID {
+		t.Errorf("failed %v, want the task back", failed)
+	}
+	if !strings.Contains(hs.logs.String(), "internal error") {
+		t.Error("no log line for the panic")
+	}
+	if d, _ := hs.deliveryOf("evt_panic", ep); d.Status != domain.DeliveryPending {
+		t.Errorf("delivery %+v, want it still pending", d)
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	dbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	awskms "github.com/aws/aws-sdk-go-v2/service/kms"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
@@ -381,4 +382,18 @@ func (hs *harness) attemptAtOnce(rc *receiver, m1, m2 delivery.Message) {
 	if rc.count() != before+2 {
 		hs.t.Fatalf("receiver got %d requests, want the attempt twice", rc.count()-before)
 	}
+}
+
+// deleteItem removes one item of d's from the log table.
+func (hs *harness) deleteItem(d domain.Delivery, sk string) error {
+	stack := awstest.LoadStack(hs.t)
+	table := stack.Outputs["DeliveriesTableName"]
+	_, err := dynamodb.NewFromConfig(awstest.Config(hs.t)).DeleteItem(context.Background(), &dynamodb.DeleteItemInput{
+		TableName: &table,
+		Key: map[string]dbtypes.AttributeValue{
+			"pk": &dbtypes.AttributeValueMemberS{Value: "DELIVERY#" + d.AccountID + "#" + d.ID},
+			"sk": &dbtypes.AttributeValueMemberS{Value: sk},
+		},
+	})
+	return err
 }

@@ -30,6 +30,7 @@ func (h *Handler) handleIntake(ctx context.Context, msgs []Message, rec *metrics
 	// its own, and the product of the two is what one instance holds open.
 	h.parallelN(4, len(msgs), func(i int) {
 		m := msgs[i]
+		defer h.recovered(ctx, m, func() { fail(m, -1) })
 		ev, err := event.Parse([]byte(m.Body))
 		var inv *event.Invalid
 		if errors.As(err, &inv) {

@@ -53,6 +53,7 @@ func (h *Handler) handleTasks(ctx context.Context, msgs []Message, rec *metrics.
 	pairTwins(work)
 	h.parallel(len(work), func(i int) {
 		a := work[i]
+		defer h.recovered(ctx, a.m, func() { a.done, a.err = false, infra("internal error") })
 		switch {
 		case a.done, a.twin != nil:
 		case a.task.Kind == "fanout":
@@ -90,6 +91,7 @@ func (h *Handler) handleTasks(ctx context.Context, msgs []Message, rec *metrics.
 
 	h.parallel(len(work), func(i int) {
 		a := work[i]
+		defer h.recovered(ctx, a.m, func() { fail(a.m, infraRetry) })
 		switch {
 		case a.twin != nil:
 			// Settled below, once its twin has.
@@ -118,6 +120,7 @@ func (h *Handler) handleTasks(ctx context.Context, msgs []Message, rec *metrics.
 	})
 	h.parallel(len(work), func(i int) {
 		if a := work[i]; a.twin != nil {
+			defer h.recovered(ctx, a.m, func() { fail(a.m, infraRetry) })
 			h.settleTwin(ctx, a, fail)
 		}
 	})
@@ -189,18 +192,20 @@ func (h *Handler) prepareAndSend(ctx context.Context, a *attempt, rec *metrics.R
 		// A message of an earlier round; the current round has its own.
 		a.done = true
 		return
-	case d.Status == domain.DeliveryDelivered:
-		a.done = true
-		return
-	case d.Status == domain.DeliveryFailed && a.task.RoundStart > d.AttemptCount:
-		// The message of a redriven delivery's new round (handed over
-		// below). However often it has been received: a process that died
-		// before starting the round must not leave the redrive undone.
-		if d, err = h.Store.Redeliver(ctx, d.AccountID, d.ID, h.Now()); err != nil {
+	case (d.Status == domain.DeliveryFailed || d.Status == domain.DeliveryDelivered) && a.task.RoundStart > d.AttemptCount:
+		// The message of a new round nothing has started yet: a redriven
+		// delivery's (handed over below), or a redelivery's whose start the
+		// API did not get to record. However often it has been received: a
+		// process that died before starting the round must not leave it
+		// undone.
+		if d, err = h.Store.StartRound(ctx, d.AccountID, d.ID, d.AttemptCount, h.Now(), h.expires()); err != nil {
 			a.err = infra("%w", err)
 			return
 		}
-		h.logAttrs(ctx, slog.LevelInfo, "delivery redriven", slog.String("delivery_id", d.ID), slog.Int("next_attempt", d.AttemptCount+1))
+		h.logAttrs(ctx, slog.LevelInfo, "new round started", slog.String("delivery_id", d.ID), slog.Int("next_attempt", d.AttemptCount+1))
+	case d.Status == domain.DeliveryDelivered:
+		a.done = true
+		return
 	case d.Status == domain.DeliveryFailed && redriven(a.m, d):
 		// Redriven from the dead-letter queue: a new round. Its body names
 		// the round that failed, so its retries would be taken for that
@@ -250,7 +255,13 @@ func (h *Handler) prepareAndSend(ctx context.Context, a *attempt, rec *metrics.R
 	a.ep = ep
 	body := []byte(a.task.Payload)
 	if len(body) == 0 {
-		if body, err = h.Store.Payload(ctx, d.AccountID, d.ID); err != nil {
+		body, err = h.Store.Payload(ctx, d.AccountID, d.ID)
+		switch {
+		case errors.Is(err, domain.ErrNotFound):
+			// Expired from the log: there is nothing left to send.
+			h.stop(ctx, a, "payload no longer in the log", rec)
+			return
+		case err != nil:
 			a.err = infra("%w", err)
 			return
 		}
@@ -404,7 +415,9 @@ func (h *Handler) settle(ctx context.Context, a *attempt, rec *metrics.Recorder)
 	d.NextAttemptAt, d.Carrier = time.Time{}, a.m.ID
 	var retryAfter time.Duration
 	retry := false
-	inRound := a.number - d.RoundStart + 1
+	// A record whose round starts after its next attempt (written by hand,
+	// or by a bug) counts that attempt as its round's first.
+	inRound := max(a.number-d.RoundStart+1, 1)
 	switch {
 	case res.Delivered():
 		d.Status = domain.DeliveryDelivered

@@ -266,10 +266,11 @@ func (st *Store) batchWrite(ctx context.Context, reqs []types.WriteRequest) erro
 	return nil
 }
 
-// SaveDelivery stores d's new state if its attempt count is still prev: the
-// write that records attempt prev+1 succeeds once, so two workers that both
-// made that attempt (a duplicated task) never both record it. ErrConflict
-// otherwise.
+// SaveDelivery stores d's new state if its attempt count is still prev and
+// its round still d's: the write that records attempt prev+1 succeeds once,
+// so two workers that both made that attempt (a duplicated task) never both
+// record it, and a worker never undoes a round started meanwhile (a
+// redelivery). ErrConflict otherwise.
 func (st *Store) SaveDelivery(ctx context.Context, d domain.Delivery, prev int, expires time.Time) error {
 	it := toSummary(d, expires)
 	av, err := attributevalue.MarshalMap(it)
@@ -278,9 +279,10 @@ func (st *Store) SaveDelivery(ctx context.Context, d domain.Delivery, prev int, 
 	}
 	_, err = st.db.PutItem(ctx, &dynamodb.PutItemInput{
 		TableName: &st.deliveriesTable, Item: av,
-		ConditionExpression: aws.String("attempt_count = :prev"),
+		ConditionExpression: aws.String("attempt_count = :prev AND round_start = :round"),
 		ExpressionAttributeValues: map[string]types.AttributeValue{
-			":prev": &types.AttributeValueMemberN{Value: strconv.Itoa(prev)},
+			":prev":  &types.AttributeValueMemberN{Value: strconv.Itoa(prev)},
+			":round": &types.AttributeValueMemberN{Value: strconv.Itoa(d.RoundStart)},
 		},
 	})
 	var ccf *types.ConditionalCheckFailedException
@@ -518,33 +520,55 @@ func (st *Store) summaries(ctx context.Context, entries []map[string]types.Attri
 	return got, nil
 }
 
-// Redeliver starts a new round of attempts for account's delivery id: status
-// pending, the next attempt numbered after the last one. It returns the
-// delivery as updated.
-func (st *Store) Redeliver(ctx context.Context, account, id string, now time.Time) (domain.Delivery, error) {
+// StartRound starts a new round of attempts for account's delivery id if
+// it still has attempts attempts: status pending, the next attempt numbered
+// attempts+1, and the delivery and its payload kept until expires (a round
+// started late in the retention period must not lose its payload). It
+// returns the delivery as updated; ErrConflict when another attempt was
+// recorded meanwhile, not_found when the delivery is gone.
+func (st *Store) StartRound(ctx context.Context, account, id string, attempts int, now, expires time.Time) (domain.Delivery, error) {
+	key := func(sk string) map[string]types.AttributeValue {
+		return map[string]types.AttributeValue{"pk": s(deliveryPK(account, id)), "sk": s(sk)}
+	}
+	exp := &types.AttributeValueMemberN{Value: strconv.FormatInt(expires.Unix(), 10)}
 	out, err := st.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 		TableName: &st.deliveriesTable,
-		Key:       map[string]types.AttributeValue{"pk": s(deliveryPK(account, id)), "sk": s(summarySK)},
-		UpdateExpression: aws.String("SET #s = :pending, gsi3pk = :gsi3, round_start = attempt_count + :one, " +
-			"next_attempt_at = :now, updated_at = :now"),
-		ConditionExpression:      aws.String("attribute_exists(pk)"),
+		Key:       key(summarySK),
+		UpdateExpression: aws.String("SET #s = :pending, gsi3pk = :gsi3, round_start = :round, " +
+			"next_attempt_at = :now, updated_at = :now, expires_at = :exp"),
+		ConditionExpression:      aws.String("attribute_exists(pk) AND attempt_count = :attempts"),
 		ExpressionAttributeNames: map[string]string{"#s": "status"},
 		ExpressionAttributeValues: map[string]types.AttributeValue{
 			":pending": s(domain.DeliveryPending), ":gsi3": s(statusPK(account, domain.DeliveryPending)),
-			":one": &types.AttributeValueMemberN{Value: "1"}, ":now": s(now.UTC().Format(time.RFC3339Nano)),
+			":attempts": &types.AttributeValueMemberN{Value: strconv.Itoa(attempts)},
+			":round":    &types.AttributeValueMemberN{Value: strconv.Itoa(attempts + 1)},
+			":now":      s(now.UTC().Format(time.RFC3339Nano)), ":exp": exp,
 		},
-		ReturnValues: types.ReturnValueAllNew,
+		ReturnValues:                        types.ReturnValueAllNew,
+		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
 	})
 	var ccf *types.ConditionalCheckFailedException
 	if errors.As(err, &ccf) {
-		return domain.Delivery{}, domain.Errorf(domain.CodeNotFound, "delivery %s not found", id)
+		if len(ccf.Item) == 0 {
+			return domain.Delivery{}, domain.Errorf(domain.CodeNotFound, "delivery %s not found", id)
+		}
+		return domain.Delivery{}, fmt.Errorf("start a round of %s: %w", id, ErrConflict)
 	}
 	if err != nil {
-		return domain.Delivery{}, fmt.Errorf("redeliver %s: %w", id, err)
+		return domain.Delivery{}, fmt.Errorf("start a round of %s: %w", id, err)
 	}
 	var it summaryItem
 	if err := attributevalue.UnmarshalMap(out.Attributes, &it); err != nil {
 		return domain.Delivery{}, err
+	}
+	_, err = st.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName: &st.deliveriesTable, Key: key(payloadSK),
+		UpdateExpression:          aws.String("SET expires_at = :exp"),
+		ConditionExpression:       aws.String("attribute_exists(pk)"),
+		ExpressionAttributeValues: map[string]types.AttributeValue{":exp": exp},
+	})
+	if err != nil && !errors.As(err, &ccf) {
+		return domain.Delivery{}, fmt.Errorf("keep the payload of %s: %w", id, err)
 	}
 	return fromSummary(it), nil
 }

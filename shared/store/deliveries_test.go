@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"testing"
@@ -295,6 +296,46 @@ func TestListDeliveriesRetriesUnprocessedKeys(t *testing.T) {
 	}
 	if u.times != 0 || u.calls < 2+3 {
 		t.Errorf("%d BatchGetItem calls, %d answers left to cut short: unprocessed keys were not read again", u.calls, u.times)
+	}
+}
+
+// TestStartRound: a new round starts only on the attempt count it was asked
+// for (an attempt recorded meanwhile is a conflict, not a round started in
+// the middle of it), keeps the delivery and its payload for the retention
+// period from then on, and a worker's save of the old round no longer wins.
+func TestStartRound(t *testing.T) {
+	st := newStore(t)
+	ctx := context.Background()
+	account := uniqueAccount()
+	d := putDelivery(t, st, account, "ep_1", domain.DeliveryDelivered, 3) // 3 attempts
+	if err := st.PutLogItems(ctx, []store.LogItem{{AccountID: account, DeliveryID: d.ID, Payload: []byte(`{"id":"x"}`), Expires: time.Now().Add(time.Hour)}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.StartRound(ctx, account, d.ID, 2, time.Now(), time.Now()); !errors.Is(err, store.ErrConflict) {
+		t.Errorf("start on a stale attempt count: %v, want a conflict", err)
+	}
+	if _, err := st.StartRound(ctx, account, "dlv_00000000000000000000000000", 0, time.Now(), time.Now()); !errors.Is(err, domain.ErrNotFound) {
+		t.Errorf("start on an unknown delivery: %v, want not_found", err)
+	}
+	expires := time.Now().Add(40 * 24 * time.Hour).Truncate(time.Second)
+	got, err := st.StartRound(ctx, account, d.ID, 3, time.Now(), expires)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Status != domain.DeliveryPending || got.RoundStart != 4 || got.AttemptCount != 3 {
+		t.Errorf("after StartRound: %+v", got)
+	}
+	for _, sk := range []string{"#SUMMARY", "#PAYLOAD"} {
+		if exp, err := st.ExpiresAt(ctx, account, d.ID, sk); err != nil || !exp.Equal(expires) {
+			t.Errorf("%s expires %v (%v), want %v", sk, exp, err, expires)
+		}
+	}
+	// A worker that read the old round and made attempt 4 does not undo the
+	// new round.
+	old := d
+	old.AttemptCount, old.Status = 4, domain.DeliveryRetrying
+	if err := st.SaveDelivery(ctx, old, 3, time.Now().Add(time.Hour)); !errors.Is(err, store.ErrConflict) {
+		t.Errorf("save of the old round: %v, want a conflict", err)
 	}
 }
 

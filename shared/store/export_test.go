@@ -2,7 +2,10 @@ package store
 
 import (
 	"context"
+	"errors"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
@@ -48,6 +51,23 @@ func (st *Store) PadEndpoint(ctx context.Context, account, id string, n int) err
 	}
 	_, err := st.db.UpdateItem(ctx, in)
 	return err
+}
+
+// ExpiresAt reads the TTL attribute of one of account's delivery id's items.
+func (st *Store) ExpiresAt(ctx context.Context, account, id, sk string) (time.Time, error) {
+	out, err := st.db.GetItem(ctx, &dynamodb.GetItemInput{
+		TableName: &st.deliveriesTable, ConsistentRead: aws.Bool(true),
+		Key: map[string]types.AttributeValue{"pk": s(deliveryPK(account, id)), "sk": s(sk)},
+	})
+	if err != nil {
+		return time.Time{}, err
+	}
+	n, ok := out.Item["expires_at"].(*types.AttributeValueMemberN)
+	if !ok {
+		return time.Time{}, errors.New("no expires_at")
+	}
+	sec, err := strconv.ParseInt(n.Value, 10, 64)
+	return time.Unix(sec, 0), err
 }
 
 // SetListReads makes a filtered listing read scan index entries a Query and
