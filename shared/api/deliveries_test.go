@@ -3,12 +3,15 @@ package api
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
+
+	"github.com/customerthermometer/webhooks/shared/domain"
 )
 
 func TestDeliveriesLog(t *testing.T) {
@@ -151,5 +154,34 @@ func TestRedeliverQueuesANewRound(t *testing.T) {
 	}
 	if r := e.do("POST", "/v1/deliveries/"+d.ID+"/redeliver", e.key, `{"now":true}`); r.status != 422 || !strings.Contains(string(r.body), "now") {
 		t.Errorf("redeliver with a body: %d %s", r.status, r.body)
+	}
+}
+
+// roundRefused is the delivery log with StartRound failing: the request's
+// round cannot be recorded (DynamoDB unavailable, the function timed out).
+type roundRefused struct{ deliveryLog }
+
+func (roundRefused) StartRound(context.Context, string, string, int, time.Time, time.Time) (domain.Delivery, error) {
+	return domain.Delivery{}, errors.New("dynamodb unavailable")
+}
+
+// TestRedeliverQueuesItsTaskFirst: a redelivery whose round could not be
+// recorded answers 500, and its task is queued all the same, naming the
+// round after the last attempt, so the delivery function starts the round
+// itself and the redelivery is not lost.
+func TestRedeliverQueuesItsTaskFirst(t *testing.T) {
+	e := newEnv(t, func(d *Deps) { d.Deliveries = roundRefused{d.Deliveries} })
+	d := e.delivery(e.account, "ep_01M8EA9XTR0000000000000000", "delivered", time.Now().UTC(), 3)
+	if r := e.do("POST", "/v1/deliveries/"+d.ID+"/redeliver", e.key, ""); r.status != 500 || strings.Contains(string(r.body), "dynamodb") {
+		t.Errorf("redeliver %d %s, want a 500 without internals", r.status, r.body)
+	}
+	out, err := e.sqs.ReceiveMessage(context.Background(), &sqs.ReceiveMessageInput{QueueUrl: &e.tasksURL, WaitTimeSeconds: 1})
+	if err != nil || len(out.Messages) != 1 {
+		t.Fatalf("task queued: %v %v", out, err)
+	}
+	var task map[string]any
+	_ = json.Unmarshal([]byte(*out.Messages[0].Body), &task)
+	if task["delivery_id"] != d.ID || task["round_start"] != float64(4) {
+		t.Errorf("task %v, want the round after attempt 3", task)
 	}
 }

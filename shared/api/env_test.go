@@ -80,7 +80,7 @@ func newEnv(t *testing.T, change ...func(*Deps)) *env {
 		Keys: st, Endpoints: st, Secrets: sealer, Cursors: codec, Counter: st, RateLimitPerMinute: 10000,
 		Deliveries: st, Tasks: &delivery.Enqueuer{Queue: queue.New(sq), QueueURL: *q.QueueUrl},
 		Sender:    dispatch.New(dispatch.Options{LocalMode: true}),
-		SourceIPs: []netip.Addr{netip.MustParseAddr("203.0.113.7")}, LocalMode: true,
+		SourceIPs: []netip.Addr{netip.MustParseAddr("203.0.113.7")}, LocalMode: true, Retention: time.Hour,
 		Logger: slog.New(slog.NewJSONHandler(io.MultiWriter(logs, &suiteLogs), nil)),
 	}
 	for _, c := range change {
