@@ -151,7 +151,7 @@ func TestTemplateInvariants(t *testing.T) {
 			deliveryIndexes: "dynamodb:Query",
 		},
 		"DeliveryFunctionRole": {
-			endpoints:  "dynamodb:GetItem dynamodb:PutItem dynamodb:Query",
+			endpoints:  "dynamodb:DeleteItem dynamodb:GetItem dynamodb:PutItem dynamodb:Query",
 			deliveries: "dynamodb:BatchWriteItem dynamodb:GetItem dynamodb:PutItem dynamodb:UpdateItem",
 		},
 	} {

@@ -62,6 +62,7 @@ type (
 		PutLogItems(ctx context.Context, items []store.LogItem) error
 		GetEndpoint(ctx context.Context, account, id string) (domain.Endpoint, error)
 		SaveEndpoint(ctx context.Context, e domain.Endpoint, previous []domain.Thermometer) error
+		DeleteLink(ctx context.Context, account, thermometer, endpointID string) error
 	}
 	messageQueue interface {
 		SendBatch(ctx context.Context, url string, msgs []queue.Message) error

@@ -3,6 +3,7 @@ package delivery_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -165,6 +166,37 @@ func TestDeletedEndpointStopsDeliveries(t *testing.T) {
 	}
 	if d, _ := hs.deliveryOf("evt_del", ep); d.Status != domain.DeliveryFailed || d.LastError != "endpoint deleted" {
 		t.Errorf("delivery %+v", d)
+	}
+}
+
+// TestLinkOfADeletedEndpointIsRemoved: an endpoint's deletion that stopped
+// after deleting the endpoint but before its links leaves a link behind.
+// The first delivery through it finds the endpoint gone and removes the
+// link, so later events no longer fill the log with deliveries to it.
+func TestLinkOfADeletedEndpointIsRemoved(t *testing.T) {
+	hs := newHarness(t, time.Second)
+	rc := newReceiver(t, 200)
+	ep, _ := hs.endpoint(rc.URL, []string{"*"}, false, "th_orphan")
+	if err := hs.deleteEndpointItem(ep); err != nil { // the links stay
+		t.Fatal(err)
+	}
+	hs.intake(hs.event("evt_orphan_1", "rating", "gold", "th_orphan"))
+	hs.drainUntil(func() bool {
+		d, _ := hs.deliveryOf("evt_orphan_1", ep)
+		return d.Status == domain.DeliveryFailed
+	}, 1500*time.Millisecond)
+	if d, _ := hs.deliveryOf("evt_orphan_1", ep); d.LastError != "endpoint deleted" {
+		t.Fatalf("delivery %+v", d)
+	}
+	if linked, _, err := hs.st.LinkedEndpointsPage(context.Background(), hs.account, "th_orphan", "", 10); err != nil || len(linked) != 0 {
+		t.Errorf("links left: %v (%v)", linked, err)
+	}
+	hs.intake(hs.event("evt_orphan_2", "rating", "gold", "th_orphan"))
+	if d, err := hs.st.GetDelivery(context.Background(), hs.account, ids.Derived("dlv", hs.account, "evt_orphan_2", ep.ID)); !errors.Is(err, domain.ErrNotFound) {
+		t.Errorf("a later event still reached the deleted endpoint: %+v (%v)", d, err)
+	}
+	if rc.count() != 0 {
+		t.Errorf("a deleted endpoint received %d webhooks", rc.count())
 	}
 }
 

@@ -397,3 +397,17 @@ func (hs *harness) deleteItem(d domain.Delivery, sk string) error {
 	})
 	return err
 }
+
+// deleteEndpointItem removes e's own item and leaves its links, as a
+// deletion that stopped after its first transaction does.
+func (hs *harness) deleteEndpointItem(e domain.Endpoint) error {
+	table := awstest.LoadStack(hs.t).Outputs["EndpointsTableName"]
+	_, err := dynamodb.NewFromConfig(awstest.Config(hs.t)).DeleteItem(context.Background(), &dynamodb.DeleteItemInput{
+		TableName: &table,
+		Key: map[string]dbtypes.AttributeValue{
+			"pk": &dbtypes.AttributeValueMemberS{Value: "ACCOUNT#" + e.AccountID},
+			"sk": &dbtypes.AttributeValueMemberS{Value: "ENDPOINT#" + e.ID},
+		},
+	})
+	return err
+}

@@ -244,6 +244,12 @@ func (h *Handler) prepareAndSend(ctx context.Context, a *attempt, rec *metrics.R
 	switch {
 	case errors.Is(err, domain.ErrNotFound):
 		h.stop(ctx, a, "endpoint deleted", rec)
+		// The link that led here is left over from a deletion that stopped
+		// part of the way; without it, the thermometer's next events no
+		// longer reach the gone endpoint.
+		if err := h.Store.DeleteLink(ctx, d.AccountID, d.ThermometerID, d.EndpointID); err != nil {
+			h.logAttrs(ctx, slog.LevelWarn, "link of a deleted endpoint not removed", slog.String("endpoint_id", d.EndpointID), slog.String("error", err.Error()))
+		}
 		return
 	case err != nil:
 		a.err = infra("%w", err)

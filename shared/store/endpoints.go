@@ -317,6 +317,23 @@ func (st *Store) LinkedEndpointsPage(ctx context.Context, account, thermometer, 
 	return eps, "", nil
 }
 
+// DeleteLink removes the link of account's thermometer to the endpoint
+// endpointID. An endpoint whose deletion stopped part of the way (its links
+// go in transactions after the one that deletes it) leaves links behind;
+// the delivery function removes one when it finds its endpoint gone. An
+// endpoint id is never used again, so a gone endpoint's link is never
+// wanted.
+func (st *Store) DeleteLink(ctx context.Context, account, thermometer, endpointID string) error {
+	_, err := st.db.DeleteItem(ctx, &dynamodb.DeleteItemInput{
+		TableName: &st.endpointsTable,
+		Key:       map[string]types.AttributeValue{"pk": s(linkPK(account, thermometer)), "sk": s(endpointPrefix + endpointID)},
+	})
+	if err != nil {
+		return fmt.Errorf("delete link %s/%s of endpoint %s: %w", account, thermometer, endpointID, err)
+	}
+	return nil
+}
+
 // AccountExists reports whether account has been created (it has an API
 // key, now or once).
 func (st *Store) AccountExists(ctx context.Context, account string) (bool, error) {
