@@ -175,9 +175,19 @@ func (h *handler) redeliver(w http.ResponseWriter, r *http.Request, account stri
 		}
 		now := h.Now()
 		d, err = h.Deliveries.StartRound(r.Context(), account, id, d.AttemptCount, now, now.Add(h.Retention))
-		if errors.Is(err, store.ErrConflict) && try < 3 {
-			// An attempt was recorded meanwhile: the round starts after it.
-			continue
+		if errors.Is(err, store.ErrConflict) {
+			// An attempt was recorded meanwhile. The task may have got to
+			// the delivery function first and started its round itself;
+			// otherwise the round starts after that attempt.
+			cur, err := h.Deliveries.GetDelivery(r.Context(), account, id)
+			if err == nil && cur.RoundStart >= next.RoundStart {
+				h.Logger.LogAttrs(r.Context(), 0, "redelivery queued", attrsDelivery(r, cur)...)
+				writeJSON(w, http.StatusAccepted, deliveryView(cur))
+				return
+			}
+			if err == nil && try < 3 {
+				continue
+			}
 		}
 		if err != nil {
 			h.writeError(w, r, err)

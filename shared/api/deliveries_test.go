@@ -12,6 +12,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/customerthermometer/webhooks/shared/domain"
+	"github.com/customerthermometer/webhooks/shared/store"
 )
 
 func TestDeliveriesLog(t *testing.T) {
@@ -183,5 +184,39 @@ func TestRedeliverQueuesItsTaskFirst(t *testing.T) {
 	_ = json.Unmarshal([]byte(*out.Messages[0].Body), &task)
 	if task["delivery_id"] != d.ID || task["round_start"] != float64(4) {
 		t.Errorf("task %v, want the round after attempt 3", task)
+	}
+}
+
+// workerFirst is the delivery log with the delivery function handling the
+// redelivery's task just before the API records its round: it starts the
+// round and records its attempt, so the API's own start finds an attempt
+// count that is no longer the one it read.
+type workerFirst struct{ *store.Store }
+
+func (l workerFirst) StartRound(ctx context.Context, account, id string, attempts int, now, expires time.Time) (domain.Delivery, error) {
+	d, err := l.Store.StartRound(ctx, account, id, attempts, now, expires)
+	if err != nil {
+		return domain.Delivery{}, err
+	}
+	d.AttemptCount, d.Status = attempts+1, domain.DeliveryDelivered
+	if err := l.SaveDelivery(ctx, d, attempts, expires); err != nil {
+		return domain.Delivery{}, err
+	}
+	return l.Store.StartRound(ctx, account, id, attempts, now, expires)
+}
+
+// TestRedeliverWhoseTaskStartedTheRound: when the redelivery's task got to
+// the delivery function before the API recorded the round, the redelivery
+// is accepted as it is, with one task, not queued and sent again.
+func TestRedeliverWhoseTaskStartedTheRound(t *testing.T) {
+	e := newEnv(t, func(d *Deps) { d.Deliveries = workerFirst{d.Deliveries.(*store.Store)} })
+	d := e.delivery(e.account, "ep_01M8EA9XTR0000000000000000", "failed", time.Now().UTC(), 2)
+	r := e.do("POST", "/v1/deliveries/"+d.ID+"/redeliver", e.key, "")
+	if v := r.json(t); r.status != 202 || v["attempt_count"] != float64(3) {
+		t.Fatalf("redeliver %d %s, want 202 with the round's attempt 3 recorded", r.status, r.body)
+	}
+	out, err := e.sqs.ReceiveMessage(context.Background(), &sqs.ReceiveMessageInput{QueueUrl: &e.tasksURL, MaxNumberOfMessages: 10, WaitTimeSeconds: 1})
+	if err != nil || len(out.Messages) != 1 {
+		t.Errorf("%d tasks queued (%v), want one", len(out.Messages), err)
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/customerthermometer/webhooks/shared/dispatch"
 	"github.com/customerthermometer/webhooks/shared/domain"
 	"github.com/customerthermometer/webhooks/shared/metrics"
+	"github.com/customerthermometer/webhooks/shared/payload"
 	"github.com/customerthermometer/webhooks/shared/queue"
 	"github.com/customerthermometer/webhooks/shared/store"
 )
@@ -189,7 +190,7 @@ func (t taskMessage) body() string {
 		// parsed or built as JSON before.
 		panic("task message: " + err.Error())
 	}
-	return strings.TrimSuffix(b.String(), "\n")
+	return string(payload.EscapeNoncharacters([]byte(strings.TrimSuffix(b.String(), "\n"))))
 }
 
 // maxInlinePayload is the largest body carried in a task message; larger

@@ -751,11 +751,43 @@ func TestMissingPayloadStopsTheDelivery(t *testing.T) {
 		t.Fatal(err)
 	}
 	msg := hs.receiveTask()
+	// Young, a missing payload is an error retried like any other.
+	if failed := hs.h.Handle(context.Background(), []delivery.Message{msg}); len(failed) != 1 {
+		t.Errorf("failed %v, want the task of a young delivery retried", failed)
+	}
+	// Older than any payload can be missing for but by expiring.
+	hs.h.Now = func() time.Time { return time.Now().Add(2 * time.Hour) }
 	if failed := hs.h.Handle(context.Background(), []delivery.Message{msg}); len(failed) != 0 {
 		t.Errorf("failed %v, want the task acknowledged", failed)
 	}
 	if d, _ = hs.deliveryOf("evt_no_payload", ep); d.Status != domain.DeliveryFailed || !strings.Contains(d.LastError, "payload") || rc.count() != 1 {
 		t.Errorf("delivery %+v, receiver %d; want failed for its payload, nothing sent", d, rc.count())
+	}
+}
+
+// TestRedeliveryOfARetryingDeliveryStartsAtOnce: the redelivery's task can
+// reach the delivery function before the API has recorded the new round.
+// A delivery still retrying, its next retry an hour away, starts the new
+// round and attempts at once rather than waiting for the old retry.
+func TestRedeliveryOfARetryingDeliveryStartsAtOnce(t *testing.T) {
+	hs := newHarness(t, time.Hour)
+	rc, ep := hs.oneDelivery("evt_rd_retrying", 500, 200)
+	if failed := hs.h.Handle(context.Background(), []delivery.Message{hs.receiveTask()}); len(failed) != 1 {
+		t.Fatalf("first attempt: failed %v", failed)
+	}
+	d, _ := hs.deliveryOf("evt_rd_retrying", ep)
+	if d.Status != domain.DeliveryRetrying {
+		t.Fatalf("after the first attempt: %+v", d)
+	}
+	d.RoundStart = d.AttemptCount + 1
+	if err := (&delivery.Enqueuer{Queue: queue.New(hs.sqs), QueueURL: hs.tasksURL}).Enqueue(context.Background(), d); err != nil {
+		t.Fatal(err)
+	}
+	if failed := hs.h.Handle(context.Background(), []delivery.Message{hs.receiveTask()}); len(failed) != 0 {
+		t.Errorf("redelivery: failed %v", failed)
+	}
+	if d, _ = hs.deliveryOf("evt_rd_retrying", ep); rc.count() != 2 || d.Status != domain.DeliveryDelivered || d.RoundStart != 2 || d.AttemptCount != 2 {
+		t.Errorf("receiver %d, delivery %+v; want the new round's attempt made at once", rc.count(), d)
 	}
 }
 

@@ -192,12 +192,12 @@ func (h *Handler) prepareAndSend(ctx context.Context, a *attempt, rec *metrics.R
 		// A message of an earlier round; the current round has its own.
 		a.done = true
 		return
-	case (d.Status == domain.DeliveryFailed || d.Status == domain.DeliveryDelivered) && a.task.RoundStart > d.AttemptCount:
+	case a.task.RoundStart > d.AttemptCount && (d.Status == domain.DeliveryFailed || d.Status == domain.DeliveryDelivered || a.task.RoundStart > d.RoundStart):
 		// The message of a new round nothing has started yet: a redriven
-		// delivery's (handed over below), or a redelivery's whose start the
-		// API did not get to record. However often it has been received: a
-		// process that died before starting the round must not leave it
-		// undone.
+		// delivery's (handed over below), or a redelivery's that got here
+		// before the API recorded its start, or whose start the API could
+		// not record. However often it has been received: a process that
+		// died before starting the round must not leave it undone.
 		if d, err = h.Store.StartRound(ctx, d.AccountID, d.ID, d.AttemptCount, h.Now(), h.expires()); err != nil {
 			a.err = infra("%w", err)
 			return
@@ -263,7 +263,7 @@ func (h *Handler) prepareAndSend(ctx context.Context, a *attempt, rec *metrics.R
 	if len(body) == 0 {
 		body, err = h.Store.Payload(ctx, d.AccountID, d.ID)
 		switch {
-		case errors.Is(err, domain.ErrNotFound):
+		case errors.Is(err, domain.ErrNotFound) && h.Now().Sub(d.CreatedAt) > payloadGrace:
 			// Expired from the log: there is nothing left to send.
 			h.stop(ctx, a, "payload no longer in the log", rec)
 			return
@@ -329,6 +329,11 @@ func (h *Handler) dropSpare(ctx context.Context, a *attempt, d domain.Delivery) 
 	a.done = true
 	h.logAttrs(ctx, slog.LevelInfo, "spare task message dropped", slog.String("delivery_id", d.ID), slog.String("message_id", a.m.ID))
 }
+
+// payloadGrace is how old a delivery must be before a payload missing from
+// the log is taken for expired (the shortest retention is a day); younger,
+// it is an error retried like any other.
+const payloadGrace = time.Hour
 
 // earlyTolerance is how early a message may come back and still make its
 // delivery's next attempt.

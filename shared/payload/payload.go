@@ -38,7 +38,19 @@ func (b Body) JSON() []byte {
 		// JSON (or is the test fire's constant).
 		panic("webhook body: " + err.Error())
 	}
-	return bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
+	return EscapeNoncharacters(bytes.TrimSuffix(buf.Bytes(), []byte("\n")))
+}
+
+// EscapeNoncharacters writes U+FFFE and U+FFFF, which encoding/json leaves
+// as they are and SQS refuses in a message, as JSON escapes. b is JSON:
+// outside strings it holds only ASCII, so every such character is inside a
+// string, where the escape means the same.
+func EscapeNoncharacters(b []byte) []byte {
+	if !bytes.Contains(b, []byte("\xef\xbf\xbe")) && !bytes.Contains(b, []byte("\xef\xbf\xbf")) {
+		return b
+	}
+	b = bytes.ReplaceAll(b, []byte("\xef\xbf\xbe"), []byte(`\ufffe`))
+	return bytes.ReplaceAll(b, []byte("\xef\xbf\xbf"), []byte(`\uffff`))
 }
 
 // Webhook names the endpoint a body is sent to.

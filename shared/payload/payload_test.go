@@ -2,6 +2,7 @@ package payload
 
 import (
 	"encoding/json"
+	"strings"
 	"testing"
 	"time"
 
@@ -36,5 +37,19 @@ func TestBodyKeepsTheResponseText(t *testing.T) {
 	want := `{"id":"dlv_1","event":"","trigger":"","event_id":"","occurred_at":"","test":false,"webhook":{"id":"","name":"Tickets & <alerts>"},"thermometer":{"id":"","name":"","type":""},"response":{"comment":"a <b> & c"}}`
 	if string(b) != want {
 		t.Errorf("body\n got %s\nwant %s", b, want)
+	}
+}
+
+// TestBodyEscapesNoncharacters: SQS refuses a message holding U+FFFE or
+// U+FFFF, which encoding/json leaves as they are; the body escapes them and
+// still means the same.
+func TestBodyEscapesNoncharacters(t *testing.T) {
+	b := Body{Webhook: Webhook{Name: "a\uffffb\ufffe"}, Response: json.RawMessage(`{}`)}.JSON()
+	if !strings.Contains(string(b), `"name":"a\uffffb\ufffe"`) {
+		t.Errorf("body %s, want the noncharacters escaped", b)
+	}
+	var back Body
+	if err := json.Unmarshal(b, &back); err != nil || back.Webhook.Name != "a\uffffb\ufffe" {
+		t.Errorf("body reads back as %q (%v)", back.Webhook.Name, err)
 	}
 }

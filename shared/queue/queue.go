@@ -96,7 +96,9 @@ func (q *Queue) SendBatch(ctx context.Context, url string, msgs []Message) error
 func (m Message) size() int {
 	n := len(m.Body)
 	for k, v := range m.Attributes {
-		n += len(k) + len(v) + len("String")
+		if v = Text(v); v != "" {
+			n += len(k) + len(v) + len("String")
+		}
 	}
 	return n
 }

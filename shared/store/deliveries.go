@@ -575,9 +575,12 @@ func (st *Store) StartRound(ctx context.Context, account, id string, attempts in
 
 // Payload returns the body sent for account's delivery id.
 func (st *Store) Payload(ctx context.Context, account, id string) ([]byte, error) {
+	// Consistent: fan-out writes the payload just before it queues the
+	// task, and a payload read as missing ends the delivery.
 	out, err := st.db.GetItem(ctx, &dynamodb.GetItemInput{
-		TableName: &st.deliveriesTable,
-		Key:       map[string]types.AttributeValue{"pk": s(deliveryPK(account, id)), "sk": s(payloadSK)},
+		TableName:      &st.deliveriesTable,
+		Key:            map[string]types.AttributeValue{"pk": s(deliveryPK(account, id)), "sk": s(payloadSK)},
+		ConsistentRead: aws.Bool(true),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("get payload of %s: %w", id, err)
