@@ -16,7 +16,6 @@ import (
 	"github.com/customerthermometer/webhooks/shared/dispatch"
 	"github.com/customerthermometer/webhooks/shared/domain"
 	"github.com/customerthermometer/webhooks/shared/ids"
-	"github.com/customerthermometer/webhooks/shared/queue"
 )
 
 func TestFanOutReachesOnlyMatchingEndpoints(t *testing.T) {
@@ -724,10 +723,7 @@ func TestRedeliveryTaskStartsItsRound(t *testing.T) {
 	if d.Status != domain.DeliveryDelivered {
 		t.Fatalf("first round: %+v", d)
 	}
-	d.RoundStart = d.AttemptCount + 1
-	if err := (&delivery.Enqueuer{Queue: queue.New(hs.sqs), QueueURL: hs.tasksURL}).Enqueue(context.Background(), d); err != nil {
-		t.Fatal(err)
-	}
+	hs.redeliveryTask(d)
 	hs.drainUntil(func() bool { return rc.count() == 2 }, 1500*time.Millisecond)
 	d, attempts := hs.deliveryOf("evt_rd_task", ep)
 	if rc.count() != 2 || d.Status != domain.DeliveryDelivered || d.AttemptCount != 2 || d.RoundStart != 2 || len(attempts) != 2 {
@@ -746,10 +742,7 @@ func TestMissingPayloadStopsTheDelivery(t *testing.T) {
 	if err := hs.deleteItem(d, "#PAYLOAD"); err != nil {
 		t.Fatal(err)
 	}
-	d.RoundStart = d.AttemptCount + 1
-	if err := (&delivery.Enqueuer{Queue: queue.New(hs.sqs), QueueURL: hs.tasksURL}).Enqueue(context.Background(), d); err != nil {
-		t.Fatal(err)
-	}
+	hs.redeliveryTask(d)
 	msg := hs.receiveTask()
 	// Young, a missing payload is an error retried like any other.
 	if failed := hs.h.Handle(context.Background(), []delivery.Message{msg}); len(failed) != 1 {
@@ -779,10 +772,7 @@ func TestRedeliveryOfARetryingDeliveryStartsAtOnce(t *testing.T) {
 	if d.Status != domain.DeliveryRetrying {
 		t.Fatalf("after the first attempt: %+v", d)
 	}
-	d.RoundStart = d.AttemptCount + 1
-	if err := (&delivery.Enqueuer{Queue: queue.New(hs.sqs), QueueURL: hs.tasksURL}).Enqueue(context.Background(), d); err != nil {
-		t.Fatal(err)
-	}
+	hs.redeliveryTask(d)
 	if failed := hs.h.Handle(context.Background(), []delivery.Message{hs.receiveTask()}); len(failed) != 0 {
 		t.Errorf("redelivery: failed %v", failed)
 	}

@@ -411,3 +411,13 @@ func (hs *harness) deleteEndpointItem(e domain.Endpoint) error {
 	})
 	return err
 }
+
+// redeliveryTask queues the task of a new round for d, as the API's
+// redelivery does, without recording the round.
+func (hs *harness) redeliveryTask(d domain.Delivery) {
+	hs.t.Helper()
+	d.RoundStart = d.AttemptCount + 1
+	if err := (&delivery.Enqueuer{Queue: queue.New(hs.sqs), QueueURL: hs.tasksURL}).Enqueue(context.Background(), d); err != nil {
+		hs.t.Fatal(err)
+	}
+}
