@@ -174,18 +174,16 @@ func (h *handler) redeliver(w http.ResponseWriter, r *http.Request, account stri
 			return
 		}
 		now := h.Now()
-		d, err = h.Deliveries.StartRound(r.Context(), account, id, d.AttemptCount, now, now.Add(h.Retention))
+		started, err := h.Deliveries.StartRound(r.Context(), account, id, d.AttemptCount, now, now.Add(h.Retention))
 		if errors.Is(err, store.ErrConflict) {
 			// An attempt was recorded meanwhile. The task may have got to
 			// the delivery function first and started its round itself;
 			// otherwise the round starts after that attempt.
-			cur, err := h.Deliveries.GetDelivery(r.Context(), account, id)
-			if err == nil && cur.RoundStart >= next.RoundStart {
-				h.Logger.LogAttrs(r.Context(), 0, "redelivery queued", attrsDelivery(r, cur)...)
-				writeJSON(w, http.StatusAccepted, deliveryView(cur))
-				return
-			}
-			if err == nil && try < 3 {
+			cur, gerr := h.Deliveries.GetDelivery(r.Context(), account, id)
+			switch {
+			case gerr == nil && cur.RoundStart >= next.RoundStart:
+				started, err = cur, nil
+			case gerr == nil && try < 3:
 				continue
 			}
 		}
@@ -193,8 +191,8 @@ func (h *handler) redeliver(w http.ResponseWriter, r *http.Request, account stri
 			h.writeError(w, r, err)
 			return
 		}
-		h.Logger.LogAttrs(r.Context(), 0, "redelivery queued", attrsDelivery(r, d)...)
-		writeJSON(w, http.StatusAccepted, deliveryView(d))
+		h.Logger.LogAttrs(r.Context(), 0, "redelivery queued", attrsDelivery(r, started)...)
+		writeJSON(w, http.StatusAccepted, deliveryView(started))
 		return
 	}
 }

@@ -178,20 +178,8 @@ type taskMessage struct {
 	After string          `json:"after,omitempty"`
 }
 
-// body is t as a message body. Characters JSON may escape for HTML are left
-// as they are: escaped, an event's "<" would take six bytes, and an event
-// near the size limit would no longer fit a message.
-func (t taskMessage) body() string {
-	var b strings.Builder
-	enc := json.NewEncoder(&b)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(t); err != nil {
-		// Only a RawMessage that is not JSON fails, and every one here was
-		// parsed or built as JSON before.
-		panic("task message: " + err.Error())
-	}
-	return string(payload.EscapeNoncharacters([]byte(strings.TrimSuffix(b.String(), "\n"))))
-}
+// body is t as a message body, encoded as webhook bodies are.
+func (t taskMessage) body() string { return string(payload.Encode(t)) }
 
 // maxInlinePayload is the largest body carried in a task message; larger
 // ones are read from the log (SQS messages are at most 256 KiB).

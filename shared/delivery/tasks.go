@@ -133,24 +133,17 @@ func (h *Handler) handleTasks(ctx context.Context, msgs []Message, rec *metrics.
 // delivery in one batch would send the webhook twice and write the same
 // attempt twice into one log batch, which DynamoDB refuses whole.
 func pairTwins(work []*attempt) {
-	first := map[[2]string]*attempt{}
+	type key [2]string
+	pending := func(a *attempt) bool { return !a.done && a.task.Kind == "delivery" }
+	latest := map[key]*attempt{}
 	for _, a := range work {
-		if a.done || a.task.Kind != "delivery" {
-			continue
+		k := key{a.task.AccountID, a.task.DeliveryID}
+		if w, ok := latest[k]; pending(a) && (!ok || a.task.RoundStart > w.task.RoundStart) {
+			latest[k] = a
 		}
-		key := [2]string{a.task.AccountID, a.task.DeliveryID}
-		w, ok := first[key]
-		switch {
-		case !ok:
-			first[key] = a
-		case a.task.RoundStart > w.task.RoundStart:
-			first[key] = a
-			for _, b := range work {
-				if b == w || b.twin == w {
-					b.twin = a
-				}
-			}
-		default:
+	}
+	for _, a := range work {
+		if w := latest[key{a.task.AccountID, a.task.DeliveryID}]; pending(a) && w != a {
 			a.twin = w
 		}
 	}
@@ -165,12 +158,8 @@ func (h *Handler) settleTwin(ctx context.Context, a *attempt, fail func(Message,
 		fail(a.m, infraRetry)
 		return
 	}
-	switch after, keep := h.afterConflict(ctx, a.m, domain.Delivery{AccountID: a.task.AccountID, ID: a.task.DeliveryID}); {
-	case !keep:
-	case after > 0:
+	if after, keep := h.afterConflict(ctx, a.m, domain.Delivery{AccountID: a.task.AccountID, ID: a.task.DeliveryID}); keep {
 		fail(a.m, after)
-	default:
-		fail(a.m, 0)
 	}
 }
 

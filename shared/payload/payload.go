@@ -25,18 +25,22 @@ type Body struct {
 	Response    json.RawMessage `json:"response"`
 }
 
-// JSON is b as sent. The response's text stays as the survey application
+// JSON is b as sent (see Encode).
+func (b Body) JSON() []byte { return Encode(b) }
+
+// Encode is v as JSON the way this service sends it, in webhook bodies and
+// in the messages that carry them. Text stays as the survey application
 // sent it: characters JSON may escape for HTML ("<", ">", "&") are not
 // escaped, which would make a comment full of them up to six times longer
-// than the event that carried it.
-func (b Body) JSON() []byte {
+// than the event that carried it; U+FFFE and U+FFFF are (EscapeNoncharacters).
+// v must encode: a json.RawMessage in it must be JSON, as every one here was
+// parsed or built as JSON before.
+func Encode(v any) []byte {
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false)
-	if err := enc.Encode(b); err != nil {
-		// Only a Response that is not JSON fails; every one was parsed as
-		// JSON (or is the test fire's constant).
-		panic("webhook body: " + err.Error())
+	if err := enc.Encode(v); err != nil {
+		panic("encode JSON: " + err.Error())
 	}
 	return EscapeNoncharacters(bytes.TrimSuffix(buf.Bytes(), []byte("\n")))
 }

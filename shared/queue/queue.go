@@ -40,67 +40,71 @@ const maxRequestBytes = 256 << 10
 // that allows it). Attribute values are made fit for SQS: empty ones are
 // left out (SQS refuses them) and characters SQS does not allow replaced.
 func (q *Queue) SendBatch(ctx context.Context, url string, msgs []Message) error {
-	for len(msgs) > 0 {
-		n, size := 0, 0
-		for n < min(len(msgs), 10) {
-			if s := msgs[n].size(); n == 0 || size+s <= maxRequestBytes {
-				n, size = n+1, size+s
-				continue
-			}
-			break
+	entries := make([]types.SendMessageBatchRequestEntry, len(msgs))
+	sizes := make([]int, len(msgs))
+	for i, m := range msgs {
+		entries[i], sizes[i] = entry(m)
+	}
+	for len(entries) > 0 {
+		n, size := 1, sizes[0]
+		for n < min(len(entries), 10) && size+sizes[n] <= maxRequestBytes {
+			n, size = n+1, size+sizes[n]
 		}
-		chunk := msgs[:n]
-		msgs = msgs[n:]
-		entries := make([]types.SendMessageBatchRequestEntry, len(chunk))
-		for i, m := range chunk {
-			entries[i] = types.SendMessageBatchRequestEntry{
-				Id: aws.String(strconv.Itoa(i)), MessageBody: aws.String(m.Body),
-				DelaySeconds: int32(m.Delay / time.Second),
-			}
-			for k, v := range m.Attributes {
-				if v = Text(v); v == "" {
-					continue
-				}
-				if entries[i].MessageAttributes == nil {
-					entries[i].MessageAttributes = map[string]types.MessageAttributeValue{}
-				}
-				entries[i].MessageAttributes[k] = types.MessageAttributeValue{DataType: aws.String("String"), StringValue: aws.String(v)}
-			}
+		chunk := entries[:n]
+		for i := range chunk {
+			chunk[i].Id = aws.String(strconv.Itoa(i))
 		}
-		for try := 0; len(entries) > 0; try++ {
-			if try == 5 {
-				return fmt.Errorf("send to %s: %d messages refused after 5 tries", url, len(entries))
-			}
-			out, err := q.client.SendMessageBatch(ctx, &sqs.SendMessageBatchInput{QueueUrl: &url, Entries: entries})
-			if err != nil {
-				return fmt.Errorf("send to %s: %w", url, err)
-			}
-			var again []types.SendMessageBatchRequestEntry
-			for _, f := range out.Failed {
-				if f.SenderFault {
-					return fmt.Errorf("send to %s: %s", url, aws.ToString(f.Message))
-				}
-				for _, e := range entries {
-					if aws.ToString(e.Id) == aws.ToString(f.Id) {
-						again = append(again, e)
-					}
-				}
-			}
-			entries = again
+		if err := q.send(ctx, url, chunk); err != nil {
+			return err
 		}
+		entries, sizes = entries[n:], sizes[n:]
 	}
 	return nil
 }
 
-// size is how much of a batch request's limit m takes.
-func (m Message) size() int {
-	n := len(m.Body)
+// entry is m as a batch entry (its Id still to set), and how much of a
+// batch request's limit it takes.
+func entry(m Message) (types.SendMessageBatchRequestEntry, int) {
+	e := types.SendMessageBatchRequestEntry{MessageBody: aws.String(m.Body), DelaySeconds: int32(m.Delay / time.Second)}
+	size := len(m.Body)
 	for k, v := range m.Attributes {
-		if v = Text(v); v != "" {
-			n += len(k) + len(v) + len("String")
+		if v = Text(v); v == "" {
+			continue
 		}
+		if e.MessageAttributes == nil {
+			e.MessageAttributes = map[string]types.MessageAttributeValue{}
+		}
+		e.MessageAttributes[k] = types.MessageAttributeValue{DataType: aws.String("String"), StringValue: aws.String(v)}
+		size += len(k) + len(v) + len("String")
 	}
-	return n
+	return e, size
+}
+
+// send sends one batch request's entries, again for those SQS reports as
+// failed on its side.
+func (q *Queue) send(ctx context.Context, url string, entries []types.SendMessageBatchRequestEntry) error {
+	for try := 0; len(entries) > 0; try++ {
+		if try == 5 {
+			return fmt.Errorf("send to %s: %d messages refused after 5 tries", url, len(entries))
+		}
+		out, err := q.client.SendMessageBatch(ctx, &sqs.SendMessageBatchInput{QueueUrl: &url, Entries: entries})
+		if err != nil {
+			return fmt.Errorf("send to %s: %w", url, err)
+		}
+		var again []types.SendMessageBatchRequestEntry
+		for _, f := range out.Failed {
+			if f.SenderFault {
+				return fmt.Errorf("send to %s: %s", url, aws.ToString(f.Message))
+			}
+			for _, e := range entries {
+				if aws.ToString(e.Id) == aws.ToString(f.Id) {
+					again = append(again, e)
+				}
+			}
+		}
+		entries = again
+	}
+	return nil
 }
 
 // Text is s with what SQS refuses in message text (invalid UTF-8, control
