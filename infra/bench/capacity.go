@@ -7,17 +7,22 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/customerthermometer/webhooks/shared/store"
 )
 
 // capacity adds the DynamoDB capacity units a request consumes in AWS, by
 // the rules of the DynamoDB Developer Guide:
 //
 //   - a write costs one WRU per KB of the item written (rounded up); writing
-//     a delivery summary also writes its index entries: a new summary puts
-//     one entry in each of the deliveries table's three indexes (keys only,
-//     well under 1 KB: 1 WRU each), a rewrite that changes its status moves
-//     its by_status entry (a delete and a put: 2), and one that does not
-//     changes no index key or projected attribute (0);
+//     a delivery summary also writes its index entries (keys only, well
+//     under 1 KB: 1 WRU each): a new summary puts one entry in by_account
+//     and one in by_endpoint (2), and one in by_status too when its status
+//     is one by_status files (retrying, failed); a rewrite that changes its
+//     status puts (1), deletes (1) or moves (a delete and a put: 2) its
+//     by_status entry as the old and new status are filed there or not, and
+//     one that keeps its status changes no index key or projected attribute
+//     (0);
 //   - a strongly consistent read costs one RRU per 4 KB read; a Query one
 //     per 4 KB of the items it returns.
 //
@@ -34,9 +39,9 @@ func (c *counter) capacity(params any) {
 		pk, status := stringValue(p.Item["pk"]), stringValue(p.Item["status"])
 		switch prev, seen := c.status[pk]; {
 		case !seen && p.ConditionExpression != nil && strings.Contains(*p.ConditionExpression, "attribute_not_exists"):
-			c.wru += 3 // a new delivery: one entry per index
+			c.wru += 2 + statusEntry(status) // a new delivery: by_account, by_endpoint (and by_status)
 		case prev != status:
-			c.wru += 2 // the by_status entry moves
+			c.wru += statusEntry(prev) + statusEntry(status) // out of by_status, into it, or both
 		}
 		c.status[pk] = status
 	case *dynamodb.BatchWriteItemInput:
@@ -50,12 +55,27 @@ func (c *counter) capacity(params any) {
 			}
 		}
 	case *dynamodb.UpdateItemInput:
-		c.wru += 3 // a summary rewritten with a new status (redelivery): item and by_status move
+		// A small item (a payload's new expiry, a rate counter), or a
+		// summary's new round (redelivery): pending again, out of by_status.
+		c.wru++
+		if stringValue(p.Key["sk"]) == "#SUMMARY" {
+			pk := stringValue(p.Key["pk"])
+			c.wru += statusEntry(c.status[pk])
+			c.status[pk] = "pending"
+		}
 	case *dynamodb.TransactWriteItemsInput:
 		c.wru += 2 * float64(len(p.TransactItems)) // transactional writes cost double
 	case *dynamodb.GetItemInput, *dynamodb.QueryInput:
 		c.rru++
 	}
+}
+
+// statusEntry is the by_status entries a summary of status has: 1 or 0.
+func statusEntry(status string) float64 {
+	if store.StatusIndexed(status) {
+		return 1
+	}
+	return 0
 }
 
 func capacityUnits(size, per int) float64 { return math.Ceil(float64(max(size, 1)) / float64(per)) }

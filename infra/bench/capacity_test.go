@@ -43,10 +43,22 @@ func TestCapacityOfASummaryLifecycle(t *testing.T) {
 			t.Errorf("%T: %v WRU, want %v", in, got, want)
 		}
 	}
-	step(&dynamodb.PutItemInput{Item: summary("pending", 100), ConditionExpression: aws.String("attribute_not_exists(pk)")}, 1+3)
-	step(&dynamodb.PutItemInput{Item: summary("retrying", 100), ConditionExpression: aws.String("attempt_count = :prev")}, 1+2)
+	// Created pending: by_account and by_endpoint; delivered at once: the
+	// item alone (neither status is in by_status).
+	step(&dynamodb.PutItemInput{Item: summary("pending", 100), ConditionExpression: aws.String("attribute_not_exists(pk)")}, 1+2)
+	step(&dynamodb.PutItemInput{Item: summary("delivered", 100), ConditionExpression: aws.String("attempt_count = :prev")}, 1)
+	// Another: into by_status, kept there, moved within it, and out again.
+	summary = func(status string, pad int) map[string]types.AttributeValue {
+		return map[string]types.AttributeValue{"pk": &types.AttributeValueMemberS{Value: "DELIVERY#a#e"},
+			"sk": &types.AttributeValueMemberS{Value: "#SUMMARY"}, "status": &types.AttributeValueMemberS{Value: status},
+			"pad": &types.AttributeValueMemberS{Value: strings.Repeat("x", pad)}}
+	}
+	step(&dynamodb.PutItemInput{Item: summary("pending", 100), ConditionExpression: aws.String("attribute_not_exists(pk)")}, 1+2)
+	step(&dynamodb.PutItemInput{Item: summary("retrying", 100), ConditionExpression: aws.String("attempt_count = :prev")}, 1+1)
 	step(&dynamodb.PutItemInput{Item: summary("retrying", 100), ConditionExpression: aws.String("attempt_count = :prev")}, 1)
-	step(&dynamodb.PutItemInput{Item: summary("delivered", 1500), ConditionExpression: aws.String("attempt_count = :prev")}, 2+2)
+	step(&dynamodb.PutItemInput{Item: summary("failed", 100), ConditionExpression: aws.String("attempt_count = :prev")}, 1+2)
+	step(&dynamodb.UpdateItemInput{Key: summary("", 0)}, 1+1)
+	step(&dynamodb.PutItemInput{Item: summary("delivered", 1500), ConditionExpression: aws.String("attempt_count = :prev")}, 2)
 	step(&dynamodb.BatchWriteItemInput{RequestItems: map[string][]types.WriteRequest{"t": {
 		{PutRequest: &types.PutRequest{Item: summary("x", 10)}}, {PutRequest: &types.PutRequest{Item: summary("x", 2100)}}}}}, 1+3)
 }

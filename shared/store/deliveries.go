@@ -30,21 +30,27 @@ import (
 // The indexes hold keys, not summaries: by_account and by_endpoint only the
 // keys (KEYS_ONLY), by_status also endpoint_id. Their keys and endpoint_id
 // never change after a delivery is created, so recording an attempt, which
-// rewrites the summary, costs by_account and by_endpoint nothing, and
-// by_status only when the status changes. In the words of the DynamoDB
-// Developer Guide (global secondary indexes, write capacity units): "If a
-// write to a table does not require a global secondary index update, no write
-// capacity is consumed from the index", whereas "If an update to the table
-// changes the value of an indexed key attribute (from A to B), two writes are
-// required, one to delete the previous item from the index and another write
-// to put the new item into the index" and "If an update to the table only
-// changes the value of projected attributes in the index key schema, but does
-// not change the value of any indexed key attribute, one write is required to
-// update the values of the projected attributes into the index". So, for a
-// summary under 1 KB, creating a delivery costs 4 write units (the item and
-// one entry per index), a write that changes its status 3 (the item and the
-// by_status move) and one that keeps it (retrying after retrying) 1. Listing
-// reads the summaries by key (see ListDeliveries).
+// rewrites the summary, costs by_account and by_endpoint nothing. by_status
+// is sparse: it files only deliveries in trouble (retrying or failed), the
+// ones an account holder looks for by status; most deliveries go from
+// pending to delivered without ever entering it, and a listing of those two
+// statuses reads by_account or by_endpoint and keeps the summaries with the
+// status asked for. In the words of the DynamoDB Developer Guide (global
+// secondary indexes, write capacity units): "If a write to a table does not
+// require a global secondary index update, no write capacity is consumed
+// from the index", whereas "If an update to the table changes the value of
+// an indexed key attribute (from A to B), two writes are required, one to
+// delete the previous item from the index and another write to put the new
+// item into the index" and "If an update to the table only changes the value
+// of projected attributes in the index key schema, but does not change the
+// value of any indexed key attribute, one write is required to update the
+// values of the projected attributes into the index". So, for a summary under
+// 1 KB, creating a delivery costs 3 write units (the item and its by_account
+// and by_endpoint entries), delivering it at its first attempt 1 (the item),
+// a write that enters by_status (retrying after pending) or leaves it
+// (delivered after retrying, or a new round) 2, one that moves within it
+// (failed after retrying) 3, and one that keeps the status 1. Listing reads
+// the summaries by key (see ListDeliveries).
 const (
 	summarySK     = "#SUMMARY"
 	payloadSK     = "#PAYLOAD"
@@ -85,11 +91,19 @@ type summaryItem struct {
 	GSI1SK         string `dynamodbav:"gsi1sk"`
 	GSI2PK         string `dynamodbav:"gsi2pk"`
 	GSI2SK         string `dynamodbav:"gsi2sk"`
-	GSI3PK         string `dynamodbav:"gsi3pk"`
-	GSI3SK         string `dynamodbav:"gsi3sk"`
+	GSI3PK         string `dynamodbav:"gsi3pk,omitempty"` // only while StatusIndexed
+	GSI3SK         string `dynamodbav:"gsi3sk,omitempty"`
 }
 
 func statusPK(account, status string) string { return "ACCOUNT#" + account + "#STATUS#" + status }
+
+// StatusIndexed tells whether deliveries with status are filed in by_status:
+// those in trouble, retrying or failed. Pending and delivered ones are not,
+// which spares every delivery that succeeds at its first attempt two index
+// writes (into by_status when created, out of it when delivered).
+func StatusIndexed(status string) bool {
+	return status == domain.DeliveryRetrying || status == domain.DeliveryFailed
+}
 
 func toSummary(d domain.Delivery, expires time.Time) summaryItem {
 	key := sortTime(d.CreatedAt) + "#" + d.ID
@@ -101,7 +115,9 @@ func toSummary(d domain.Delivery, expires time.Time) summaryItem {
 		ExpiresAt: expires.Unix(), Carrier: d.Carrier,
 		GSI1PK: accountPK(d.AccountID), GSI1SK: key,
 		GSI2PK: accountPK(d.AccountID) + "#ENDPOINT#" + d.EndpointID, GSI2SK: key,
-		GSI3PK: statusPK(d.AccountID, d.Status), GSI3SK: key,
+	}
+	if StatusIndexed(d.Status) {
+		it.GSI3PK, it.GSI3SK = statusPK(d.AccountID, d.Status), key
 	}
 	if !d.NextAttemptAt.IsZero() {
 		it.NextAttemptAt = d.NextAttemptAt.UTC().Format(time.RFC3339Nano)
@@ -363,7 +379,9 @@ var listBatch = 100
 // Query's limit before its filter, and at most listQueries Queries a page:
 // an endpoint with few deliveries among an account's many of one status
 // gets short pages with a next position, not a request that runs past the
-// function's timeout. Tests lower both.
+// function's timeout. A listing of a status by_status does not file reads
+// at most listQueries Queries of a page's worth of entries and their
+// summaries, and ends short the same way. Tests lower both.
 var (
 	listScan    int32 = 1000
 	listQueries       = 10
@@ -376,7 +394,9 @@ var (
 // as one page may (listQueries) without filling up.
 //
 // The indexes hold keys only (by_status also the endpoint id), so a page is a
-// Query for keys and a consistent BatchGetItem for the summaries. An index is
+// Query for keys and a consistent BatchGetItem for the summaries. A status
+// by_status does not file (pending, delivered) is read from the account's or
+// the endpoint's index and kept where the summary has it. An index is
 // eventually consistent: a summary whose status no longer matches the status
 // asked for is left out, and so is one that is gone from the table, and the
 // page is filled from further index entries.
@@ -388,11 +408,12 @@ func (st *Store) ListDeliveries(ctx context.Context, account string, f DeliveryF
 	var filter *string
 	values := map[string]types.AttributeValue{}
 	switch {
-	case f.Status != "":
+	case StatusIndexed(f.Status):
 		// The status's index, narrowed to the endpoint by its projected
 		// endpoint_id, which never changes: a filter on the index entries is
 		// cheaper than reading every summary of the endpoint to check its
-		// status.
+		// status. Other statuses are not indexed: the account's or the
+		// endpoint's index is read, and the summaries' status decides below.
 		index, pkName, skName, pk = IndexByStatus, "gsi3pk", "gsi3sk", statusPK(account, f.Status)
 		if f.EndpointID != "" {
 			filter = aws.String("endpoint_id = :ep")
@@ -534,12 +555,13 @@ func (st *Store) StartRound(ctx context.Context, account, id string, attempts in
 	out, err := st.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 		TableName: &st.deliveriesTable,
 		Key:       key(summarySK),
-		UpdateExpression: aws.String("SET #s = :pending, gsi3pk = :gsi3, round_start = :round, " +
-			"next_attempt_at = :now, updated_at = :now, expires_at = :exp"),
+		// Pending again, so out of by_status.
+		UpdateExpression: aws.String("SET #s = :pending, round_start = :round, " +
+			"next_attempt_at = :now, updated_at = :now, expires_at = :exp REMOVE gsi3pk, gsi3sk"),
 		ConditionExpression:      aws.String("attribute_exists(pk) AND attempt_count = :attempts"),
 		ExpressionAttributeNames: map[string]string{"#s": "status"},
 		ExpressionAttributeValues: map[string]types.AttributeValue{
-			":pending": s(domain.DeliveryPending), ":gsi3": s(statusPK(account, domain.DeliveryPending)),
+			":pending":  s(domain.DeliveryPending),
 			":attempts": &types.AttributeValueMemberN{Value: strconv.Itoa(attempts)},
 			":round":    &types.AttributeValueMemberN{Value: strconv.Itoa(attempts + 1)},
 			":now":      s(now.UTC().Format(time.RFC3339Nano)), ":exp": exp,

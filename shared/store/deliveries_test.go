@@ -352,54 +352,111 @@ func (q *queryCounter) option(stack *middleware.Stack) error {
 		}), middleware.After)
 }
 
-// TestFilteredListingReadsABoundedAmountAPage: listing one endpoint's
-// deliveries of a status reads the status's index entries of the whole
-// account and filters them. An endpoint with few among the account's many
-// gets short (even empty) pages with a next position, each from a bounded
-// number of Queries, rather than one request that reads them all; following
-// the positions still lists every one of its deliveries, newest first.
+// TestFilteredListingReadsABoundedAmountAPage: a listing that keeps only
+// some of the index entries it reads gets short (even empty) pages with a
+// next position, each from a bounded number of Queries, rather than one
+// request that reads them all; following the positions still lists every
+// delivery asked for, newest first. Two such listings: one endpoint's
+// deliveries of a status, filtered from the status's index entries of the
+// whole account, and a status by_status does not file (pending), kept from
+// the account's whole log by the summaries' status.
 func TestFilteredListingReadsABoundedAmountAPage(t *testing.T) {
 	defer store.SetListReads(4, 2)()
 	stack := awstest.LoadStack(t)
 	qc := &queryCounter{}
 	db := dynamodb.NewFromConfig(awstest.Config(t), func(o *dynamodb.Options) { o.APIOptions = append(o.APIOptions, qc.option) })
 	st := store.New(db, stack.Outputs["EndpointsTableName"], stack.Outputs["DeliveriesTableName"])
-	account := uniqueAccount()
 	busy, quiet := ids.New("ep", listBase), ids.New("ep", listBase.Add(time.Second))
-	var want []domain.Delivery
-	for i := 0; i < 30; i++ {
-		ep := busy
-		if i == 2 || i == 3 || i == 17 {
-			ep = quiet
+	for _, c := range []struct {
+		filter       store.DeliveryFilter
+		many, sought string // status of the many, and of the few sought
+	}{
+		{store.DeliveryFilter{Status: domain.DeliveryFailed, EndpointID: quiet}, domain.DeliveryFailed, domain.DeliveryFailed},
+		{store.DeliveryFilter{Status: domain.DeliveryPending}, domain.DeliveryDelivered, domain.DeliveryPending},
+	} {
+		account := uniqueAccount()
+		var want []domain.Delivery
+		for i := 0; i < 30; i++ {
+			ep, status := busy, c.many
+			if i == 2 || i == 3 || i == 17 {
+				ep, status = quiet, c.sought
+			}
+			d := putDelivery(t, st, account, ep, status, i)
+			if ep == quiet {
+				want = append(want, d)
+			}
 		}
-		d := putDelivery(t, st, account, ep, domain.DeliveryFailed, i)
-		if ep == quiet {
-			want = append(want, d)
+		var got []string
+		after := ""
+		for pages := 1; ; pages++ {
+			before := qc.n
+			ds, next, err := st.ListDeliveries(context.Background(), account, c.filter, 2, after)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if q := qc.n - before; q > 2 {
+				t.Fatalf("%+v: page %d took %d Queries, want at most 2", c.filter, pages, q)
+			}
+			for _, d := range ds {
+				got = append(got, d.ID)
+			}
+			if next == "" {
+				break
+			}
+			if pages > 20 {
+				t.Fatalf("%+v: no end after 20 pages", c.filter)
+			}
+			after = next
+		}
+		if w := newestFirst(want...); !slices.Equal(got, w) {
+			t.Errorf("%+v: listed %v\nwant %v", c.filter, got, w)
 		}
 	}
-	var got []string
-	after := ""
-	for pages := 1; ; pages++ {
-		before := qc.n
-		ds, next, err := st.ListDeliveries(context.Background(), account, store.DeliveryFilter{Status: domain.DeliveryFailed, EndpointID: quiet}, 2, after)
+}
+
+// TestOnlyDeliveriesInTroubleAreInTheStatusIndex: by_status files retrying
+// and failed deliveries only, so one delivered at its first attempt never
+// enters it (two index writes fewer), and a delivery leaves it when it is
+// delivered after retries or starts a new round.
+func TestOnlyDeliveriesInTroubleAreInTheStatusIndex(t *testing.T) {
+	st := newStore(t)
+	ctx := context.Background()
+	account := uniqueAccount()
+	d := putDelivery(t, st, account, "ep_1", domain.DeliveryPending, 0)
+	filed := func(step, want string) {
+		t.Helper()
+		got, err := st.StatusIndexKey(ctx, account, d.ID)
 		if err != nil {
+			t.Fatalf("%s: %v", step, err)
+		}
+		if want != "" {
+			want = "ACCOUNT#" + account + "#STATUS#" + want
+		}
+		if got != want {
+			t.Errorf("%s: filed under %q, want %q", step, got, want)
+		}
+	}
+	filed("created", "")
+	save := func(status string) {
+		t.Helper()
+		prev := d.AttemptCount
+		d.AttemptCount, d.Status = prev+1, status
+		if err := st.SaveDelivery(ctx, d, prev, time.Now().Add(time.Hour)); err != nil {
 			t.Fatal(err)
 		}
-		if q := qc.n - before; q > 2 {
-			t.Fatalf("page %d took %d Queries, want at most 2", pages, q)
-		}
-		for _, d := range ds {
-			got = append(got, d.ID)
-		}
-		if next == "" {
-			break
-		}
-		if pages > 20 {
-			t.Fatal("no end after 20 pages")
-		}
-		after = next
 	}
-	if w := newestFirst(want...); !slices.Equal(got, w) {
-		t.Errorf("listed %v\nwant %v", got, w)
+	save(domain.DeliveryRetrying)
+	filed("retrying", domain.DeliveryRetrying)
+	save(domain.DeliveryFailed)
+	filed("failed", domain.DeliveryFailed)
+	got, err := st.StartRound(ctx, account, d.ID, d.AttemptCount, time.Now(), time.Now().Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
 	}
+	d = got
+	filed("new round", "")
+	save(domain.DeliveryRetrying)
+	filed("retrying again", domain.DeliveryRetrying)
+	save(domain.DeliveryDelivered)
+	filed("delivered", "")
 }

@@ -78,3 +78,22 @@ func SetListReads(scan int32, queries int) (restore func()) {
 	listScan, listQueries = scan, queries
 	return func() { listScan, listQueries = oldScan, oldQueries }
 }
+
+// StatusIndexKey is the by_status partition key account's delivery id is
+// filed under, empty when it is not filed there.
+func (st *Store) StatusIndexKey(ctx context.Context, account, id string) (string, error) {
+	out, err := st.db.GetItem(ctx, &dynamodb.GetItemInput{
+		TableName: &st.deliveriesTable, ConsistentRead: aws.Bool(true),
+		Key: map[string]types.AttributeValue{"pk": s(deliveryPK(account, id)), "sk": s(summarySK)},
+	})
+	if err != nil {
+		return "", err
+	}
+	if len(out.Item) == 0 {
+		return "", errors.New("no summary")
+	}
+	if _, ok := out.Item["gsi3sk"]; ok != (out.Item["gsi3pk"] != nil) {
+		return "", errors.New("gsi3pk and gsi3sk are not both there or both gone")
+	}
+	return stringAttr(out.Item, "gsi3pk"), nil
+}
