@@ -71,11 +71,14 @@ func (h *Handler) handleTasks(ctx context.Context, msgs []Message, rec *metrics.
 		}
 	})
 
-	// Log every attempt made, in batches, before any summary claims it.
+	// Log every attempt made, in batches, before any summary claims it;
+	// each request sent keeps its own record, also when another invocation
+	// sent the same attempt (the one whose summary write wins decides the
+	// delivery's state, and both requests were sent).
 	var items []store.LogItem
 	for _, a := range work {
 		if a.number > 0 {
-			items = append(items, store.LogItem{AccountID: a.d.AccountID, DeliveryID: a.d.ID, Expires: h.expires(), Attempt: &domain.Attempt{
+			items = append(items, store.LogItem{AccountID: a.d.AccountID, DeliveryID: a.d.ID, Expires: h.expires(), Request: store.NewRequestKey(), Attempt: &domain.Attempt{
 				Number: a.number, At: a.at, StatusCode: a.res.StatusCode, LatencyMS: a.res.Latency.Milliseconds(),
 				Error: errString(a.res.Err), ResponseBody: string(a.res.ResponseBody),
 			}})

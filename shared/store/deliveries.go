@@ -1,9 +1,13 @@
 package store
 
 import (
+	"cmp"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -20,7 +24,7 @@ import (
 //
 //	DELIVERY#<account>#<delivery>  #SUMMARY          status, counts, ids (small: updated per attempt)
 //	DELIVERY#<account>#<delivery>  #PAYLOAD          the body sent, written once
-//	DELIVERY#<account>#<delivery>  ATTEMPT#<number>  one item per attempt, written once
+//	DELIVERY#<account>#<delivery>  ATTEMPT#<number>#<request>  one item per request sent, written once
 //
 // so one Query reads a delivery with its payload and attempts. Only summary
 // items carry the index keys, so the three sparse indexes list deliveries
@@ -189,7 +193,20 @@ type LogItem struct {
 	DeliveryID string
 	Payload    []byte          // set for the payload item
 	Attempt    *domain.Attempt // set for an attempt item
-	Expires    time.Time
+	// Request tells apart two requests sent for the same attempt (two
+	// invocations holding one task message, a repeated fan-out): each keeps
+	// its own item instead of the last written replacing the other. Set it
+	// with NewRequestKey once per request sent; empty, the item is keyed by
+	// the attempt number alone.
+	Request string
+	Expires time.Time
+}
+
+// NewRequestKey returns a random key for LogItem.Request.
+func NewRequestKey() string {
+	var b [6]byte
+	_, _ = rand.Read(b[:]) // never fails (crypto/rand)
+	return hex.EncodeToString(b[:])
 }
 
 type payloadItem struct {
@@ -211,7 +228,12 @@ type attemptItem struct {
 	ExpiresAt    int64  `dynamodbav:"expires_at"`
 }
 
-func attemptSK(n int) string { return fmt.Sprintf("%s%06d", attemptPrefix, n) }
+func attemptSK(n int, request string) string {
+	if request == "" {
+		return fmt.Sprintf("%s%06d", attemptPrefix, n)
+	}
+	return fmt.Sprintf("%s%06d#%s", attemptPrefix, n, request)
+}
 
 // PutLogItems writes payload and attempt items, 25 to a BatchWriteItem,
 // retrying what DynamoDB leaves unprocessed. The items are built by hand
@@ -247,7 +269,7 @@ func logItemValues(li LogItem) map[string]types.AttributeValue {
 	expires := &types.AttributeValueMemberN{Value: strconv.FormatInt(li.Expires.Unix(), 10)}
 	if a := li.Attempt; a != nil {
 		return map[string]types.AttributeValue{
-			"pk": s(pk), "sk": s(attemptSK(a.Number)),
+			"pk": s(pk), "sk": s(attemptSK(a.Number, li.Request)),
 			"number":        &types.AttributeValueMemberN{Value: strconv.Itoa(a.Number)},
 			"at":            s(a.At.UTC().Format(time.RFC3339Nano)),
 			"status_code":   &types.AttributeValueMemberN{Value: strconv.Itoa(a.StatusCode)},
@@ -312,7 +334,9 @@ func (st *Store) SaveDelivery(ctx context.Context, d domain.Delivery, prev int, 
 }
 
 // DeliveryDetail returns a delivery with its payload and attempts, in one
-// Query.
+// Query. The attempts are every request sent, in the order sent: two
+// requests sent for one attempt (see LogItem.Request) are both there, with
+// the same number.
 func (st *Store) DeliveryDetail(ctx context.Context, account, id string) (domain.Delivery, []byte, []domain.Attempt, error) {
 	var d domain.Delivery
 	var payload []byte
@@ -361,6 +385,11 @@ func (st *Store) DeliveryDetail(ctx context.Context, account, id string) (domain
 	if !found {
 		return d, nil, nil, domain.Errorf(domain.CodeNotFound, "delivery %s not found", id)
 	}
+	// Keys order attempts by number, and two requests of one number by
+	// their random keys: by time is the order they were sent.
+	slices.SortStableFunc(attempts, func(a, b domain.Attempt) int {
+		return cmp.Or(cmp.Compare(a.Number, b.Number), a.At.Compare(b.At))
+	})
 	return d, payload, attempts, nil
 }
 

@@ -460,3 +460,36 @@ func TestOnlyDeliveriesInTroubleAreInTheStatusIndex(t *testing.T) {
 	save(domain.DeliveryDelivered)
 	filed("delivered", "")
 }
+
+// TestTwoRequestsOfOneAttemptAreBothInTheLog: two requests sent for one
+// attempt (two invocations holding one task) keep a record each, in the
+// order sent, however their random keys sort.
+func TestTwoRequestsOfOneAttemptAreBothInTheLog(t *testing.T) {
+	st := newStore(t)
+	ctx := context.Background()
+	account := uniqueAccount()
+	d := putDelivery(t, st, account, "ep_1", domain.DeliveryDelivered, 2)
+	at := time.Date(2026, 11, 27, 10, 55, 3, 0, time.UTC)
+	sent := func(n, status int, at time.Time, request string) store.LogItem {
+		return store.LogItem{AccountID: account, DeliveryID: d.ID, Expires: time.Now().Add(time.Hour), Request: request,
+			Attempt: &domain.Attempt{Number: n, At: at, StatusCode: status}}
+	}
+	if err := st.PutLogItems(ctx, []store.LogItem{sent(2, 200, at.Add(time.Minute), store.NewRequestKey()),
+		sent(1, 502, at.Add(time.Second), "000000000000"), sent(1, 500, at, "ffffffffffff")}); err != nil {
+		t.Fatal(err)
+	}
+	_, _, attempts, err := st.DeliveryDetail(ctx, account, d.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, a := range attempts {
+		got = append(got, fmt.Sprint(a.Number, ":", a.StatusCode))
+	}
+	if want := []string{"1:500", "1:502", "2:200"}; !slices.Equal(got, want) {
+		t.Errorf("attempts %v, want %v", got, want)
+	}
+	if k := store.NewRequestKey(); len(k) != 12 || k == store.NewRequestKey() {
+		t.Errorf("request key %q: want 12 random hex digits", k)
+	}
+}

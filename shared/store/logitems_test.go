@@ -22,9 +22,9 @@ import (
 func TestLogItemValuesMatchTheItemStructs(t *testing.T) {
 	at := time.Date(2026, 11, 27, 10, 55, 3, 123456789, time.UTC)
 	expires := at.Add(30 * 24 * time.Hour)
-	attempt := LogItem{AccountID: "acc_1", DeliveryID: "dlv_1", Expires: expires, Attempt: &domain.Attempt{
+	attempt := LogItem{AccountID: "acc_1", DeliveryID: "dlv_1", Expires: expires, Request: "0a1b2c3d4e5f", Attempt: &domain.Attempt{
 		Number: 3, At: at, StatusCode: 503, LatencyMS: 1234, Error: "receiver answered 503", ResponseBody: `{"busy":true}`}}
-	want, err := attributevalue.MarshalMap(attemptItem{PK: deliveryPK("acc_1", "dlv_1"), SK: attemptSK(3), Number: 3,
+	want, err := attributevalue.MarshalMap(attemptItem{PK: deliveryPK("acc_1", "dlv_1"), SK: "ATTEMPT#000003#0a1b2c3d4e5f", Number: 3,
 		At: at.Format(time.RFC3339Nano), StatusCode: 503, LatencyMS: 1234, Error: "receiver answered 503",
 		ResponseBody: `{"busy":true}`, ExpiresAt: expires.Unix()})
 	if err != nil {
@@ -79,11 +79,19 @@ func TestPutLogItemsNamesEachKeyOnce(t *testing.T) {
 	attempt := func(delivery string, n, status int) LogItem {
 		return LogItem{AccountID: "acc_1", DeliveryID: delivery, Expires: at, Attempt: &domain.Attempt{Number: n, At: at, StatusCode: status}}
 	}
-	err := st.PutLogItems(context.Background(), []LogItem{attempt("dlv_1", 1, 500), attempt("dlv_2", 1, 200), attempt("dlv_1", 1, 503), attempt("dlv_1", 2, 200)})
+	// Two requests of one attempt with their keys are two records.
+	sent := func(delivery string, n, status int, request string) LogItem {
+		li := attempt(delivery, n, status)
+		li.Request = request
+		return li
+	}
+	err := st.PutLogItems(context.Background(), []LogItem{attempt("dlv_1", 1, 500), attempt("dlv_2", 1, 200), attempt("dlv_1", 1, 503), attempt("dlv_1", 2, 200),
+		sent("dlv_3", 1, 500, "aaaaaaaaaaaa"), sent("dlv_3", 1, 503, "bbbbbbbbbbbb"), sent("dlv_3", 1, 503, "bbbbbbbbbbbb")})
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []string{"DELIVERY#acc_1#dlv_1 " + attemptSK(1), "DELIVERY#acc_1#dlv_2 " + attemptSK(1), "DELIVERY#acc_1#dlv_1 " + attemptSK(2)}
+	want := []string{"DELIVERY#acc_1#dlv_1 ATTEMPT#000001", "DELIVERY#acc_1#dlv_2 ATTEMPT#000001", "DELIVERY#acc_1#dlv_1 ATTEMPT#000002",
+		"DELIVERY#acc_1#dlv_3 ATTEMPT#000001#aaaaaaaaaaaa", "DELIVERY#acc_1#dlv_3 ATTEMPT#000001#bbbbbbbbbbbb"}
 	if !reflect.DeepEqual(keys, want) {
 		t.Errorf("written keys %q, want %q", keys, want)
 	}
