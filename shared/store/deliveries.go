@@ -24,12 +24,13 @@ import (
 //
 //	DELIVERY#<account>#<delivery>  #SUMMARY          status, counts, ids (small: updated per attempt)
 //	DELIVERY#<account>#<delivery>  #PAYLOAD          the body sent, written once
-//	DELIVERY#<account>#<delivery>  ATTEMPT#<number>#<request>  one item per request sent, written once
+//	DELIVERY#<account>#<delivery>  ATTEMPT#<number>#<request>  one item per request recorded, written once
 //
 // so one Query reads a delivery with its payload and attempts. Only summary
 // items carry the index keys, so the three sparse indexes list deliveries
-// newest first per account (by_account), per endpoint (by_endpoint) and per
-// status (by_status). Every item carries expires_at for the table's TTL.
+// newest first per account (by_account), per endpoint (by_endpoint) and, for
+// deliveries in trouble, per status (by_status). Every item carries
+// expires_at for the table's TTL.
 //
 // The indexes hold keys, not summaries: by_account and by_endpoint only the
 // keys (KEYS_ONLY), by_status also endpoint_id. Their keys and endpoint_id
@@ -52,8 +53,9 @@ import (
 // 1 KB, creating a delivery costs 3 write units (the item and its by_account
 // and by_endpoint entries), delivering it at its first attempt 1 (the item),
 // a write that enters by_status (retrying after pending) or leaves it
-// (delivered after retrying, or a new round) 2, one that moves within it
-// (failed after retrying) 3, and one that keeps the status 1. Listing reads
+// (delivered after retrying, or a new round after failed) 2, one that moves
+// within it (failed after retrying) 3, and one that keeps the status (or
+// starts a new round after delivered) 1. Listing reads
 // the summaries by key (see ListDeliveries).
 const (
 	summarySK     = "#SUMMARY"
@@ -334,9 +336,9 @@ func (st *Store) SaveDelivery(ctx context.Context, d domain.Delivery, prev int, 
 }
 
 // DeliveryDetail returns a delivery with its payload and attempts, in one
-// Query. The attempts are every request sent, in the order sent: two
-// requests sent for one attempt (see LogItem.Request) are both there, with
-// the same number.
+// Query. The attempts are every request recorded, by attempt number and
+// then by time sent: two requests recorded for one attempt (see
+// LogItem.Request) are both there, with the same number.
 func (st *Store) DeliveryDetail(ctx context.Context, account, id string) (domain.Delivery, []byte, []domain.Attempt, error) {
 	var d domain.Delivery
 	var payload []byte
@@ -386,7 +388,7 @@ func (st *Store) DeliveryDetail(ctx context.Context, account, id string) (domain
 		return d, nil, nil, domain.Errorf(domain.CodeNotFound, "delivery %s not found", id)
 	}
 	// Keys order attempts by number, and two requests of one number by
-	// their random keys: by time is the order they were sent.
+	// their random keys: order those by the time they were sent.
 	slices.SortStableFunc(attempts, func(a, b domain.Attempt) int {
 		return cmp.Or(cmp.Compare(a.Number, b.Number), a.At.Compare(b.At))
 	})
@@ -408,9 +410,12 @@ var listBatch = 100
 // Query's limit before its filter, and at most listQueries Queries a page:
 // an endpoint with few deliveries among an account's many of one status
 // gets short pages with a next position, not a request that runs past the
-// function's timeout. A listing of a status by_status does not file reads
-// at most listQueries Queries of a page's worth of entries and their
-// summaries, and ends short the same way. Tests lower both.
+// function's timeout. A listing of a status by_status does not file
+// (pending, delivered) keeps the summaries with that status, so it reads
+// the summary of every entry it looks at: a page's worth with its first
+// Query, which delivered deliveries (most of them) usually fill, then up to
+// min(listScan, listBatch) entries a Query for a rarer status; at most
+// listQueries Queries a page as well. Tests lower both.
 var (
 	listScan    int32 = 1000
 	listQueries       = 10
@@ -476,17 +481,22 @@ func (st *Store) ListDeliveries(ctx context.Context, account string, f DeliveryF
 	// Entries may be filtered out or left out, so a page may come back short;
 	// read on until it is full or the index ends. One more than asked tells
 	// whether a next page exists.
+	bySummary := f.Status != "" && !StatusIndexed(f.Status)
 	for queries := 1; len(out) <= limit; queries++ {
 		in.Limit = aws.Int32(int32(limit + 1 - len(out)))
-		if filter != nil {
+		switch {
+		case filter != nil:
 			in.Limit = aws.Int32(max(*in.Limit, listScan))
+		case bySummary && queries > 1:
+			// The first Query did not fill the page: look further at once.
+			in.Limit = aws.Int32(max(*in.Limit, min(listScan, int32(listBatch))))
 		}
 		page, err := st.db.Query(ctx, in)
 		if err != nil {
 			return nil, "", fmt.Errorf("list deliveries of account %s: %w", account, err)
 		}
 		items, lastKey := page.Items, page.LastEvaluatedKey
-		if need := limit + 1 - len(out); len(items) > need {
+		if need := limit + 1 - len(out); filter != nil && len(items) > need {
 			// A filtered Query may find more than the page needs: read the
 			// summaries of those it needs, and go on after the last of them.
 			items = items[:need]

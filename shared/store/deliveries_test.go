@@ -493,3 +493,37 @@ func TestTwoRequestsOfOneAttemptAreBothInTheLog(t *testing.T) {
 		t.Errorf("request key %q: want 12 random hex digits", k)
 	}
 }
+
+// TestListingFromAnotherEndpointsPosition: a page of one endpoint's
+// deliveries can end at an entry of another endpoint (a listing filtered
+// on by_status returns the last entry it read), and a cursor made before
+// pending and delivered listings moved from by_status to by_endpoint may
+// hold such a position. Listing the endpoint from it goes on with its
+// deliveries older than that position.
+func TestListingFromAnotherEndpointsPosition(t *testing.T) {
+	st := newStore(t)
+	account := uniqueAccount()
+	epA, epB := ids.New("ep", listBase), ids.New("ep", listBase.Add(time.Second))
+	var a, b []domain.Delivery
+	for i := 0; i < 10; i++ {
+		if i%2 == 0 {
+			a = append(a, putDelivery(t, st, account, epA, domain.DeliveryDelivered, i))
+		} else {
+			b = append(b, putDelivery(t, st, account, epB, domain.DeliveryDelivered, i))
+		}
+	}
+	// b[2] was created at 5 s: epA's older deliveries are a[2], a[1], a[0].
+	for _, f := range []store.DeliveryFilter{{EndpointID: epA, Status: domain.DeliveryDelivered}, {EndpointID: epA}} {
+		ds, next, err := st.ListDeliveries(context.Background(), account, f, 10, store.Position(b[2]))
+		if err != nil {
+			t.Fatalf("%+v: %v", f, err)
+		}
+		var got []string
+		for _, d := range ds {
+			got = append(got, d.ID)
+		}
+		if want := []string{a[2].ID, a[1].ID, a[0].ID}; !slices.Equal(got, want) || next != "" {
+			t.Errorf("%+v: %v (next %q)\nwant %v", f, got, next, want)
+		}
+	}
+}

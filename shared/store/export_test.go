@@ -10,6 +10,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/customerthermometer/webhooks/shared/domain"
 )
 
 // SetListBatch makes ListDeliveries read n summaries to a BatchGetItem until
@@ -97,3 +99,6 @@ func (st *Store) StatusIndexKey(ctx context.Context, account, id string) (string
 	}
 	return stringAttr(out.Item, "gsi3pk"), nil
 }
+
+// Position is the listing position of d: its index sort key.
+func Position(d domain.Delivery) string { return sortTime(d.CreatedAt) + "#" + d.ID }
