@@ -133,8 +133,7 @@ func (h *Handler) handleTasks(ctx context.Context, msgs []Message, rec *metrics.
 // of the same batch also names (a second task queued by a repeated fan-out,
 // a redelivery, a hand-over left behind) as that task's twin. Only one of
 // them makes the attempt, the one of the latest round: two attempts of one
-// delivery in one batch would send the webhook twice and write the same
-// attempt twice into one log batch, which DynamoDB refuses whole.
+// delivery in one batch would send the webhook twice for nothing.
 func pairTwins(work []*attempt) {
 	type key [2]string
 	pending := func(a *attempt) bool { return !a.done && a.task.Kind == "delivery" }
