@@ -70,6 +70,20 @@ func (c *counter) capacity(params any) {
 	}
 }
 
+// refused adds the capacity of a write DynamoDB refused because its
+// condition failed: DynamoDB still charges write units for it, by the size
+// of the item already there (at least 1; sized here from the item sent,
+// which is about the same for a summary), and writes no index. Callers
+// hold c.mu.
+func (c *counter) refused(params any) {
+	switch p := params.(type) {
+	case *dynamodb.PutItemInput:
+		c.wru += capacityUnits(itemSize(p.Item), 1024)
+	case *dynamodb.UpdateItemInput, *dynamodb.DeleteItemInput:
+		c.wru++
+	}
+}
+
 // statusEntry is the by_status entries a summary of status has: 1 or 0.
 func statusEntry(status string) float64 {
 	if store.StatusIndexed(status) {

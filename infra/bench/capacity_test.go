@@ -62,3 +62,24 @@ func TestCapacityOfASummaryLifecycle(t *testing.T) {
 	step(&dynamodb.BatchWriteItemInput{RequestItems: map[string][]types.WriteRequest{"t": {
 		{PutRequest: &types.PutRequest{Item: summary("x", 10)}}, {PutRequest: &types.PutRequest{Item: summary("x", 2100)}}}}}, 1+3)
 }
+
+// TestCapacityOfARefusedWrite: a settle refused by its condition (the loser
+// of two invocations that made one attempt) costs its item's units, writes
+// no index, and leaves the status the winner wrote.
+func TestCapacityOfARefusedWrite(t *testing.T) {
+	c := newCounter()
+	summary := func(status string) map[string]types.AttributeValue {
+		return map[string]types.AttributeValue{"pk": &types.AttributeValueMemberS{Value: "DELIVERY#a#d"},
+			"sk": &types.AttributeValueMemberS{Value: "#SUMMARY"}, "status": &types.AttributeValueMemberS{Value: status}}
+	}
+	c.capacity(&dynamodb.PutItemInput{Item: summary("pending"), ConditionExpression: aws.String("attribute_not_exists(pk)")})
+	c.capacity(&dynamodb.PutItemInput{Item: summary("delivered"), ConditionExpression: aws.String("attempt_count = :prev")})
+	before := c.wru
+	c.refused(&dynamodb.PutItemInput{Item: summary("retrying"), ConditionExpression: aws.String("attempt_count = :prev")})
+	if got := c.wru - before; got != 1 {
+		t.Errorf("refused settle: %v WRU, want 1", got)
+	}
+	if c.status["DELIVERY#a#d"] != "delivered" {
+		t.Errorf("status after a refused settle %q, want the winner's delivered", c.status["DELIVERY#a#d"])
+	}
+}

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -20,6 +21,7 @@ import (
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	awskms "github.com/aws/aws-sdk-go-v2/service/kms"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
@@ -66,12 +68,20 @@ func (c *counter) option(stack *middleware.Stack) error {
 			case *sqs.ChangeMessageVisibilityBatchInput:
 				n = len(p.Entries)
 			}
+			out, md, err := next.HandleInitialize(ctx, in)
 			c.mu.Lock()
 			c.calls[key]++
 			c.entries[key] += n
-			c.capacity(in.Parameters)
+			// Capacity once the answer is known: a write refused by its
+			// condition costs its item's units and changes no index.
+			var ccf *ddbtypes.ConditionalCheckFailedException
+			if errors.As(err, &ccf) {
+				c.refused(in.Parameters)
+			} else {
+				c.capacity(in.Parameters)
+			}
 			c.mu.Unlock()
-			return next.HandleInitialize(ctx, in)
+			return out, md, err
 		}), middleware.After)
 }
 

@@ -63,8 +63,10 @@ func throughput(n int) error {
 		OccurredAt: "2026-11-27T10:55:03Z", Webhook: payload.Webhook{ID: "ep_01M8EA9XTR0000000000000000", Name: "Red comments to helpdesk"},
 		Thermometer: payload.Thermometer{ID: "th_42", Name: "Support tickets", Type: "email"}, Response: response}.JSON()
 
-	// Bare loop: the same body, POSTed by batch workers over keep-alive.
-	plain := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
+	// Bare loop: the same body, POSTed by batch workers over keep-alive,
+	// through the HTTP transport directly as the delivery path sends
+	// (http.Client would add a copy of every header per request).
+	plain := &http.Transport{MaxIdleConnsPerHost: 64}
 	warm(func() { post(plain, receiver.URL, sample) })
 	bare := rate(n, func(i int) { post(plain, receiver.URL, sample) }, nil)
 
@@ -106,7 +108,7 @@ func throughput(n int) error {
 		res := client.Send(ctx, dispatch.Webhook{URL: target + "/hook", Secret: secret, EndpointID: "ep_01M8EA9XTR0000000000000000",
 			DeliveryID: d, Event: "comment", Attempt: 1, Body: body})
 		logMu.Lock()
-		pending = append(pending, store.LogItem{AccountID: "acc_bench", DeliveryID: d, Expires: time.Now().Add(time.Hour), Attempt: &domain.Attempt{
+		pending = append(pending, store.LogItem{AccountID: "acc_bench", DeliveryID: d, Expires: time.Now().Add(time.Hour), Request: store.NewRequestKey(), Attempt: &domain.Attempt{
 			Number: 1, At: time.Now(), StatusCode: res.StatusCode, LatencyMS: res.Latency.Milliseconds(), ResponseBody: string(res.ResponseBody)}})
 		logMu.Unlock()
 	}
@@ -161,7 +163,7 @@ func throughput(n int) error {
 	fmt.Printf("  ratio                       %8.2f  (goal: 0.80 or better)\n", path.perSecond/bare.perSecond)
 	fmt.Printf("  without the log write       %8.0f deliveries/s   %5.1f µs CPU each  (ratio %.2f)\n", sendOnly.perSecond, sendOnly.cpu, sendOnly.perSecond/bare.perSecond)
 	fmt.Printf("  the path's request, replayed %7.0f requests/s     %5.1f µs CPU each  (ratio %.2f: every contract header, no work)\n", replayed.perSecond, replayed.cpu, replayed.perSecond/bare.perSecond)
-	fmt.Printf("  where the gap goes          contract headers %.2f × the service's work for the request %.2f × log write %.2f = %.2f\n",
+	fmt.Printf("  where the gap goes          contract headers %.3f × the service's work for the request %.3f × log write %.3f = %.3f\n",
 		replayed.perSecond/bare.perSecond, sendOnly.perSecond/replayed.perSecond, path.perSecond/sendOnly.perSecond, path.perSecond/bare.perSecond)
 	for _, r := range slowRuns {
 		fmt.Printf("  receiver answering in %-5v %8.0f requests/s bare, %.0f deliveries/s  (ratio %.2f, %d deliveries)\n", r.delay, r.bare.perSecond, r.path.perSecond, r.path.perSecond/r.bare.perSecond, n/10)
@@ -169,7 +171,7 @@ func throughput(n int) error {
 	return nil
 }
 
-func post(c *http.Client, url string, body []byte) {
+func post(c http.RoundTripper, url string, body []byte) {
 	req, err := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
 	if err != nil {
 		panic(err)
@@ -178,8 +180,8 @@ func post(c *http.Client, url string, body []byte) {
 	send(c, req)
 }
 
-func send(c *http.Client, req *http.Request) {
-	resp, err := c.Do(req)
+func send(c http.RoundTripper, req *http.Request) {
+	resp, err := c.RoundTrip(req)
 	if err != nil {
 		panic(err)
 	}
