@@ -28,13 +28,15 @@ func TestItemSize(t *testing.T) {
 	}
 }
 
+// summaryItem is delivery d's summary with status, padded by pad bytes.
+func summaryItem(d, status string, pad int) map[string]types.AttributeValue {
+	return map[string]types.AttributeValue{"pk": &types.AttributeValueMemberS{Value: "DELIVERY#a#" + d},
+		"sk": &types.AttributeValueMemberS{Value: "#SUMMARY"}, "status": &types.AttributeValueMemberS{Value: status},
+		"pad": &types.AttributeValueMemberS{Value: strings.Repeat("x", pad)}}
+}
+
 func TestCapacityOfASummaryLifecycle(t *testing.T) {
 	c := newCounter()
-	summary := func(status string, pad int) map[string]types.AttributeValue {
-		return map[string]types.AttributeValue{"pk": &types.AttributeValueMemberS{Value: "DELIVERY#a#d"},
-			"sk": &types.AttributeValueMemberS{Value: "#SUMMARY"}, "status": &types.AttributeValueMemberS{Value: status},
-			"pad": &types.AttributeValueMemberS{Value: strings.Repeat("x", pad)}}
-	}
 	step := func(in any, want float64) {
 		t.Helper()
 		before := c.wru
@@ -43,24 +45,20 @@ func TestCapacityOfASummaryLifecycle(t *testing.T) {
 			t.Errorf("%T: %v WRU, want %v", in, got, want)
 		}
 	}
+	create, settle := aws.String("attribute_not_exists(pk)"), aws.String("attempt_count = :prev")
 	// Created pending: by_account and by_endpoint; delivered at once: the
 	// item alone (neither status is in by_status).
-	step(&dynamodb.PutItemInput{Item: summary("pending", 100), ConditionExpression: aws.String("attribute_not_exists(pk)")}, 1+2)
-	step(&dynamodb.PutItemInput{Item: summary("delivered", 100), ConditionExpression: aws.String("attempt_count = :prev")}, 1)
+	step(&dynamodb.PutItemInput{Item: summaryItem("d", "pending", 100), ConditionExpression: create}, 1+2)
+	step(&dynamodb.PutItemInput{Item: summaryItem("d", "delivered", 100), ConditionExpression: settle}, 1)
 	// Another: into by_status, kept there, moved within it, and out again.
-	summary = func(status string, pad int) map[string]types.AttributeValue {
-		return map[string]types.AttributeValue{"pk": &types.AttributeValueMemberS{Value: "DELIVERY#a#e"},
-			"sk": &types.AttributeValueMemberS{Value: "#SUMMARY"}, "status": &types.AttributeValueMemberS{Value: status},
-			"pad": &types.AttributeValueMemberS{Value: strings.Repeat("x", pad)}}
-	}
-	step(&dynamodb.PutItemInput{Item: summary("pending", 100), ConditionExpression: aws.String("attribute_not_exists(pk)")}, 1+2)
-	step(&dynamodb.PutItemInput{Item: summary("retrying", 100), ConditionExpression: aws.String("attempt_count = :prev")}, 1+1)
-	step(&dynamodb.PutItemInput{Item: summary("retrying", 100), ConditionExpression: aws.String("attempt_count = :prev")}, 1)
-	step(&dynamodb.PutItemInput{Item: summary("failed", 100), ConditionExpression: aws.String("attempt_count = :prev")}, 1+2)
-	step(&dynamodb.UpdateItemInput{Key: summary("", 0)}, 1+1)
-	step(&dynamodb.PutItemInput{Item: summary("delivered", 1500), ConditionExpression: aws.String("attempt_count = :prev")}, 2)
+	step(&dynamodb.PutItemInput{Item: summaryItem("e", "pending", 100), ConditionExpression: create}, 1+2)
+	step(&dynamodb.PutItemInput{Item: summaryItem("e", "retrying", 100), ConditionExpression: settle}, 1+1)
+	step(&dynamodb.PutItemInput{Item: summaryItem("e", "retrying", 100), ConditionExpression: settle}, 1)
+	step(&dynamodb.PutItemInput{Item: summaryItem("e", "failed", 100), ConditionExpression: settle}, 1+2)
+	step(&dynamodb.UpdateItemInput{Key: summaryItem("e", "", 0)}, 1+1)
+	step(&dynamodb.PutItemInput{Item: summaryItem("e", "delivered", 1500), ConditionExpression: settle}, 2)
 	step(&dynamodb.BatchWriteItemInput{RequestItems: map[string][]types.WriteRequest{"t": {
-		{PutRequest: &types.PutRequest{Item: summary("x", 10)}}, {PutRequest: &types.PutRequest{Item: summary("x", 2100)}}}}}, 1+3)
+		{PutRequest: &types.PutRequest{Item: summaryItem("x", "x", 10)}}, {PutRequest: &types.PutRequest{Item: summaryItem("x", "x", 2100)}}}}}, 1+3)
 }
 
 // TestCapacityOfARefusedWrite: a settle refused by its condition (the loser
@@ -68,14 +66,10 @@ func TestCapacityOfASummaryLifecycle(t *testing.T) {
 // no index, and leaves the status the winner wrote.
 func TestCapacityOfARefusedWrite(t *testing.T) {
 	c := newCounter()
-	summary := func(status string) map[string]types.AttributeValue {
-		return map[string]types.AttributeValue{"pk": &types.AttributeValueMemberS{Value: "DELIVERY#a#d"},
-			"sk": &types.AttributeValueMemberS{Value: "#SUMMARY"}, "status": &types.AttributeValueMemberS{Value: status}}
-	}
-	c.capacity(&dynamodb.PutItemInput{Item: summary("pending"), ConditionExpression: aws.String("attribute_not_exists(pk)")})
-	c.capacity(&dynamodb.PutItemInput{Item: summary("delivered"), ConditionExpression: aws.String("attempt_count = :prev")})
+	c.capacity(&dynamodb.PutItemInput{Item: summaryItem("d", "pending", 0), ConditionExpression: aws.String("attribute_not_exists(pk)")})
+	c.capacity(&dynamodb.PutItemInput{Item: summaryItem("d", "delivered", 0), ConditionExpression: aws.String("attempt_count = :prev")})
 	before := c.wru
-	c.refused(&dynamodb.PutItemInput{Item: summary("retrying"), ConditionExpression: aws.String("attempt_count = :prev")})
+	c.refused(&dynamodb.PutItemInput{Item: summaryItem("d", "retrying", 0), ConditionExpression: aws.String("attempt_count = :prev")})
 	if got := c.wru - before; got != 1 {
 		t.Errorf("refused settle: %v WRU, want 1", got)
 	}

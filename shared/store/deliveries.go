@@ -55,8 +55,8 @@ import (
 // a write that enters by_status (retrying after pending) or leaves it
 // (delivered after retrying, or a new round after failed) 2, one that moves
 // within it (failed after retrying) 3, and one that keeps the status (or
-// starts a new round after delivered) 1. Listing reads
-// the summaries by key (see ListDeliveries).
+// starts a new round after delivered) 1. Listing reads the summaries by key
+// (see ListDeliveries).
 const (
 	summarySK     = "#SUMMARY"
 	payloadSK     = "#PAYLOAD"
