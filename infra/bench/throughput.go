@@ -7,9 +7,11 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"runtime"
+	"slices"
 	"sync"
 	"syscall"
 	"time"
@@ -67,8 +69,8 @@ func throughput(n int) error {
 	// through the HTTP transport directly as the delivery path sends
 	// (http.Client would add a copy of every header per request).
 	plain := &http.Transport{MaxIdleConnsPerHost: 64}
-	warm(func() { post(plain, receiver.URL, sample) })
-	bare := rate(n, func(i int) { post(plain, receiver.URL, sample) }, nil)
+	bareWork := func(int) { post(plain, receiver.URL, sample) }
+	warm(func() { bareWork(0) })
 
 	// The same webhook request as the delivery path sends, every contract
 	// header included, built once and POSTed again and again: what the
@@ -90,7 +92,6 @@ func throughput(n int) error {
 		send(plain, req)
 	}
 	warm(func() { replay(0) })
-	replayed := rate(n, replay, nil)
 
 	// Delivery path: build the payload, sign, guarded dial, POST with every
 	// header, and record the attempt in the log, a batch at a time.
@@ -122,15 +123,37 @@ func throughput(n int) error {
 		}
 	}
 	warm(func() { one(-1); flush() })
-	mu.Lock()
-	before := writes
-	mu.Unlock()
-	path := rate(n, one, flush)
-	mu.Lock()
-	pathWrites := writes - before
-	mu.Unlock()
 	// The same without the log write, to show where the difference goes.
-	sendOnly := rate(n, one, func() { logMu.Lock(); pending = nil; logMu.Unlock() })
+	drop := func() { logMu.Lock(); pending = nil; logMu.Unlock() }
+
+	// The four loops take turns, rounds times, so that a change in the
+	// machine's load (it is shared) falls on all of them alike; each figure
+	// is the median of its rounds.
+	loops := []struct {
+		work  func(int)
+		after func()
+	}{{bareWork, nil}, {replay, nil}, {one, drop}, {one, flush}}
+	runs := make([][]run, len(loops))
+	var pathWrites int64
+	for range rounds {
+		for i, l := range loops {
+			mu.Lock()
+			before := writes
+			mu.Unlock()
+			runs[i] = append(runs[i], rate(n/rounds, l.work, l.after))
+			if i == len(loops)-1 {
+				mu.Lock()
+				pathWrites += writes - before
+				mu.Unlock()
+			}
+		}
+	}
+	bare, replayed, sendOnly, path := median(runs[0]), median(runs[1]), median(runs[2]), median(runs[3])
+	low, high := math.Inf(1), math.Inf(-1)
+	for r := range rounds {
+		ratio := runs[3][r].perSecond / runs[0][r].perSecond
+		low, high = min(low, ratio), max(high, ratio)
+	}
 
 	// The same comparison against receivers that take 2 ms and 20 ms to
 	// answer (one in the same region; a fast one on the internet): the log
@@ -157,10 +180,10 @@ func throughput(n int) error {
 		slowRuns = append(slowRuns, delayed{delay, sb, sp})
 	}
 
-	fmt.Printf("throughput (%d deliveries, %d at a time, GOMAXPROCS %d; CPU is the whole process's: sender, receiver and stand-in)\n", n, batch, runtime.GOMAXPROCS(0))
+	fmt.Printf("throughput (%d deliveries, %d at a time, GOMAXPROCS %d, medians of %d interleaved rounds; CPU is the whole process's: sender, receiver and stand-in)\n", n, batch, runtime.GOMAXPROCS(0), rounds)
 	fmt.Printf("  bare keep-alive POST loop   %8.0f requests/s     %5.1f µs CPU each\n", bare.perSecond, bare.cpu)
 	fmt.Printf("  delivery path               %8.0f deliveries/s   %5.1f µs CPU each  (%d log batch writes)\n", path.perSecond, path.cpu, pathWrites)
-	fmt.Printf("  ratio                       %8.2f  (goal: 0.80 or better)\n", path.perSecond/bare.perSecond)
+	fmt.Printf("  ratio                       %8.2f  (goal: 0.80 or better; rounds %.2f–%.2f)\n", path.perSecond/bare.perSecond, low, high)
 	fmt.Printf("  without the log write       %8.0f deliveries/s   %5.1f µs CPU each  (ratio %.2f)\n", sendOnly.perSecond, sendOnly.cpu, sendOnly.perSecond/bare.perSecond)
 	fmt.Printf("  the path's request, replayed %7.0f requests/s     %5.1f µs CPU each  (ratio %.2f: every contract header, no work)\n", replayed.perSecond, replayed.cpu, replayed.perSecond/bare.perSecond)
 	fmt.Printf("  where the gap goes          contract headers %.3f × the service's work for the request %.3f × log write %.3f = %.3f\n",
@@ -193,6 +216,20 @@ func warm(f func()) {
 	for i := 0; i < 200; i++ {
 		f()
 	}
+}
+
+// rounds is how many times each loop of the throughput comparison runs.
+const rounds = 5
+
+// median is the median rate and CPU of runs, each taken on its own.
+func median(runs []run) run {
+	rates, cpus := make([]float64, len(runs)), make([]float64, len(runs))
+	for i, r := range runs {
+		rates[i], cpus[i] = r.perSecond, r.cpu
+	}
+	slices.Sort(rates)
+	slices.Sort(cpus)
+	return run{perSecond: rates[len(rates)/2], cpu: cpus[len(cpus)/2]}
 }
 
 // run is what rate measured.
