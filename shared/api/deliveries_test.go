@@ -141,13 +141,11 @@ func TestRedeliverQueuesANewRound(t *testing.T) {
 	if r.status != 202 || v["status"] != "pending" || v["id"] != d.ID || v["attempt_count"] != float64(8) {
 		t.Fatalf("redeliver %d %s", r.status, r.body)
 	}
-	out, err := e.sqs.ReceiveMessage(context.Background(), &sqs.ReceiveMessageInput{QueueUrl: &e.tasksURL, WaitTimeSeconds: 1})
-	if err != nil || len(out.Messages) != 1 {
-		t.Fatalf("task queued: %v %v", out, err)
+	tasks := e.queuedTasks(t)
+	if len(tasks) != 1 {
+		t.Fatalf("tasks queued: %v", tasks)
 	}
-	var task map[string]any
-	_ = json.Unmarshal([]byte(*out.Messages[0].Body), &task)
-	if task["delivery_id"] != d.ID || task["round_start"] != float64(9) || task["kind"] != "delivery" {
+	if task := tasks[0]; task["delivery_id"] != d.ID || task["round_start"] != float64(9) || task["kind"] != "delivery" {
 		t.Errorf("task %v", task)
 	}
 	if got := e.do("GET", "/v1/deliveries/"+d.ID, e.key, "").json(t); got["status"] != "pending" {
@@ -156,6 +154,23 @@ func TestRedeliverQueuesANewRound(t *testing.T) {
 	if r := e.do("POST", "/v1/deliveries/"+d.ID+"/redeliver", e.key, `{"now":true}`); r.status != 422 || !strings.Contains(string(r.body), "now") {
 		t.Errorf("redeliver with a body: %d %s", r.status, r.body)
 	}
+}
+
+// queuedTasks receives the task messages on the tasks queue (up to ten,
+// waiting a second for the first) and decodes them.
+func (e *env) queuedTasks(t *testing.T) []map[string]any {
+	t.Helper()
+	out, err := e.sqs.ReceiveMessage(context.Background(), &sqs.ReceiveMessageInput{QueueUrl: &e.tasksURL, MaxNumberOfMessages: 10, WaitTimeSeconds: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tasks := make([]map[string]any, len(out.Messages))
+	for i, m := range out.Messages {
+		if err := json.Unmarshal([]byte(*m.Body), &tasks[i]); err != nil {
+			t.Fatalf("task %s: %v", *m.Body, err)
+		}
+	}
+	return tasks
 }
 
 // roundRefused is the delivery log with StartRound failing: the request's
@@ -176,13 +191,11 @@ func TestRedeliverQueuesItsTaskFirst(t *testing.T) {
 	if r := e.do("POST", "/v1/deliveries/"+d.ID+"/redeliver", e.key, ""); r.status != 500 || strings.Contains(string(r.body), "dynamodb") {
 		t.Errorf("redeliver %d %s, want a 500 without internals", r.status, r.body)
 	}
-	out, err := e.sqs.ReceiveMessage(context.Background(), &sqs.ReceiveMessageInput{QueueUrl: &e.tasksURL, WaitTimeSeconds: 1})
-	if err != nil || len(out.Messages) != 1 {
-		t.Fatalf("task queued: %v %v", out, err)
+	tasks := e.queuedTasks(t)
+	if len(tasks) != 1 {
+		t.Fatalf("tasks queued: %v", tasks)
 	}
-	var task map[string]any
-	_ = json.Unmarshal([]byte(*out.Messages[0].Body), &task)
-	if task["delivery_id"] != d.ID || task["round_start"] != float64(4) {
+	if task := tasks[0]; task["delivery_id"] != d.ID || task["round_start"] != float64(4) {
 		t.Errorf("task %v, want the round after attempt 3", task)
 	}
 }
@@ -215,8 +228,7 @@ func TestRedeliverWhoseTaskStartedTheRound(t *testing.T) {
 	if v := r.json(t); r.status != 202 || v["attempt_count"] != float64(3) {
 		t.Fatalf("redeliver %d %s, want 202 with the round's attempt 3 recorded", r.status, r.body)
 	}
-	out, err := e.sqs.ReceiveMessage(context.Background(), &sqs.ReceiveMessageInput{QueueUrl: &e.tasksURL, MaxNumberOfMessages: 10, WaitTimeSeconds: 1})
-	if err != nil || len(out.Messages) != 1 {
-		t.Errorf("%d tasks queued (%v), want one", len(out.Messages), err)
+	if tasks := e.queuedTasks(t); len(tasks) != 1 {
+		t.Errorf("%d tasks queued, want one", len(tasks))
 	}
 }

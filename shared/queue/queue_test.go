@@ -65,20 +65,27 @@ func TestSendBatchAndVisibility(t *testing.T) {
 	if err := q.ChangeVisibility(ctx, url, handles); err != nil {
 		t.Fatal(err)
 	}
-	back := 0
-	for deadline := time.Now().Add(5 * time.Second); back < 24 && time.Now().Before(deadline); {
-		out, err := client.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{QueueUrl: &url, MaxNumberOfMessages: 10, WaitTimeSeconds: 1, VisibilityTimeout: 30})
-		if err != nil {
-			t.Fatal(err)
-		}
-		back += len(out.Messages)
-	}
-	if back != 24 {
+	if back := receiveUpTo(t, client, url, 24, 5*time.Second); back != 24 {
 		t.Errorf("%d messages visible again (23 released and the delayed one), want 24", back)
 	}
 	if err := q.ChangeVisibility(ctx, url, []queue.Visibility{{ReceiptHandle: "not-a-handle", Timeout: time.Second}}); err == nil {
 		t.Error("a bad receipt handle was accepted")
 	}
+}
+
+// receiveUpTo receives messages from url, hiding each for a minute, until
+// it has want of them or within has passed, and returns how many it got.
+func receiveUpTo(t *testing.T, client *sqs.Client, url string, want int, within time.Duration) int {
+	t.Helper()
+	got := 0
+	for deadline := time.Now().Add(within); got < want && time.Now().Before(deadline); {
+		out, err := client.ReceiveMessage(context.Background(), &sqs.ReceiveMessageInput{QueueUrl: &url, MaxNumberOfMessages: 10, WaitTimeSeconds: 1, VisibilityTimeout: 60})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got += len(out.Messages)
+	}
+	return got
 }
 
 // TestSendBatchKeepsRequestsWithinSQSLimit: SQS refuses a batch whose
@@ -95,15 +102,7 @@ func TestSendBatchKeepsRequestsWithinSQSLimit(t *testing.T) {
 	if err := queue.New(client).SendBatch(ctx, url, msgs); err != nil {
 		t.Fatal(err)
 	}
-	got := 0
-	for deadline := time.Now().Add(10 * time.Second); got < 10 && time.Now().Before(deadline); {
-		out, err := client.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{QueueUrl: &url, MaxNumberOfMessages: 10, WaitTimeSeconds: 1, VisibilityTimeout: 60})
-		if err != nil {
-			t.Fatal(err)
-		}
-		got += len(out.Messages)
-	}
-	if got != 10 {
+	if got := receiveUpTo(t, client, url, 10, 10*time.Second); got != 10 {
 		t.Errorf("received %d of 10 large messages", got)
 	}
 }

@@ -97,18 +97,26 @@ func TestEndpointLifecycle(t *testing.T) {
 	}
 }
 
+// createEndpoints stores n endpoints of account and returns their ids in
+// the order created.
+func createEndpoints(t *testing.T, st *store.Store, account string, n int) []string {
+	t.Helper()
+	var ids []string
+	for i := 0; i < n; i++ {
+		e := newEndpoint(account, i)
+		if err := st.CreateEndpoint(context.Background(), e); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, e.ID)
+	}
+	return ids
+}
+
 func TestListEndpointsPages(t *testing.T) {
 	st := newStore(t)
 	ctx := context.Background()
 	account := uniqueAccount()
-	var want []string
-	for i := 0; i < 5; i++ {
-		e := newEndpoint(account, i)
-		if err := st.CreateEndpoint(ctx, e); err != nil {
-			t.Fatal(err)
-		}
-		want = append(want, e.ID)
-	}
+	want := createEndpoints(t, st, account, 5)
 	if err := st.CreateEndpoint(ctx, newEndpoint(uniqueAccount(), 9)); err != nil {
 		t.Fatal(err)
 	}
@@ -145,19 +153,14 @@ func TestListEndpointsReadsPastTheQuerySizeLimit(t *testing.T) {
 	st := newStore(t)
 	ctx := context.Background()
 	account := uniqueAccount()
-	var want []string
-	for i := 0; i < 30; i++ {
-		e := newEndpoint(account, i)
-		if err := st.CreateEndpoint(ctx, e); err != nil {
-			t.Fatal(err)
-		}
-		if err := st.PadEndpoint(ctx, account, e.ID, 60_000); err != nil {
+	want := createEndpoints(t, st, account, 30)
+	for _, id := range want {
+		if err := st.PadEndpoint(ctx, account, id, 60_000); err != nil {
 			t.Fatal(err)
 		}
 		// The emulator copies a whole table for every transaction on it:
 		// leave it small for the tests after this one.
-		t.Cleanup(func() { _ = st.PadEndpoint(ctx, account, e.ID, 0) })
-		want = append(want, e.ID)
+		t.Cleanup(func() { _ = st.PadEndpoint(ctx, account, id, 0) })
 	}
 	eps, more, err := st.ListEndpoints(ctx, account, 25, "")
 	if err != nil {

@@ -55,16 +55,28 @@ func (st *Store) PadEndpoint(ctx context.Context, account, id string, n int) err
 	return err
 }
 
-// ExpiresAt reads the TTL attribute of one of account's delivery id's items.
-func (st *Store) ExpiresAt(ctx context.Context, account, id, sk string) (time.Time, error) {
+// deliveryItem reads one of account's delivery id's items as stored.
+func (st *Store) deliveryItem(ctx context.Context, account, id, sk string) (map[string]types.AttributeValue, error) {
 	out, err := st.db.GetItem(ctx, &dynamodb.GetItemInput{
 		TableName: &st.deliveriesTable, ConsistentRead: aws.Bool(true),
 		Key: map[string]types.AttributeValue{"pk": s(deliveryPK(account, id)), "sk": s(sk)},
 	})
 	if err != nil {
+		return nil, err
+	}
+	if len(out.Item) == 0 {
+		return nil, errors.New("no such item")
+	}
+	return out.Item, nil
+}
+
+// ExpiresAt reads the TTL attribute of one of account's delivery id's items.
+func (st *Store) ExpiresAt(ctx context.Context, account, id, sk string) (time.Time, error) {
+	item, err := st.deliveryItem(ctx, account, id, sk)
+	if err != nil {
 		return time.Time{}, err
 	}
-	n, ok := out.Item["expires_at"].(*types.AttributeValueMemberN)
+	n, ok := item["expires_at"].(*types.AttributeValueMemberN)
 	if !ok {
 		return time.Time{}, errors.New("no expires_at")
 	}
@@ -84,20 +96,14 @@ func SetListReads(scan int32, queries int) (restore func()) {
 // StatusIndexKey is the by_status partition key account's delivery id is
 // filed under, empty when it is not filed there.
 func (st *Store) StatusIndexKey(ctx context.Context, account, id string) (string, error) {
-	out, err := st.db.GetItem(ctx, &dynamodb.GetItemInput{
-		TableName: &st.deliveriesTable, ConsistentRead: aws.Bool(true),
-		Key: map[string]types.AttributeValue{"pk": s(deliveryPK(account, id)), "sk": s(summarySK)},
-	})
+	item, err := st.deliveryItem(ctx, account, id, summarySK)
 	if err != nil {
 		return "", err
 	}
-	if len(out.Item) == 0 {
-		return "", errors.New("no summary")
-	}
-	if _, ok := out.Item["gsi3sk"]; ok != (out.Item["gsi3pk"] != nil) {
+	if _, ok := item["gsi3sk"]; ok != (item["gsi3pk"] != nil) {
 		return "", errors.New("gsi3pk and gsi3sk are not both there or both gone")
 	}
-	return stringAttr(out.Item, "gsi3pk"), nil
+	return stringAttr(item, "gsi3pk"), nil
 }
 
 // Position is the listing position of d: its index sort key.
