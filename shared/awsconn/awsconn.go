@@ -1,5 +1,6 @@
-// Package awsconn is the HTTP client the service's AWS clients share: the
-// SDK's default one, with connections that stay open between requests.
+// Package awsconn is how the service's AWS clients connect: the SDK's
+// default HTTP client, with connections that stay open between requests,
+// and its retries without a client-side quota.
 package awsconn
 
 import (
@@ -7,6 +8,8 @@ import (
 	"net/http"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 )
 
@@ -40,8 +43,30 @@ func Wrap(next aws.HTTPClient) Client {
 
 // Use makes the clients made from cfg send through a Client over the HTTP
 // client cfg has (call it after config.LoadDefaultConfig, which adds a
-// custom CA bundle to the SDK's own client).
-func Use(cfg *aws.Config) { cfg.HTTPClient = Wrap(cfg.HTTPClient) }
+// custom CA bundle to the SDK's own client), and retry as Retryer does.
+func Use(cfg *aws.Config) {
+	cfg.HTTPClient = Wrap(cfg.HTTPClient)
+	cfg.Retryer = Retryer(cfg.RetryMode)
+}
+
+// Retryer is the SDK's retryer for mode (standard unless AWS_RETRY_MODE
+// says adaptive; AWS_MAX_ATTEMPTS still applies) without its client-side
+// retry quota. That quota, 500 tokens a client with 14 spent per retry,
+// runs out within seconds when AWS fails every request for a while, and
+// from then on the SDK gives up at the first error, without backoff,
+// until hundreds of requests have succeeded: every hiccup afterwards
+// reaches the service as a failure, and a delivery task that fails after
+// its webhook was sent is sent again. Each execution environment runs one
+// invocation at a time, so its retries are bounded without the quota.
+func Retryer(mode aws.RetryMode) func() aws.Retryer {
+	noQuota := func(o *retry.StandardOptions) { o.RateLimiter = ratelimit.None }
+	if mode == aws.RetryModeAdaptive {
+		return func() aws.Retryer {
+			return retry.NewAdaptiveMode(func(o *retry.AdaptiveModeOptions) { o.StandardOptions = append(o.StandardOptions, noQuota) })
+		}
+	}
+	return func() aws.Retryer { return retry.NewStandard(noQuota) }
+}
 
 // Do sends r.
 func (c Client) Do(r *http.Request) (*http.Response, error) {

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 
@@ -122,5 +123,51 @@ func TestUseKeepsTheConfiguredClient(t *testing.T) {
 	}
 	if b, _ := io.ReadAll(rec.bodies[0].(io.Reader)); string(b) != "{}" {
 		t.Errorf("body %q", b)
+	}
+}
+
+// TestRetriesOutlastAnOutage: after AWS has failed every request for a
+// while, a client of the service still retries the next failure (the SDK's
+// default retry quota, spent by the outage, made it give up at once).
+func TestRetriesOutlastAnOutage(t *testing.T) {
+	var outage atomic.Bool
+	outage.Store(true)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "application/x-amz-json-1.0")
+		if outage.Load() || strings.HasPrefix(r.Header.Get("Amz-Sdk-Request"), "attempt=1;") {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = w.Write([]byte(`{"__type":"com.amazonaws.dynamodb.v20120810#ServiceUnavailable","message":"try again"}`))
+			return
+		}
+		w.Header().Set("X-Amz-Crc32", fmt.Sprint(crc32.ChecksumIEEE([]byte(`{}`))))
+		_, _ = w.Write([]byte(`{}`))
+	}))
+	defer srv.Close()
+	cfg := aws.Config{Region: "us-east-1", Credentials: credentials.NewStaticCredentialsProvider("test", "test", "")}
+	awsconn.Use(&cfg)
+	db := dynamodb.NewFromConfig(cfg, func(o *dynamodb.Options) { o.BaseEndpoint = aws.String(srv.URL) })
+	get := func() error {
+		_, err := db.GetItem(context.Background(), &dynamodb.GetItemInput{TableName: aws.String("t"),
+			Key: map[string]types.AttributeValue{"pk": &types.AttributeValueMemberS{Value: "x"}}})
+		return err
+	}
+	// The outage: every attempt of 25 requests fails.
+	var wg sync.WaitGroup
+	for range 25 {
+		wg.Go(func() { _ = get() })
+	}
+	wg.Wait()
+	// Over: each request now fails once and succeeds when retried.
+	outage.Store(false)
+	errs := make([]error, 10)
+	for i := range errs {
+		wg.Go(func() { errs[i] = get() })
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			t.Fatalf("a request after the outage: %v", err)
+		}
 	}
 }
