@@ -311,18 +311,29 @@ func (st *Store) batchWrite(ctx context.Context, reqs []types.WriteRequest) erro
 // so two workers that both made that attempt (a duplicated task) never both
 // record it, and a worker never undoes a round started meanwhile (a
 // redelivery). ErrConflict otherwise.
+//
+// The write carries a key of its own, so that when DynamoDB carries it out
+// but its answer is lost (a 500, which "may or may not have succeeded") the
+// SDK's retry finds its own write rather than a conflict: a worker that took
+// that for another's record would skip what follows it (a 410's disabling
+// of the endpoint, say).
 func (st *Store) SaveDelivery(ctx context.Context, d domain.Delivery, prev int, expires time.Time) error {
 	it := toSummary(d, expires)
 	av, err := attributevalue.MarshalMap(it)
 	if err != nil {
 		return err
 	}
+	write := NewRequestKey()
+	av["written_by"] = s(write)
 	_, err = st.db.PutItem(ctx, &dynamodb.PutItemInput{
 		TableName: &st.deliveriesTable, Item: av,
-		ConditionExpression: aws.String("attempt_count = :prev AND round_start = :round"),
+		ConditionExpression: aws.String("(attempt_count = :prev AND round_start = :round) OR " +
+			"(written_by = :write AND attempt_count = :count AND round_start = :round)"),
 		ExpressionAttributeValues: map[string]types.AttributeValue{
 			":prev":  &types.AttributeValueMemberN{Value: strconv.Itoa(prev)},
 			":round": &types.AttributeValueMemberN{Value: strconv.Itoa(d.RoundStart)},
+			":count": &types.AttributeValueMemberN{Value: strconv.Itoa(d.AttemptCount)},
+			":write": s(write),
 		},
 	})
 	var ccf *types.ConditionalCheckFailedException
@@ -594,9 +605,9 @@ func (st *Store) StartRound(ctx context.Context, account, id string, attempts in
 	out, err := st.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 		TableName: &st.deliveriesTable,
 		Key:       key(summarySK),
-		// Pending again, so out of by_status.
+		// Pending again, so out of by_status; no earlier write replays over it.
 		UpdateExpression: aws.String("SET #s = :pending, round_start = :round, " +
-			"next_attempt_at = :now, updated_at = :now, expires_at = :exp REMOVE gsi3pk, gsi3sk"),
+			"next_attempt_at = :now, updated_at = :now, expires_at = :exp REMOVE gsi3pk, gsi3sk, written_by"),
 		ConditionExpression:      aws.String("attribute_exists(pk) AND attempt_count = :attempts"),
 		ExpressionAttributeNames: map[string]string{"#s": "status"},
 		ExpressionAttributeValues: map[string]types.AttributeValue{

@@ -4,7 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"slices"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -525,5 +529,67 @@ func TestListingFromAnotherEndpointsPosition(t *testing.T) {
 		if want := []string{a[2].ID, a[1].ID, a[0].ID}; !slices.Equal(got, want) || next != "" {
 			t.Errorf("%+v: %v (next %q)\nwant %v", f, got, next, want)
 		}
+	}
+}
+
+// losingAnswer carries out every request, but answers the first of one
+// operation with a 500, as DynamoDB may ("the request may or may not have
+// succeeded"): the SDK retries it and meets its own effect.
+type losingAnswer struct {
+	next aws.HTTPClient
+	op   string // X-Amz-Target's operation, "PutItem"
+	lost atomic.Bool
+}
+
+func (c *losingAnswer) Do(r *http.Request) (*http.Response, error) {
+	resp, err := c.next.Do(r)
+	if err != nil || !strings.HasSuffix(r.Header.Get("X-Amz-Target"), "."+c.op) || !c.lost.CompareAndSwap(false, true) {
+		return resp, err
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return &http.Response{StatusCode: http.StatusInternalServerError, Request: r,
+		Header: http.Header{"Content-Type": {"application/x-amz-json-1.0"}},
+		Body:   io.NopCloser(strings.NewReader(`{"__type":"com.amazonaws.dynamodb.v20120810#InternalServerError","message":"answer lost"}`))}, nil
+}
+
+// TestSaveDeliveryWhoseAnswerWasLost: a save DynamoDB carried out but whose
+// answer was lost succeeds on the SDK's retry rather than coming back as a
+// conflict, which the worker would take for another worker's record of the
+// attempt (and skip what follows it: disabling a gone endpoint). Another
+// worker's save of the same attempt is still a conflict.
+func TestSaveDeliveryWhoseAnswerWasLost(t *testing.T) {
+	cfg := awstest.Config(t)
+	losing := &losingAnswer{next: cfg.HTTPClient, op: "PutItem"}
+	cfg.HTTPClient = losing
+	stack := awstest.LoadStack(t)
+	st := store.New(dynamodb.NewFromConfig(cfg), stack.Outputs["EndpointsTableName"], stack.Outputs["DeliveriesTableName"])
+	ctx := context.Background()
+	account := uniqueAccount()
+	d := putDelivery(t, newStore(t), account, "ep_1", domain.DeliveryPending, 0)
+
+	failed := d
+	failed.AttemptCount, failed.Status, failed.LastStatusCode = 1, domain.DeliveryFailed, http.StatusGone
+	if err := st.SaveDelivery(ctx, failed, 0, time.Now().Add(time.Hour)); err != nil {
+		t.Fatalf("save whose first answer was lost: %v, want success", err)
+	}
+	if !losing.lost.Load() {
+		t.Fatal("no answer was lost: the test did not test anything")
+	}
+	got, err := st.GetDelivery(ctx, account, d.ID)
+	if err != nil || got.Status != domain.DeliveryFailed || got.AttemptCount != 1 {
+		t.Fatalf("after the save: %+v, %v", got, err)
+	}
+	other := d
+	other.AttemptCount, other.Status = 1, domain.DeliveryDelivered
+	if err := st.SaveDelivery(ctx, other, 0, time.Now().Add(time.Hour)); !errors.Is(err, store.ErrConflict) {
+		t.Errorf("another worker's save of the same attempt: %v, want a conflict", err)
+	}
+	// A round started since: an old write, replayed, would undo it.
+	if _, err := st.StartRound(ctx, account, d.ID, 1, time.Now(), time.Now().Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.SaveDelivery(ctx, failed, 0, time.Now().Add(time.Hour)); !errors.Is(err, store.ErrConflict) {
+		t.Errorf("save of the round before: %v, want a conflict", err)
 	}
 }

@@ -14,9 +14,9 @@ import (
 	"github.com/customerthermometer/webhooks/shared/domain"
 )
 
-// ErrConflict is returned when an endpoint changed since it was read; the
-// caller reads it again and retries.
-var ErrConflict = errors.New("endpoint changed concurrently")
+// ErrConflict is returned when an endpoint or a delivery changed since it
+// was read; the caller reads it again and decides.
+var ErrConflict = errors.New("changed concurrently")
 
 func linkPK(account, thermometer string) string {
 	return "ACCOUNT#" + account + "#THERMOMETER#" + thermometer
