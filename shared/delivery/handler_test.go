@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net/http"
 	"slices"
 	"strings"
 	"testing"
@@ -383,6 +384,54 @@ func TestUnmatchedEventIsAcknowledgedAndCounted(t *testing.T) {
 	}
 	if !strings.Contains(hs.metrics.String(), `"UnmatchedEvents":2`) {
 		t.Errorf("metrics %s", hs.metrics.String())
+	}
+}
+
+// TestGoneEndpointIsDisabledByTheMessageBack: a worker that recorded a 410
+// but stopped before disabling the endpoint, or failed to (found by the
+// fault battery, with AWS requests failing), keeps the message; back, it
+// disables the endpoint and goes, without another request. An endpoint
+// changed since the 410 (its account holder enabled it again) stays as it
+// is.
+func TestGoneEndpointIsDisabledByTheMessageBack(t *testing.T) {
+	for _, changedSince := range []bool{false, true} {
+		hs := newHarness(t, time.Second)
+		rc, ep := hs.oneDelivery("evt_gone_back", 410)
+		ctx := context.Background()
+		m := hs.receiveTask()
+		d, _ := hs.deliveryOf("evt_gone_back", ep)
+		failed := d
+		failed.AttemptCount, failed.Status, failed.LastStatusCode, failed.Carrier, failed.UpdatedAt = 1, domain.DeliveryFailed, http.StatusGone, m.ID, time.Now().UTC()
+		if err := hs.st.SaveDelivery(ctx, failed, 0, time.Now().Add(time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+		if changedSince {
+			cur, err := hs.st.GetEndpoint(ctx, hs.account, ep.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cur.Name, cur.UpdatedAt = "renamed", time.Now().UTC().Add(time.Millisecond)
+			if err := hs.st.SaveEndpoint(ctx, cur, cur.Thermometers); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := hs.sqs.ChangeMessageVisibility(ctx, &sqs.ChangeMessageVisibilityInput{QueueUrl: &hs.tasksURL, ReceiptHandle: &m.ReceiptHandle}); err != nil {
+			t.Fatal(err)
+		}
+		hs.drain(1500 * time.Millisecond)
+		cur, err := hs.st.GetEndpoint(ctx, hs.account, ep.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if changedSince && (!cur.Enabled || cur.Gone) {
+			t.Errorf("endpoint changed since the 410: enabled=%v gone=%v, want it left enabled", cur.Enabled, cur.Gone)
+		}
+		if !changedSince && (cur.Enabled || !cur.Gone || cur.Status() != domain.StatusDisabled) {
+			t.Errorf("endpoint after the message came back: enabled=%v gone=%v, want disabled by the 410", cur.Enabled, cur.Gone)
+		}
+		if rc.count() != 0 || hs.waiting(hs.tasksURL) != 0 {
+			t.Errorf("receiver got %d requests, %d messages left; want none", rc.count(), hs.waiting(hs.tasksURL))
+		}
 	}
 }
 

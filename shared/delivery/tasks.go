@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"net/http"
 	"time"
 
 	"github.com/customerthermometer/webhooks/shared/config"
@@ -212,6 +213,16 @@ func (h *Handler) prepareAndSend(ctx context.Context, a *attempt, rec *metrics.R
 		return
 	case d.Status == domain.DeliveryFailed && spare(a.m, d):
 		h.dropSpare(ctx, a, d)
+		return
+	case d.Status == domain.DeliveryFailed && failedByGone(d):
+		// A 410 disables the endpoint, and the worker that recorded it
+		// keeps its message until it has: this is that message, back
+		// after the update failed or the worker stopped before it.
+		if err := h.disableGone(ctx, d); err != nil {
+			a.err = infra("%w", err)
+			return
+		}
+		a.done = true
 		return
 	case d.Status == domain.DeliveryFailed:
 		// Finally failed and waiting for SQS to move it to the dead-letter
@@ -468,15 +479,18 @@ func (h *Handler) settle(ctx context.Context, a *attempt, rec *metrics.Recorder)
 	case domain.DeliveryDelivered:
 		rec.Count(metrics.Deliveries)
 		if a.ep.Failing {
-			h.updateEndpoint(ctx, a.ep, func(e *domain.Endpoint) bool { ch := e.Failing; e.Failing = false; return ch })
+			_ = h.updateEndpoint(ctx, a.ep, func(e *domain.Endpoint) bool { ch := e.Failing; e.Failing = false; return ch })
 		}
 	case domain.DeliveryFailed:
 		rec.Count(metrics.DeliveryFailures)
 		if res.Gone() {
-			// 410: the receiver says it is gone for good.
-			h.updateEndpoint(ctx, a.ep, func(e *domain.Endpoint) bool { ch := e.Enabled; e.Enabled, e.Gone = false, true; return ch })
+			// 410: the receiver says it is gone for good. The message stays
+			// until the endpoint is disabled, and comes back to finish it.
+			if h.updateEndpoint(ctx, a.ep, func(e *domain.Endpoint) bool { ch := e.Enabled; e.Enabled, e.Gone = false, true; return ch }) != nil {
+				return infraRetry, true
+			}
 		} else {
-			h.updateEndpoint(ctx, a.ep, func(e *domain.Endpoint) bool { ch := !e.Failing; e.Failing = true; return ch })
+			_ = h.updateEndpoint(ctx, a.ep, func(e *domain.Endpoint) bool { ch := !e.Failing; e.Failing = true; return ch })
 		}
 	}
 	return retryAfter, retry
@@ -511,19 +525,22 @@ func (h *Handler) afterConflict(ctx context.Context, m Message, d domain.Deliver
 }
 
 // updateEndpoint applies change to the endpoint's current state and saves it
-// when it changed anything. A failure here is logged, not retried: the
-// delivery's own record is already right.
-func (h *Handler) updateEndpoint(ctx context.Context, ep domain.Endpoint, change func(*domain.Endpoint) bool) {
+// when it changed anything. A failure is logged and returned; only a 410's
+// disabling is retried (the failing flag follows the endpoint's next
+// delivery anyway). An endpoint deleted meanwhile needs nothing.
+func (h *Handler) updateEndpoint(ctx context.Context, ep domain.Endpoint, change func(*domain.Endpoint) bool) error {
+	var err error
 	for try := 0; try < 5; try++ {
-		cur, err := h.Store.GetEndpoint(ctx, ep.AccountID, ep.ID)
+		var cur domain.Endpoint
+		cur, err = h.Store.GetEndpoint(ctx, ep.AccountID, ep.ID)
+		if errors.Is(err, domain.ErrNotFound) {
+			return nil
+		}
 		if err != nil {
-			if !errors.Is(err, domain.ErrNotFound) {
-				h.logAttrs(ctx, slog.LevelError, "endpoint state not updated", slog.String("endpoint_id", ep.ID), slog.String("error", err.Error()))
-			}
-			return
+			break
 		}
 		if !change(&cur) {
-			return
+			return nil
 		}
 		cur.UpdatedAt = h.Now().UTC()
 		err = h.Store.SaveEndpoint(ctx, cur, cur.Thermometers)
@@ -531,10 +548,30 @@ func (h *Handler) updateEndpoint(ctx context.Context, ep domain.Endpoint, change
 			continue
 		}
 		if err != nil {
-			h.logAttrs(ctx, slog.LevelError, "endpoint state not updated", slog.String("endpoint_id", ep.ID), slog.String("error", err.Error()))
-		} else {
-			h.logAttrs(ctx, slog.LevelInfo, "endpoint status changed", slog.String("endpoint_id", ep.ID), slog.String("status", cur.Status()))
+			break
 		}
-		return
+		h.logAttrs(ctx, slog.LevelInfo, "endpoint status changed", slog.String("endpoint_id", ep.ID), slog.String("status", cur.Status()))
+		return nil
 	}
+	h.logAttrs(ctx, slog.LevelError, "endpoint state not updated", slog.String("endpoint_id", ep.ID), slog.String("error", err.Error()))
+	return err
+}
+
+// failedByGone reports whether failed delivery d ended with a 410 answer,
+// rather than stopped without an attempt (those record why).
+func failedByGone(d domain.Delivery) bool {
+	return d.LastStatusCode == http.StatusGone && d.LastError == ""
+}
+
+// disableGone disables the endpoint of d, which a 410 ended, unless that is
+// done or the endpoint has changed since d was recorded: an account holder
+// who enabled it again has the last word.
+func (h *Handler) disableGone(ctx context.Context, d domain.Delivery) error {
+	return h.updateEndpoint(ctx, domain.Endpoint{AccountID: d.AccountID, ID: d.EndpointID}, func(e *domain.Endpoint) bool {
+		if !e.Enabled || e.UpdatedAt.After(d.UpdatedAt) {
+			return false
+		}
+		e.Enabled, e.Gone = false, true
+		return true
+	})
 }
