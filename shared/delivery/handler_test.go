@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"net/http"
 	"slices"
 	"strings"
 	"testing"
@@ -388,8 +387,8 @@ func TestUnmatchedEventIsAcknowledgedAndCounted(t *testing.T) {
 }
 
 // TestGoneEndpointIsDisabledByTheMessageBack: a worker that recorded a 410
-// but stopped before disabling the endpoint, or failed to (found by the
-// fault battery, with AWS requests failing), keeps the message; back, it
+// but failed to disable the endpoint (found by the fault battery, with AWS
+// requests failing), or stopped before it, keeps the message; back, it
 // disables the endpoint and goes, without another request. An endpoint
 // changed since the 410 (its account holder enabled it again) stays as it
 // is.
@@ -399,18 +398,22 @@ func TestGoneEndpointIsDisabledByTheMessageBack(t *testing.T) {
 		rc, ep := hs.oneDelivery("evt_gone_back", 410)
 		ctx := context.Background()
 		m := hs.receiveTask()
-		d, _ := hs.deliveryOf("evt_gone_back", ep)
-		failed := d
-		failed.AttemptCount, failed.Status, failed.LastStatusCode, failed.Carrier, failed.UpdatedAt = 1, domain.DeliveryFailed, http.StatusGone, m.ID, time.Now().UTC()
-		if err := hs.st.SaveDelivery(ctx, failed, 0, time.Now().Add(time.Hour)); err != nil {
-			t.Fatal(err)
+		working := hs.h.Store
+		hs.h.Store = hs.storeFailing("TransactWriteItems") // every endpoint write
+		failed := hs.h.Handle(ctx, []delivery.Message{m})
+		hs.h.Store = working
+		if !slices.Equal(failed, []string{m.ID}) {
+			t.Fatalf("messages kept %v, want %s: the endpoint is not disabled yet", failed, m.ID)
+		}
+		if d, _ := hs.deliveryOf("evt_gone_back", ep); d.Status != domain.DeliveryFailed || rc.count() != 1 {
+			t.Fatalf("delivery %s after %d requests, want failed after one", d.Status, rc.count())
+		}
+		cur, err := hs.st.GetEndpoint(ctx, hs.account, ep.ID)
+		if err != nil || !cur.Enabled {
+			t.Fatalf("endpoint enabled=%v (%v) although its update failed", cur.Enabled, err)
 		}
 		if changedSince {
-			cur, err := hs.st.GetEndpoint(ctx, hs.account, ep.ID)
-			if err != nil {
-				t.Fatal(err)
-			}
-			cur.Name, cur.UpdatedAt = "renamed", time.Now().UTC().Add(time.Millisecond)
+			cur.Name, cur.UpdatedAt = "renamed", time.Now().UTC()
 			if err := hs.st.SaveEndpoint(ctx, cur, cur.Thermometers); err != nil {
 				t.Fatal(err)
 			}
@@ -419,8 +422,7 @@ func TestGoneEndpointIsDisabledByTheMessageBack(t *testing.T) {
 			t.Fatal(err)
 		}
 		hs.drain(1500 * time.Millisecond)
-		cur, err := hs.st.GetEndpoint(ctx, hs.account, ep.ID)
-		if err != nil {
+		if cur, err = hs.st.GetEndpoint(ctx, hs.account, ep.ID); err != nil {
 			t.Fatal(err)
 		}
 		if changedSince && (!cur.Enabled || cur.Gone) {
@@ -429,8 +431,8 @@ func TestGoneEndpointIsDisabledByTheMessageBack(t *testing.T) {
 		if !changedSince && (cur.Enabled || !cur.Gone || cur.Status() != domain.StatusDisabled) {
 			t.Errorf("endpoint after the message came back: enabled=%v gone=%v, want disabled by the 410", cur.Enabled, cur.Gone)
 		}
-		if rc.count() != 0 || hs.waiting(hs.tasksURL) != 0 {
-			t.Errorf("receiver got %d requests, %d messages left; want none", rc.count(), hs.waiting(hs.tasksURL))
+		if rc.count() != 1 || hs.waiting(hs.tasksURL) != 0 {
+			t.Errorf("receiver got %d requests, %d messages left; want one request, no message", rc.count(), hs.waiting(hs.tasksURL))
 		}
 	}
 }

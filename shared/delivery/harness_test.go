@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	dbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	awskms "github.com/aws/aws-sdk-go-v2/service/kms"
@@ -420,4 +421,30 @@ func (hs *harness) redeliveryTask(d domain.Delivery) {
 	if err := (&delivery.Enqueuer{Queue: queue.New(hs.sqs), QueueURL: hs.tasksURL}).Enqueue(context.Background(), d); err != nil {
 		hs.t.Fatal(err)
 	}
+}
+
+// storeFailing is a store over the harness's tables whose requests of
+// operation op (an X-Amz-Target operation, "TransactWriteItems") AWS
+// refuses, every time.
+func (hs *harness) storeFailing(op string) *store.Store {
+	hs.t.Helper()
+	cfg := awstest.Config(hs.t)
+	cfg.HTTPClient = refusing{next: cfg.HTTPClient, op: op}
+	stack := awstest.LoadStack(hs.t)
+	return store.New(dynamodb.NewFromConfig(cfg), stack.Outputs["EndpointsTableName"], stack.Outputs["DeliveriesTableName"])
+}
+
+// refusing answers requests of one operation with a 500, sending nothing.
+type refusing struct {
+	next aws.HTTPClient
+	op   string
+}
+
+func (c refusing) Do(r *http.Request) (*http.Response, error) {
+	if !strings.HasSuffix(r.Header.Get("X-Amz-Target"), "."+c.op) {
+		return c.next.Do(r)
+	}
+	return &http.Response{StatusCode: http.StatusInternalServerError, Request: r,
+		Header: http.Header{"Content-Type": {"application/x-amz-json-1.0"}},
+		Body:   io.NopCloser(strings.NewReader(`{"__type":"com.amazonaws.dynamodb.v20120810#InternalServerError","message":"refused"}`))}, nil
 }

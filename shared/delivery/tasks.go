@@ -557,10 +557,12 @@ func (h *Handler) updateEndpoint(ctx context.Context, ep domain.Endpoint, change
 	return err
 }
 
-// failedByGone reports whether failed delivery d ended with a 410 answer,
-// rather than stopped without an attempt (those record why).
+// failedByGone reports whether failed delivery d ended with a 410 answer to
+// an attempt of its current round, rather than stopped without one (a
+// redelivery's round stopped because the 410 had disabled the endpoint
+// keeps that status code).
 func failedByGone(d domain.Delivery) bool {
-	return d.LastStatusCode == http.StatusGone && d.LastError == ""
+	return d.LastStatusCode == http.StatusGone && d.AttemptCount >= d.RoundStart
 }
 
 // disableGone disables the endpoint of d, which a 410 ended, unless that is
