@@ -82,15 +82,20 @@ bench-run: ## the benchmarks alone (needs the emulator running: `make bench` pro
 
 CHAOS_EVENTS ?= 2000
 CHAOS_KILLS ?= 6
+# Share of the functions' AWS requests that fail, and how many times all of
+# them fail for 4 s.
+CHAOS_AWS_FAULTS ?= 0.03
+CHAOS_OUTAGES ?= 3
 # Empty: the queues keep the template's visibility timeout (6 minutes, as on AWS).
 CHAOS_VISIBILITY ?=
-chaos: build-local ## the fault battery: CHAOS_EVENTS events (2000), misbehaving receivers, CHAOS_KILLS kills (6) of the delivery process; CHAOS_VISIBILITY=30s shortens the wait for killed batches
-	$(BIN)/ctlocal with-emulator -- $(BIN)/chaos -events $(CHAOS_EVENTS) -kills $(CHAOS_KILLS) $(if $(CHAOS_VISIBILITY),-visibility-timeout $(CHAOS_VISIBILITY))
+chaos: build-local ## the fault battery: CHAOS_EVENTS events (2000), misbehaving receivers, CHAOS_KILLS kills (6) of the delivery process, CHAOS_AWS_FAULTS of the AWS requests failing (0.03) and CHAOS_OUTAGES outages (3); CHAOS_VISIBILITY=30s shortens the wait for killed batches
+	$(BIN)/ctlocal with-emulator -- $(BIN)/chaos -events $(CHAOS_EVENTS) -kills $(CHAOS_KILLS) -aws-faults $(CHAOS_AWS_FAULTS) -aws-outages $(CHAOS_OUTAGES) $(if $(CHAOS_VISIBILITY),-visibility-timeout $(CHAOS_VISIBILITY))
 
-# The short form make test runs: every receiver kind, two kills, and a
-# visibility timeout of 30 s so that killed batches come back within the run.
-CHAOS_SHORT := -stack ct-webhooks-chaos-short -events 48 -kills 2 -instances 4 -visibility-timeout 30s
-chaos-short: build-local ## the fault battery's short form, as make test runs it: 48 events, 2 kills, 30 s visibility timeout
+# The short form make test runs: every receiver kind, two kills, AWS faults
+# with one outage, and a visibility timeout of 30 s so that killed batches
+# come back within the run.
+CHAOS_SHORT := -stack ct-webhooks-chaos-short -events 48 -kills 2 -aws-faults 0.03 -aws-outages 1 -instances 4 -visibility-timeout 30s
+chaos-short: build-local ## the fault battery's short form, as make test runs it: 48 events, 2 kills, 3 % of AWS requests failing and one outage, 30 s visibility timeout
 	$(BIN)/ctlocal with-emulator -- $(BIN)/chaos $(CHAOS_SHORT)
 
 BENCH ?= throughput,requests,startup,latency

@@ -1,9 +1,13 @@
 // Command chaos is the fault battery (make chaos): it runs the local stack,
 // sends events to receivers that misbehave in every way a receiver can, kills
-// the delivery function's process with SIGKILL at random moments, and then
-// checks that every delivery ended as its receiver deserved, none is missing
-// from the log, and every duplicate a receiver saw carried the same delivery
-// id. It prints the counts and exits non-zero on any violation.
+// the delivery function's process with SIGKILL at random moments, fails some
+// of the functions' AWS requests as AWS can (refused, throttled, carried out
+// but answered with a 500, and every request for a few seconds now and
+// then), and then checks that every delivery ended as its receiver
+// deserved, none is missing from the log, every duplicate a receiver saw
+// carried the same delivery id, and every endpoint ended in the state its
+// receiver earned it (a 410 disables it). It prints the counts and exits
+// non-zero on any violation.
 //
 // make chaos runs it at 2,000 events with the queues' visibility timeout as
 // on AWS; make test runs a short form with -visibility-timeout 30s, so that
@@ -11,6 +15,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"flag"
@@ -47,6 +52,9 @@ var kinds = []struct {
 	{"fail", "failed"}, {"hang", "failed"}, {"reset", "failed"}, {"redirect", "failed"}, {"gone", "failed"},
 }
 
+// outage is how long every AWS request of the functions fails, each time.
+const outage = 4 * time.Second
+
 // retrySchedule gives each delivery attemptsPerRound attempts.
 const (
 	retrySchedule    = "1s,1s,1s"
@@ -65,6 +73,8 @@ type config struct {
 	events, kills, instances int
 	visibility               time.Duration
 	stack                    string
+	awsFaults                float64
+	outages                  int
 }
 
 func main() {
@@ -75,6 +85,8 @@ func main() {
 	flag.DurationVar(&c.visibility, "visibility-timeout", 0,
 		"visibility timeout of the stack's queues (ctlocal -visibility-timeout); 0 keeps the template's, as on AWS")
 	flag.StringVar(&c.stack, "stack", "ct-webhooks-chaos", "stack name in the emulator")
+	flag.Float64Var(&c.awsFaults, "aws-faults", 0.03, "share of the functions' AWS requests that fail (refused, throttled, or carried out and answered 500)")
+	flag.IntVar(&c.outages, "aws-outages", 3, "times every AWS request of the functions fails for "+outage.String())
 	flag.Parse()
 	if err := run(c); err != nil {
 		fmt.Fprintln(os.Stderr, "chaos:", err)
@@ -96,6 +108,20 @@ func run(c config) error {
 	if c.visibility > 0 {
 		args = append(args, "-visibility-timeout", c.visibility.String())
 	}
+	// The functions reach the emulator through a proxy that fails some of
+	// their requests; the battery's own requests go to it directly.
+	faults, err := newAWSFaults(cmp.Or(os.Getenv("AWS_ENDPOINT_URL"), "http://127.0.0.1:4566"), c.awsFaults)
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	proxy := &http.Server{Handler: faults, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = proxy.Serve(ln) }()
+	defer proxy.Close()
+	args = append(args, "-functions-aws-endpoint", "http://"+ln.Addr().String())
 	ls, err := localclient.Start(c.stack, log, args...)
 	if err != nil {
 		return fmt.Errorf("%w (local stack log: %s)", err, log.Name())
@@ -212,19 +238,24 @@ func run(c config) error {
 		perKind[k.name]++
 	}
 	fmt.Printf("chaos: %d events over %d receiver kinds; setting up endpoints...\n", n, len(kinds))
+	endpointKind := map[string]string{} // endpoint id -> kind
 	for _, k := range kinds {
 		if k.name == "gone" {
 			continue
 		}
-		if _, err := api.Endpoint(receiver.URL+"/"+k.name, "th_"+k.name); err != nil {
+		id, err := api.Endpoint(receiver.URL+"/"+k.name, "th_"+k.name)
+		if err != nil {
 			return err
 		}
+		endpointKind[id] = k.name
 	}
 	for i := 0; i < n; i++ {
 		if kinds[i%len(kinds)].name == "gone" {
-			if _, err := api.Endpoint(receiver.URL+fmt.Sprintf("/gone%d", i), fmt.Sprintf("th_gone_%d", i)); err != nil {
+			id, err := api.Endpoint(receiver.URL+fmt.Sprintf("/gone%d", i), fmt.Sprintf("th_gone_%d", i))
+			if err != nil {
 				return err
 			}
+			endpointKind[id] = "gone"
 		}
 	}
 
@@ -232,7 +263,10 @@ func run(c config) error {
 	start := time.Now()
 	k := &killer{root: ls.Pid(), function: "DeliveryFunction", receiverPort: port(receiver.Listener.Addr().String()), seen: s}
 	killed := make(chan struct{})
-	go func() { k.run(kills, 30*time.Second+time.Duration(n)*20*time.Millisecond); close(killed) }()
+	span := 30*time.Second + time.Duration(n)*20*time.Millisecond
+	faults.armed.Store(true)
+	go faults.outages(c.outages, span, outage)
+	go func() { k.run(kills, span); close(killed) }()
 	for i := 0; i < len(events); i += 10 {
 		var entries []sqstypes.SendMessageBatchRequestEntry
 		for j, e := range events[i:min(i+10, len(events))] {
@@ -272,7 +306,12 @@ func run(c config) error {
 			break
 		}
 	}
+	faults.armed.Store(false)
 	final, err := deliveries(api)
+	if err != nil {
+		return err
+	}
+	states, err := endpointStates(api)
 	if err != nil {
 		return err
 	}
@@ -310,6 +349,21 @@ func run(c config) error {
 	if left > 0 {
 		problems = append(problems, fmt.Sprintf("%d messages still on the queues after %s without progress", left, stall))
 	}
+	// The SDK retries what AWS fails now and then; a process that had
+	// spent the SDK's client-side retry quota would give up at once.
+	if b, err := os.ReadFile(log.Name()); err == nil {
+		if n := strings.Count(string(b), "retry quota exceeded"); n > 0 {
+			problems = append(problems, fmt.Sprintf("%d AWS requests gave up at their first error: the SDK's retry quota was spent", n))
+		}
+	}
+	// Every endpoint ends in the state its receiver earned it: a 410
+	// disables it; one whose deliveries all fail is failing; the others
+	// stay active.
+	for id, kind := range endpointKind {
+		if got, want := states[id], endpointStatus(kind); got != want {
+			problems = append(problems, fmt.Sprintf("endpoint %s (%s) is %q, want %q", id, kind, got, want))
+		}
+	}
 	s.mu.Lock()
 	// Every request for an event carried one delivery id, the log's.
 	for ev, ids := range s.events {
@@ -345,6 +399,7 @@ func run(c config) error {
 	fmt.Printf("  deliveries in the log   %d (delivered %d, failed %d, other %d)\n", len(final), counts["delivered"], counts["failed"], len(final)-counts["delivered"]-counts["failed"])
 	fmt.Printf("  requests received       %d, of which repeated attempts (same delivery id and attempt) %d\n", requests, duplicates)
 	fmt.Printf("  attempts past the %dth   %d (want 0: a delivery started again after it had failed)\n", attemptsPerRound, laterRounds)
+	faults.report(os.Stdout)
 	fmt.Printf("  problems                %d\n", len(problems))
 	for i, p := range problems {
 		if i == 20 {
@@ -582,6 +637,47 @@ func deliveries(c localclient.Client) (map[string]delivery, error) {
 		_ = json.Unmarshal(b, &ds)
 		for _, d := range ds {
 			out[d.EventID] = d
+		}
+		next, _ := page["next_cursor"].(string)
+		if next == "" {
+			return out, nil
+		}
+		cursor = next
+	}
+}
+
+// endpointStatus is the status an endpoint of a receiver kind must end in.
+func endpointStatus(kind string) string {
+	switch kind {
+	case "gone":
+		return "disabled"
+	case "fail", "hang", "reset", "redirect":
+		return "failing"
+	}
+	return "active"
+}
+
+// endpointStates reads the status of every endpoint of the account.
+func endpointStates(c localclient.Client) (map[string]string, error) {
+	out := map[string]string{}
+	cursor := ""
+	for {
+		path := "/v1/endpoints?limit=100"
+		if cursor != "" {
+			path += "&cursor=" + cursor
+		}
+		page, err := c.Call("GET", path, "")
+		if err != nil {
+			return nil, err
+		}
+		b, _ := json.Marshal(page["data"])
+		var eps []struct {
+			ID     string `json:"id"`
+			Status string `json:"status"`
+		}
+		_ = json.Unmarshal(b, &eps)
+		for _, e := range eps {
+			out[e.ID] = e.Status
 		}
 		next, _ := page["next_cursor"].(string)
 		if next == "" {

@@ -10,6 +10,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -43,6 +44,10 @@ type options struct {
 	// visibilityTimeout, when set, replaces the template's visibility
 	// timeout on the queues the poller reads (local testing only).
 	visibilityTimeout time.Duration
+	// functionsEndpoint, when set, is the AWS endpoint the functions call
+	// instead of the emulator's (local testing only: a proxy in front of
+	// the emulator that injects faults).
+	functionsEndpoint string
 	log               io.Writer
 	// ready, when set, receives the outputs once everything is up.
 	ready chan<- map[string]string
@@ -67,6 +72,9 @@ func main() {
 	fs.DurationVar(&o.visibilityTimeout, "visibility-timeout", 0,
 		"local testing only: visibility timeout of the polled queues instead of the template's (6 × the function timeout, as on AWS), "+
 			"so that batches of a killed process come back sooner; 0 keeps the template's")
+	fs.StringVar(&o.functionsEndpoint, "functions-aws-endpoint", "",
+		"local testing only: the AWS endpoint the functions call instead of the emulator's (a proxy in front of it that injects faults, say); "+
+			"the poller and the provisioning still use the emulator")
 	_ = fs.Parse(os.Args[1:])
 	o.endpoint = envOr("AWS_ENDPOINT_URL", "http://127.0.0.1:4566")
 	o.region = envOr("AWS_REGION", "us-east-1")
@@ -154,6 +162,9 @@ func run(ctx context.Context, o options) error {
 	if err := checkVisibility(o.visibilityTimeout); err != nil {
 		return err
 	}
+	if u, err := url.Parse(o.functionsEndpoint); o.functionsEndpoint != "" && (err != nil || u.Scheme == "" || u.Host == "") {
+		return fmt.Errorf("-functions-aws-endpoint %q is not a URL", o.functionsEndpoint)
+	}
 	if err := os.MkdirAll(o.stateDir, 0o755); err != nil {
 		return err
 	}
@@ -190,6 +201,9 @@ func run(ctx context.Context, o options) error {
 			"AWS_LAMBDA_FUNCTION_TIMEOUT="+strconv.Itoa(conf.Timeout),
 			"AWS_LAMBDA_FUNCTION_MEMORY_SIZE="+strconv.Itoa(conf.MemorySize),
 		)
+		if o.functionsEndpoint != "" {
+			fenv = append(fenv, "AWS_ENDPOINT_URL="+o.functionsEndpoint) // the last of a name wins
+		}
 		bootstrap, err := filepath.Abs(filepath.Join(o.codeDir, logicalID, "bootstrap"))
 		if err != nil {
 			return err

@@ -1,0 +1,163 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// awsFaults stands between the functions and the emulator and fails some of
+// their AWS requests the ways AWS's can fail:
+//
+//   - refused: answered 500 InternalServerError before anything happened;
+//   - throttled: answered 400 ThrottlingException, likewise;
+//   - answer lost: carried out, then answered 500 InternalServerError (a
+//     request DynamoDB answers with a 500 "may or may not have succeeded",
+//     in its own words), so that the SDK's retry meets its own effect;
+//   - outage: for a few seconds, every request refused with a 503, longer
+//     than the SDK's retries wait.
+//
+// Faults apply only while armed, so the battery's own setup and reading of
+// the log through the API go through untouched.
+type awsFaults struct {
+	rate  float64 // share of requests that fail, a third each way
+	proxy *httputil.ReverseProxy
+	armed atomic.Bool
+	down  atomic.Bool
+
+	mu     sync.Mutex
+	counts map[string]map[string]int // fault -> operation -> requests
+	total  int
+}
+
+// The faults, as the battery prints them.
+const (
+	faultRefused   = "refused (500)"
+	faultThrottled = "throttled (400)"
+	faultLost      = "carried out, answered 500"
+	faultOutage    = "refused in an outage (503)"
+)
+
+func newAWSFaults(emulator string, rate float64) (*awsFaults, error) {
+	u, err := url.Parse(emulator)
+	if err != nil || u.Scheme == "" || u.Host == "" {
+		return nil, fmt.Errorf("emulator endpoint %q is not a URL", emulator)
+	}
+	if rate < 0 || rate > 1 {
+		return nil, fmt.Errorf("AWS fault rate %v is not between 0 and 1", rate)
+	}
+	f := &awsFaults{rate: rate, proxy: httputil.NewSingleHostReverseProxy(u), counts: map[string]map[string]int{}}
+	// A function killed mid-request cancels its requests: not worth a line
+	// each in the battery's output. Anything else is answered as AWS's
+	// gateway would, and the SDK retries it.
+	f.proxy.ErrorHandler = func(w http.ResponseWriter, r *http.Request, err error) {
+		if r.Context().Err() == nil {
+			awsError(w, http.StatusBadGateway, "BadGateway")
+		}
+	}
+	return f, nil
+}
+
+func (f *awsFaults) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	// AWS's JSON protocols (DynamoDB, SQS, KMS) name the operation here.
+	target := r.Header.Get("X-Amz-Target")
+	if !f.armed.Load() || target == "" {
+		f.proxy.ServeHTTP(w, r)
+		return
+	}
+	op := target[strings.LastIndexByte(target, '.')+1:]
+	fault := ""
+	switch roll := rand.Float64(); {
+	case f.down.Load():
+		fault = faultOutage
+	case roll < f.rate/3:
+		fault = faultRefused
+	case roll < 2*f.rate/3:
+		fault = faultThrottled
+	case roll < f.rate:
+		fault = faultLost
+	}
+	f.count(fault, op)
+	switch fault {
+	case "":
+		f.proxy.ServeHTTP(w, r)
+	case faultOutage:
+		awsError(w, http.StatusServiceUnavailable, "ServiceUnavailable")
+	case faultRefused:
+		awsError(w, http.StatusInternalServerError, "InternalServerError")
+	case faultThrottled:
+		awsError(w, http.StatusBadRequest, "ThrottlingException")
+	case faultLost:
+		rec := httptest.NewRecorder()
+		f.proxy.ServeHTTP(rec, r)
+		awsError(w, http.StatusInternalServerError, "InternalServerError")
+	}
+}
+
+// awsError answers as AWS's JSON protocols do; the SDK retries all of these.
+func awsError(w http.ResponseWriter, status int, code string) {
+	w.Header().Set("Content-Type", "application/x-amz-json-1.0")
+	w.Header().Set("X-Amzn-Query-Error", code+";Receiver") // SQS's JSON protocol reads the code here
+	w.WriteHeader(status)
+	_, _ = fmt.Fprintf(w, `{"__type":"com.amazonaws.fault#%s","message":"fault injected by the battery"}`, code)
+}
+
+func (f *awsFaults) count(fault, op string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.total++
+	if fault == "" {
+		return
+	}
+	if f.counts[fault] == nil {
+		f.counts[fault] = map[string]int{}
+	}
+	f.counts[fault][op]++
+}
+
+// outages takes the emulator away from the functions times times within
+// span, for length each time.
+func (f *awsFaults) outages(times int, span, length time.Duration) {
+	for i := 0; i < times; i++ {
+		time.Sleep(time.Duration(rand.Int64N(int64(max(span/time.Duration(times)-length, time.Millisecond)))))
+		f.down.Store(true)
+		time.Sleep(length)
+		f.down.Store(false)
+	}
+}
+
+// report prints what was injected.
+func (f *awsFaults) report(w io.Writer) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	faulted := 0
+	for _, ops := range f.counts {
+		for _, n := range ops {
+			faulted += n
+		}
+	}
+	fmt.Fprintf(w, "  AWS requests of the functions %d, failed on purpose %d\n", f.total, faulted)
+	for _, fault := range []string{faultRefused, faultThrottled, faultLost, faultOutage} {
+		ops := f.counts[fault]
+		if len(ops) == 0 {
+			continue
+		}
+		names := make([]string, 0, len(ops))
+		n := 0
+		for op, c := range ops {
+			names = append(names, fmt.Sprintf("%s %d", op, c))
+			n += c
+		}
+		slices.Sort(names)
+		fmt.Fprintf(w, "    %-28s %5d  (%s)\n", fault, n, strings.Join(names, ", "))
+	}
+}
