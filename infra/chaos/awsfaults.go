@@ -1,7 +1,10 @@
 package main
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"math/rand/v2"
 	"net/http"
@@ -9,6 +12,7 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -23,13 +27,15 @@ import (
 //   - answer lost: carried out, then answered 500 InternalServerError (a
 //     request DynamoDB answers with a 500 "may or may not have succeeded",
 //     in its own words), so that the SDK's retry meets its own effect;
+//   - carried out in part (batch operations only): some entries done, the
+//     others named in the answer as unprocessed or failed, as AWS may;
 //   - outage: for a few seconds, every request refused with a 503, longer
 //     than the SDK's retries wait.
 //
 // Faults apply only while armed, so the battery's own setup and reading of
 // the log through the API go through untouched.
 type awsFaults struct {
-	rate  float64 // share of requests that fail, a third each way
+	rate  float64 // share of requests that fail, evenly between the ways that apply
 	proxy *httputil.ReverseProxy
 	armed atomic.Bool
 	down  atomic.Bool
@@ -45,6 +51,7 @@ const (
 	faultThrottled = "throttled (400)"
 	faultLost      = "carried out, answered 500"
 	faultOutage    = "refused in an outage (503)"
+	faultPartial   = "batch carried out in part"
 )
 
 func newAWSFaults(emulator string, rate float64) (*awsFaults, error) {
@@ -76,15 +83,14 @@ func (f *awsFaults) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	op := target[strings.LastIndexByte(target, '.')+1:]
 	fault := ""
-	switch roll := rand.Float64(); {
-	case f.down.Load():
+	if f.down.Load() {
 		fault = faultOutage
-	case roll < f.rate/3:
-		fault = faultRefused
-	case roll < 2*f.rate/3:
-		fault = faultThrottled
-	case roll < f.rate:
-		fault = faultLost
+	} else if rand.Float64() < f.rate {
+		kinds := []string{faultRefused, faultThrottled, faultLost}
+		if batchOps[op] {
+			kinds = append(kinds, faultPartial)
+		}
+		fault = kinds[rand.IntN(len(kinds))]
 	}
 	f.count(fault, op)
 	switch fault {
@@ -100,7 +106,107 @@ func (f *awsFaults) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		rec := httptest.NewRecorder()
 		f.proxy.ServeHTTP(rec, r)
 		awsError(w, http.StatusInternalServerError, "InternalServerError")
+	case faultPartial:
+		f.partly(w, r, op)
 	}
+}
+
+// batchOps are the batch operations the functions use, which AWS may carry
+// out in part: it answers 200 and names the entries it did not process.
+var batchOps = map[string]bool{"BatchWriteItem": true, "SendMessageBatch": true, "ChangeMessageVisibilityBatch": true}
+
+// partly carries out about half of a batch request's entries (at random,
+// perhaps none) and answers as AWS does when it processed only some: a
+// BatchWriteItem's others come back as UnprocessedItems, an SQS batch's as
+// Failed entries that are not the sender's fault.
+func (f *awsFaults) partly(w http.ResponseWriter, r *http.Request, op string) {
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		return
+	}
+	var req map[string]json.RawMessage
+	if err := json.Unmarshal(body, &req); err != nil {
+		awsError(w, http.StatusBadRequest, "SerializationException")
+		return
+	}
+	// forward sends req on with the kept entries and returns the
+	// emulator's answer as a JSON object, or nil (after relaying it) when
+	// it was not a success.
+	forward := func() map[string]json.RawMessage {
+		b, _ := json.Marshal(req)
+		out := r.Clone(r.Context())
+		out.Body, out.ContentLength = io.NopCloser(bytes.NewReader(b)), int64(len(b))
+		rec := httptest.NewRecorder()
+		f.proxy.ServeHTTP(rec, out)
+		var res map[string]json.RawMessage
+		if rec.Code != http.StatusOK || json.Unmarshal(rec.Body.Bytes(), &res) != nil {
+			for k, v := range rec.Header() {
+				w.Header()[k] = v
+			}
+			w.WriteHeader(rec.Code)
+			_, _ = w.Write(rec.Body.Bytes())
+			return nil
+		}
+		return res
+	}
+	res := map[string]json.RawMessage{}
+	if op == "BatchWriteItem" {
+		var tables map[string][]json.RawMessage
+		_ = json.Unmarshal(req["RequestItems"], &tables)
+		kept, dropped := map[string][]json.RawMessage{}, map[string][]json.RawMessage{}
+		for t, writes := range tables {
+			for _, wr := range writes {
+				if rand.IntN(2) == 0 {
+					kept[t] = append(kept[t], wr)
+				} else {
+					dropped[t] = append(dropped[t], wr)
+				}
+			}
+		}
+		if len(kept) > 0 {
+			req["RequestItems"], _ = json.Marshal(kept)
+			if res = forward(); res == nil {
+				return
+			}
+			var left map[string][]json.RawMessage
+			_ = json.Unmarshal(res["UnprocessedItems"], &left)
+			for t, writes := range left {
+				dropped[t] = append(dropped[t], writes...)
+			}
+		}
+		res["UnprocessedItems"], _ = json.Marshal(dropped)
+	} else {
+		var entries []json.RawMessage
+		_ = json.Unmarshal(req["Entries"], &entries)
+		var kept []json.RawMessage
+		var failed []map[string]any
+		for _, e := range entries {
+			if rand.IntN(2) == 0 {
+				kept = append(kept, e)
+				continue
+			}
+			var id struct{ Id string }
+			_ = json.Unmarshal(e, &id)
+			failed = append(failed, map[string]any{"Id": id.Id, "SenderFault": false, "Code": "InternalError", "Message": "fault injected by the battery"})
+		}
+		if len(kept) > 0 {
+			req["Entries"], _ = json.Marshal(kept)
+			if res = forward(); res == nil {
+				return
+			}
+			var more []map[string]any
+			_ = json.Unmarshal(res["Failed"], &more)
+			failed = append(more, failed...)
+		}
+		if _, ok := res["Successful"]; !ok {
+			res["Successful"] = json.RawMessage("[]")
+		}
+		res["Failed"], _ = json.Marshal(failed)
+	}
+	b, _ := json.Marshal(res)
+	w.Header().Set("Content-Type", "application/x-amz-json-1.0")
+	w.Header().Set("X-Amz-Crc32", strconv.FormatUint(uint64(crc32.ChecksumIEEE(b)), 10)) // DynamoDB's clients check it
+	_, _ = w.Write(b)
 }
 
 // awsError answers as AWS's JSON protocols do; the SDK retries all of these.
@@ -146,7 +252,7 @@ func (f *awsFaults) report(w io.Writer) {
 		}
 	}
 	fmt.Fprintf(w, "  AWS requests of the functions %d, failed on purpose %d\n", f.total, faulted)
-	for _, fault := range []string{faultRefused, faultThrottled, faultLost, faultOutage} {
+	for _, fault := range []string{faultRefused, faultThrottled, faultLost, faultPartial, faultOutage} {
 		ops := f.counts[fault]
 		if len(ops) == 0 {
 			continue

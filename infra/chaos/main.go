@@ -621,26 +621,36 @@ type delivery struct {
 
 // deliveries reads the whole log of the account, by event id.
 func deliveries(c localclient.Client) (map[string]delivery, error) {
+	ds, err := listAll[delivery](c, "/v1/deliveries")
 	out := map[string]delivery{}
+	for _, d := range ds {
+		out[d.EventID] = d
+	}
+	return out, err
+}
+
+// listAll reads every page of one of the account's listings.
+func listAll[T any](c localclient.Client, path string) ([]T, error) {
+	var all []T
 	cursor := ""
 	for {
-		path := "/v1/deliveries?limit=100"
+		p := path + "?limit=100"
 		if cursor != "" {
-			path += "&cursor=" + cursor
+			p += "&cursor=" + cursor
 		}
-		page, err := c.Call("GET", path, "")
+		page, err := c.Call("GET", p, "")
 		if err != nil {
 			return nil, err
 		}
 		b, _ := json.Marshal(page["data"])
-		var ds []delivery
-		_ = json.Unmarshal(b, &ds)
-		for _, d := range ds {
-			out[d.EventID] = d
+		var items []T
+		if err := json.Unmarshal(b, &items); err != nil {
+			return nil, fmt.Errorf("GET %s: %w", p, err)
 		}
+		all = append(all, items...)
 		next, _ := page["next_cursor"].(string)
 		if next == "" {
-			return out, nil
+			return all, nil
 		}
 		cursor = next
 	}
@@ -659,30 +669,13 @@ func endpointStatus(kind string) string {
 
 // endpointStates reads the status of every endpoint of the account.
 func endpointStates(c localclient.Client) (map[string]string, error) {
+	eps, err := listAll[struct {
+		ID     string `json:"id"`
+		Status string `json:"status"`
+	}](c, "/v1/endpoints")
 	out := map[string]string{}
-	cursor := ""
-	for {
-		path := "/v1/endpoints?limit=100"
-		if cursor != "" {
-			path += "&cursor=" + cursor
-		}
-		page, err := c.Call("GET", path, "")
-		if err != nil {
-			return nil, err
-		}
-		b, _ := json.Marshal(page["data"])
-		var eps []struct {
-			ID     string `json:"id"`
-			Status string `json:"status"`
-		}
-		_ = json.Unmarshal(b, &eps)
-		for _, e := range eps {
-			out[e.ID] = e.Status
-		}
-		next, _ := page["next_cursor"].(string)
-		if next == "" {
-			return out, nil
-		}
-		cursor = next
+	for _, e := range eps {
+		out[e.ID] = e.Status
 	}
+	return out, err
 }
