@@ -25,8 +25,8 @@ import (
 //   - refused: answered 500 InternalServerError before anything happened;
 //   - throttled: answered 400 ThrottlingException, likewise;
 //   - answer lost: carried out, then answered 500 InternalServerError (a
-//     request DynamoDB answers with a 500 "may or may not have succeeded",
-//     in its own words), so that the SDK's retry meets its own effect;
+//     request answered with a 500 or cut off by a timeout may still have
+//     been carried out), so that the SDK's retry meets its own effect;
 //   - carried out in part (batch operations only): some entries done, the
 //     others named in the answer as unprocessed or failed, as AWS may;
 //   - outage: for a few seconds, every request refused with a 503, longer

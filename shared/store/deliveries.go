@@ -313,7 +313,7 @@ func (st *Store) batchWrite(ctx context.Context, reqs []types.WriteRequest) erro
 // redelivery). ErrConflict otherwise.
 //
 // The write carries a key of its own, so that when DynamoDB carries it out
-// but its answer is lost (a 500, which "may or may not have succeeded") the
+// but its answer is lost (a 500 or a timeout after the write was made) the
 // SDK's retry finds its own write rather than a conflict: a worker that took
 // that for another's record would skip what follows it (a 410's disabling
 // of the endpoint, say).

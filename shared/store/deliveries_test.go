@@ -533,8 +533,8 @@ func TestListingFromAnotherEndpointsPosition(t *testing.T) {
 }
 
 // losingAnswer carries out every request, but answers the first of one
-// operation with a 500, as DynamoDB may ("the request may or may not have
-// succeeded"): the SDK retries it and meets its own effect.
+// operation with a 500, as a write made when the answer was lost on the way
+// looks: the SDK retries it and meets its own effect.
 type losingAnswer struct {
 	next aws.HTTPClient
 	op   string // X-Amz-Target's operation, "PutItem"
