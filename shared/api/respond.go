@@ -5,6 +5,9 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"strconv"
+
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
 
 	"github.com/customerthermometer/webhooks/shared/domain"
 )
@@ -21,8 +24,12 @@ var statusOf = map[domain.Code]int{
 	domain.CodePayloadTooLarge:      http.StatusRequestEntityTooLarge,
 	domain.CodeUnsupportedMediaType: http.StatusUnsupportedMediaType,
 	domain.CodeRateLimited:          http.StatusTooManyRequests,
+	domain.CodeUnavailable:          http.StatusServiceUnavailable,
 	domain.CodeInternal:             http.StatusInternalServerError,
 }
+
+// unavailableRetry is the Retry-After of an unavailable answer, in seconds.
+const unavailableRetry = 5
 
 type errorBody struct {
 	Error struct {
@@ -33,10 +40,19 @@ type errorBody struct {
 }
 
 // writeError answers with the contract's error shape. Errors that are not
-// *domain.Error are internal: their cause is logged and never shown.
+// *domain.Error are logged and never shown: an AWS request that still failed
+// after the SDK's retries (AWS unavailable or throttling for the moment) is
+// a 503 to retry after a few seconds, anything else internal.
 func (h *handler) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	var e *domain.Error
-	if !errors.As(err, &e) || statusOf[e.Code] == 0 || e.Code == domain.CodeInternal {
+	var exhausted *retry.MaxAttemptsError
+	switch {
+	case errors.As(err, &e) && statusOf[e.Code] != 0 && e.Code != domain.CodeInternal:
+	case errors.As(err, &exhausted):
+		h.Logger.ErrorContext(r.Context(), "AWS unavailable", slog.String("path", r.URL.Path), slog.String("error", err.Error()))
+		w.Header().Set("Retry-After", strconv.Itoa(unavailableRetry))
+		e = domain.Errorf(domain.CodeUnavailable, "the service is unavailable for the moment; retry after %d seconds", unavailableRetry)
+	default:
 		h.Logger.ErrorContext(r.Context(), "internal error", slog.String("path", r.URL.Path), slog.String("error", err.Error()))
 		e = domain.Errorf(domain.CodeInternal, "internal error; the request id identifies it for support")
 	}

@@ -23,6 +23,7 @@ const (
 	CodePayloadTooLarge      Code = "payload_too_large"
 	CodeUnsupportedMediaType Code = "unsupported_media_type"
 	CodeRateLimited          Code = "rate_limited"
+	CodeUnavailable          Code = "unavailable"
 	CodeInternal             Code = "internal"
 )
 

@@ -1,0 +1,75 @@
+package api
+
+import (
+	"fmt"
+	"hash/crc32"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+
+	"github.com/customerthermometer/webhooks/shared/awstest"
+	"github.com/customerthermometer/webhooks/shared/store"
+)
+
+// answering gives every DynamoDB request the same error, sending nothing.
+type answering struct {
+	status int
+	code   string
+}
+
+func (a *answering) Do(r *http.Request) (*http.Response, error) {
+	body := `{"__type":"com.amazonaws.dynamodb.v20120810#` + a.code + `","message":"secret-cause-xyz"}`
+	return &http.Response{StatusCode: a.status, Request: r,
+		Header: http.Header{"Content-Type": {"application/x-amz-json-1.0"}, "X-Amz-Crc32": {fmt.Sprint(crc32.ChecksumIEEE([]byte(body)))}},
+		Body:   io.NopCloser(strings.NewReader(body))}, nil
+}
+
+// TestAWSTroubleIsUnavailable: a request whose AWS calls still fail after
+// the SDK's retries (AWS down or throttling for the moment) answers 503
+// `unavailable` with a Retry-After, as the document says, and shows nothing
+// of the cause; an AWS error that retrying cannot help (a bug of ours)
+// stays `internal`.
+func TestAWSTroubleIsUnavailable(t *testing.T) {
+	doc := loadOpenAPI(t)
+	ops := operations(t, doc)
+	answer := &answering{}
+	cfg := awstest.Config(t)
+	cfg.HTTPClient = answer
+	stack := awstest.LoadStack(t)
+	failing := store.New(dynamodb.NewFromConfig(cfg), stack.Outputs["EndpointsTableName"], stack.Outputs["DeliveriesTableName"])
+	e := newEnv(t, func(d *Deps) { d.Endpoints, d.Deliveries = failing, failing })
+	both := []string{"GET /v1/endpoints", "GET /v1/deliveries"}
+	for _, c := range []struct {
+		answer answering
+		routes []string
+		status int
+		code   string
+	}{
+		{answering{http.StatusInternalServerError, "InternalServerError"}, both, http.StatusServiceUnavailable, "unavailable"},
+		// The SDK waits longer between a throttled request's tries: one route.
+		{answering{http.StatusBadRequest, "ThrottlingException"}, both[:1], http.StatusServiceUnavailable, "unavailable"},
+		{answering{http.StatusBadRequest, "ValidationException"}, both, http.StatusInternalServerError, "internal"},
+	} {
+		*answer = c.answer
+		for _, route := range c.routes {
+			method, path, _ := strings.Cut(route, " ")
+			r := e.do(method, path, e.key, "")
+			body := r.json(t)
+			got, _ := body["error"].(map[string]any)
+			if r.status != c.status || got["code"] != c.code {
+				t.Errorf("%s after %s: %d %s, want %d %s", route, c.answer.code, r.status, r.body, c.status, c.code)
+			}
+			if strings.Contains(string(r.body), "secret-cause-xyz") || strings.Contains(string(r.body), c.answer.code) {
+				t.Errorf("%s shows the cause: %s", route, r.body)
+			}
+			if secs, err := strconv.Atoi(r.header.Get("Retry-After")); (c.code == "unavailable") != (err == nil && secs > 0) {
+				t.Errorf("%s: Retry-After %q with %s", route, r.header.Get("Retry-After"), c.code)
+			}
+			checkDocumented(t, doc, ops[route], r)
+		}
+	}
+}
