@@ -211,10 +211,12 @@ func (f *awsFaults) partly(w http.ResponseWriter, r *http.Request, op string) {
 
 // awsError answers as AWS's JSON protocols do; the SDK retries all of these.
 func awsError(w http.ResponseWriter, status int, code string) {
+	body := []byte(`{"__type":"com.amazonaws.fault#` + code + `","message":"fault injected by the battery"}`)
 	w.Header().Set("Content-Type", "application/x-amz-json-1.0")
-	w.Header().Set("X-Amzn-Query-Error", code+";Receiver") // SQS's JSON protocol reads the code here
+	w.Header().Set("X-Amzn-Query-Error", code+";Receiver")                                  // SQS's JSON protocol reads the code here
+	w.Header().Set("X-Amz-Crc32", strconv.FormatUint(uint64(crc32.ChecksumIEEE(body)), 10)) // DynamoDB's clients check it
 	w.WriteHeader(status)
-	_, _ = fmt.Fprintf(w, `{"__type":"com.amazonaws.fault#%s","message":"fault injected by the battery"}`, code)
+	_, _ = w.Write(body)
 }
 
 func (f *awsFaults) count(fault, op string) {
