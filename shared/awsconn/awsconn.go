@@ -6,6 +6,7 @@ package awsconn
 import (
 	"io"
 	"net/http"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
@@ -50,22 +51,29 @@ func Use(cfg *aws.Config) {
 }
 
 // Retryer is the SDK's retryer for mode (standard unless AWS_RETRY_MODE
-// says adaptive; AWS_MAX_ATTEMPTS still applies) without its client-side
-// retry quota. That quota, 500 tokens a client with 14 spent per retry,
-// runs out within seconds when AWS fails every request for a while, and
-// from then on the SDK gives up at the first error, without backoff,
-// until hundreds of requests have succeeded: every hiccup afterwards
-// reaches the service as a failure, and a delivery task that fails after
-// its webhook was sent is sent again. Each execution environment runs one
-// invocation at a time, so its retries are bounded without the quota.
+// says adaptive) with DynamoDB's own defaults, 4 attempts from a 25 ms base
+// delay (a retryer set here replaces the one each client would make for
+// itself; AWS_MAX_ATTEMPTS still applies), and without the SDK's
+// client-side retry quota. That quota, 500 tokens a client with 14 spent
+// per retry, runs out within seconds when AWS fails every request for a
+// while, and from then on the SDK gives up at the first error, without
+// backoff, until hundreds of requests have succeeded: every hiccup
+// afterwards reaches the service as a failure, and a delivery task that
+// fails after its webhook was sent is sent again. Each execution
+// environment runs one invocation at a time, so its retries are bounded
+// without the quota.
 func Retryer(mode aws.RetryMode) func() aws.Retryer {
-	noQuota := func(o *retry.StandardOptions) { o.RateLimiter = ratelimit.None }
+	options := func(o *retry.StandardOptions) {
+		o.RateLimiter = ratelimit.None
+		o.MaxAttempts = 4
+		o.BaseDelay = 25 * time.Millisecond
+	}
 	if mode == aws.RetryModeAdaptive {
 		return func() aws.Retryer {
-			return retry.NewAdaptiveMode(func(o *retry.AdaptiveModeOptions) { o.StandardOptions = append(o.StandardOptions, noQuota) })
+			return retry.NewAdaptiveMode(func(o *retry.AdaptiveModeOptions) { o.StandardOptions = append(o.StandardOptions, options) })
 		}
 	}
-	return func() aws.Retryer { return retry.NewStandard(noQuota) }
+	return func() aws.Retryer { return retry.NewStandard(options) }
 }
 
 // Do sends r.

@@ -171,3 +171,25 @@ func TestRetriesOutlastAnOutage(t *testing.T) {
 		}
 	}
 }
+
+// TestRetriesAsDynamoDBDoes: a client of the service makes DynamoDB's four
+// attempts at a request AWS keeps failing, as the DynamoDB client does on
+// its own, not the SDK's generic three.
+func TestRetriesAsDynamoDBDoes(t *testing.T) {
+	var attempts atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		attempts.Add(1)
+		w.Header().Set("Content-Type", "application/x-amz-json-1.0")
+		w.WriteHeader(http.StatusInternalServerError)
+		_, _ = w.Write([]byte(`{"__type":"com.amazonaws.dynamodb.v20120810#InternalServerError","message":"down"}`))
+	}))
+	defer srv.Close()
+	cfg := aws.Config{Region: "us-east-1", Credentials: credentials.NewStaticCredentialsProvider("test", "test", "")}
+	awsconn.Use(&cfg)
+	db := dynamodb.NewFromConfig(cfg, func(o *dynamodb.Options) { o.BaseEndpoint = aws.String(srv.URL) })
+	_, err := db.GetItem(context.Background(), &dynamodb.GetItemInput{TableName: aws.String("t"),
+		Key: map[string]types.AttributeValue{"pk": &types.AttributeValueMemberS{Value: "x"}}})
+	if err == nil || attempts.Load() != 4 {
+		t.Errorf("%d attempts (%v), want 4 and an error", attempts.Load(), err)
+	}
+}
