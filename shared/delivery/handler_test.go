@@ -389,11 +389,11 @@ func TestUnmatchedEventIsAcknowledgedAndCounted(t *testing.T) {
 // TestGoneEndpointIsDisabledByTheMessageBack: a worker that recorded a 410
 // but failed to disable the endpoint (found by the fault battery, with AWS
 // requests failing), or stopped before it, keeps the message; back, it
-// disables the endpoint and goes, without another request. An endpoint
-// changed since the 410 (its account holder enabled it again) stays as it
-// is.
+// disables the endpoint and goes, without another request. A change to the
+// endpoint meanwhile (a new name, the service's failing flag) does not
+// stop that; a new URL does: the 410 said nothing of it.
 func TestGoneEndpointIsDisabledByTheMessageBack(t *testing.T) {
-	for _, changedSince := range []bool{false, true} {
+	for _, change := range []string{"none", "name", "url"} {
 		hs := newHarness(t, time.Second)
 		rc, ep := hs.oneDelivery("evt_gone_back", 410)
 		ctx := context.Background()
@@ -412,8 +412,13 @@ func TestGoneEndpointIsDisabledByTheMessageBack(t *testing.T) {
 		if err != nil || !cur.Enabled {
 			t.Fatalf("endpoint enabled=%v (%v) although its update failed", cur.Enabled, err)
 		}
-		if changedSince {
-			cur.Name, cur.UpdatedAt = "renamed", time.Now().UTC()
+		if change != "none" {
+			cur.UpdatedAt = time.Now().UTC()
+			if change == "name" {
+				cur.Name, cur.Failing = "renamed", true
+			} else {
+				cur.URL = rc.URL + "/elsewhere"
+			}
 			if err := hs.st.SaveEndpoint(ctx, cur, cur.Thermometers); err != nil {
 				t.Fatal(err)
 			}
@@ -425,14 +430,14 @@ func TestGoneEndpointIsDisabledByTheMessageBack(t *testing.T) {
 		if cur, err = hs.st.GetEndpoint(ctx, hs.account, ep.ID); err != nil {
 			t.Fatal(err)
 		}
-		if changedSince && (!cur.Enabled || cur.Gone) {
-			t.Errorf("endpoint changed since the 410: enabled=%v gone=%v, want it left enabled", cur.Enabled, cur.Gone)
+		if change == "url" && (!cur.Enabled || cur.Gone) {
+			t.Errorf("endpoint with a new URL: enabled=%v gone=%v, want it left enabled", cur.Enabled, cur.Gone)
 		}
-		if !changedSince && (cur.Enabled || !cur.Gone || cur.Status() != domain.StatusDisabled) {
-			t.Errorf("endpoint after the message came back: enabled=%v gone=%v, want disabled by the 410", cur.Enabled, cur.Gone)
+		if change != "url" && (cur.Enabled || !cur.Gone || cur.Status() != domain.StatusDisabled) {
+			t.Errorf("change %s: endpoint after the message came back: enabled=%v gone=%v, want disabled by the 410", change, cur.Enabled, cur.Gone)
 		}
 		if rc.count() != 1 || hs.waiting(hs.tasksURL) != 0 {
-			t.Errorf("receiver got %d requests, %d messages left; want one request, no message", rc.count(), hs.waiting(hs.tasksURL))
+			t.Errorf("change %s: receiver got %d requests, %d messages left; want one request, no message", change, rc.count(), hs.waiting(hs.tasksURL))
 		}
 	}
 }

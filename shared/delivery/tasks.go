@@ -218,6 +218,8 @@ func (h *Handler) prepareAndSend(ctx context.Context, a *attempt, rec *metrics.R
 		// A 410 disables the endpoint, and the worker that recorded it
 		// keeps its message until it has: this is that message, back
 		// after the update failed or the worker stopped before it.
+		// (Redriven from the dead-letter queue, it was taken for a new
+		// round above, and sends once more.)
 		if err := h.disableGone(ctx, d); err != nil {
 			a.err = infra("%w", err)
 			return
@@ -566,11 +568,13 @@ func failedByGone(d domain.Delivery) bool {
 }
 
 // disableGone disables the endpoint of d, which a 410 ended, unless that is
-// done or the endpoint has changed since d was recorded: an account holder
-// who enabled it again has the last word.
+// done or the endpoint now points elsewhere: the 410 came from the URL d was
+// made for, and says nothing of another one the account holder has set
+// since. (Other changes, the service's own failing flag among them, do not
+// matter.)
 func (h *Handler) disableGone(ctx context.Context, d domain.Delivery) error {
 	return h.updateEndpoint(ctx, domain.Endpoint{AccountID: d.AccountID, ID: d.EndpointID}, func(e *domain.Endpoint) bool {
-		if !e.Enabled || e.UpdatedAt.After(d.UpdatedAt) {
+		if !e.Enabled || e.URL != d.EndpointURL {
 			return false
 		}
 		e.Enabled, e.Gone = false, true
