@@ -536,9 +536,10 @@ func TestListingFromAnotherEndpointsPosition(t *testing.T) {
 // operation with a 500, as a write made when the answer was lost on the way
 // looks: the SDK retries it and meets its own effect.
 type losingAnswer struct {
-	next aws.HTTPClient
-	op   string // X-Amz-Target's operation, "PutItem"
-	lost atomic.Bool
+	next    aws.HTTPClient
+	op      string // X-Amz-Target's operation, "PutItem"
+	between func() // if set, runs after the write and before the retry
+	lost    atomic.Bool
 }
 
 func (c *losingAnswer) Do(r *http.Request) (*http.Response, error) {
@@ -548,6 +549,9 @@ func (c *losingAnswer) Do(r *http.Request) (*http.Response, error) {
 	}
 	_, _ = io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
+	if c.between != nil {
+		c.between()
+	}
 	return &http.Response{StatusCode: http.StatusInternalServerError, Request: r,
 		Header: http.Header{"Content-Type": {"application/x-amz-json-1.0"}},
 		Body:   io.NopCloser(strings.NewReader(`{"__type":"com.amazonaws.dynamodb.v20120810#InternalServerError","message":"answer lost"}`))}, nil
@@ -585,11 +589,24 @@ func TestSaveDeliveryWhoseAnswerWasLost(t *testing.T) {
 	if err := st.SaveDelivery(ctx, other, 0, time.Now().Add(time.Hour)); !errors.Is(err, store.ErrConflict) {
 		t.Errorf("another worker's save of the same attempt: %v, want a conflict", err)
 	}
-	// A round started since: an old write, replayed, would undo it.
-	if _, err := st.StartRound(ctx, account, d.ID, 1, time.Now(), time.Now().Add(time.Hour)); err != nil {
-		t.Fatal(err)
+
+	// A round started between the write and the SDK's retry: the replayed
+	// write must not undo it.
+	plain := newStore(t)
+	d2 := putDelivery(t, plain, account, "ep_1", domain.DeliveryPending, 1)
+	cfg2 := awstest.Config(t)
+	cfg2.HTTPClient = &losingAnswer{next: cfg2.HTTPClient, op: "PutItem", between: func() {
+		if _, err := plain.StartRound(ctx, account, d2.ID, 1, time.Now(), time.Now().Add(time.Hour)); err != nil {
+			t.Error(err)
+		}
+	}}
+	racing := store.New(dynamodb.NewFromConfig(cfg2), stack.Outputs["EndpointsTableName"], stack.Outputs["DeliveriesTableName"])
+	retrying := d2
+	retrying.AttemptCount, retrying.Status = 1, domain.DeliveryRetrying
+	if err := racing.SaveDelivery(ctx, retrying, 0, time.Now().Add(time.Hour)); !errors.Is(err, store.ErrConflict) {
+		t.Errorf("replay over a round started meanwhile: %v, want a conflict", err)
 	}
-	if err := st.SaveDelivery(ctx, failed, 0, time.Now().Add(time.Hour)); !errors.Is(err, store.ErrConflict) {
-		t.Errorf("save of the round before: %v, want a conflict", err)
+	if got, err := plain.GetDelivery(ctx, account, d2.ID); err != nil || got.Status != domain.DeliveryPending || got.RoundStart != 2 {
+		t.Errorf("after the replay: %+v, %v; want the new round, pending", got, err)
 	}
 }
