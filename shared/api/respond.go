@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"log/slog"
@@ -40,18 +41,19 @@ type errorBody struct {
 }
 
 // writeError answers with the contract's error shape. Errors that are not
-// *domain.Error are logged and never shown: an AWS request that still failed
-// after the SDK's retries (AWS unavailable or throttling for the moment) is
-// a 503 to retry after a few seconds, anything else internal.
+// *domain.Error are logged and never shown: AWS work still undone after the
+// retries (an AWS request that used up the SDK's attempts, batch entries
+// left unprocessed, the invocation's time running out) is a 503 to retry
+// after a few seconds, anything else internal.
 func (h *handler) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	var e *domain.Error
 	var exhausted *retry.MaxAttemptsError
 	switch {
-	case errors.As(err, &e) && statusOf[e.Code] != 0 && e.Code != domain.CodeInternal:
-	case errors.As(err, &exhausted):
+	case errors.As(err, &exhausted) || errors.Is(err, domain.ErrUnavailable) || errors.Is(err, context.DeadlineExceeded):
 		h.Logger.ErrorContext(r.Context(), "AWS unavailable", slog.String("path", r.URL.Path), slog.String("error", err.Error()))
 		w.Header().Set("Retry-After", strconv.Itoa(unavailableRetry))
 		e = domain.Errorf(domain.CodeUnavailable, "the service is unavailable for the moment; retry after %d seconds", unavailableRetry)
+	case errors.As(err, &e) && statusOf[e.Code] != 0 && e.Code != domain.CodeInternal:
 	default:
 		h.Logger.ErrorContext(r.Context(), "internal error", slog.String("path", r.URL.Path), slog.String("error", err.Error()))
 		e = domain.Errorf(domain.CodeInternal, "internal error; the request id identifies it for support")

@@ -1,10 +1,14 @@
 package api
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"hash/crc32"
 	"io"
+	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"strconv"
 	"strings"
 	"testing"
@@ -12,6 +16,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 
 	"github.com/customerthermometer/webhooks/shared/awstest"
+	"github.com/customerthermometer/webhooks/shared/domain"
 	"github.com/customerthermometer/webhooks/shared/store"
 )
 
@@ -70,6 +75,28 @@ func TestAWSTroubleIsUnavailable(t *testing.T) {
 				t.Errorf("%s: Retry-After %q with %s", route, r.header.Get("Retry-After"), c.code)
 			}
 			checkDocumented(t, doc, ops[route], r)
+		}
+	}
+}
+
+// TestWorkLeftUndoneIsUnavailable: AWS work the store or the queue still
+// left undone after their own retries (batch entries left unprocessed), and
+// the invocation's time running out, answer 503 too; other errors stay
+// internal.
+func TestWorkLeftUndoneIsUnavailable(t *testing.T) {
+	h := &handler{Deps: Deps{Logger: slog.New(slog.NewJSONHandler(io.Discard, nil))}}
+	for err, status := range map[error]int{
+		fmt.Errorf("batch get: keys left unprocessed after 8 retries: %w", domain.ErrUnavailable): http.StatusServiceUnavailable,
+		fmt.Errorf("read endpoint: %w", context.DeadlineExceeded):                                 http.StatusServiceUnavailable,
+		errors.New("decode endpoint: unexpected attribute"):                                       http.StatusInternalServerError,
+	} {
+		w := httptest.NewRecorder()
+		h.writeError(w, httptest.NewRequest(http.MethodGet, "/v1/endpoints", nil), err)
+		if w.Code != status || (status == http.StatusServiceUnavailable) != (w.Header().Get("Retry-After") != "") {
+			t.Errorf("%v: %d, Retry-After %q; want %d", err, w.Code, w.Header().Get("Retry-After"), status)
+		}
+		if strings.Contains(w.Body.String(), err.Error()) {
+			t.Errorf("%v: the answer shows the cause: %s", err, w.Body)
 		}
 	}
 }

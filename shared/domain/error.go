@@ -50,6 +50,10 @@ func Errorf(code Code, format string, args ...any) *Error {
 // ErrNotFound is returned (wrapped) by lookups that find nothing.
 var ErrNotFound = &Error{Code: CodeNotFound, Message: "not found"}
 
+// ErrUnavailable is returned (wrapped) when AWS still leaves work undone
+// after the service's retries: unavailable or throttling for the moment.
+var ErrUnavailable = &Error{Code: CodeUnavailable, Message: "unavailable for the moment"}
+
 // Is matches errors by code, so errors.Is(err, ErrNotFound) holds for every
 // not_found *Error whatever its message.
 func (e *Error) Is(target error) bool {

@@ -15,6 +15,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
+
+	"github.com/customerthermometer/webhooks/shared/domain"
 )
 
 // Queue is an SQS client.
@@ -85,7 +87,7 @@ func entry(m Message) (types.SendMessageBatchRequestEntry, int) {
 func (q *Queue) send(ctx context.Context, url string, entries []types.SendMessageBatchRequestEntry) error {
 	for try := 0; len(entries) > 0; try++ {
 		if try == 5 {
-			return fmt.Errorf("send to %s: %d messages refused after 5 tries", url, len(entries))
+			return fmt.Errorf("send to %s: %d messages refused after 5 tries: %w", url, len(entries), domain.ErrUnavailable)
 		}
 		out, err := q.client.SendMessageBatch(ctx, &sqs.SendMessageBatchInput{QueueUrl: &url, Entries: entries})
 		if err != nil {

@@ -289,7 +289,7 @@ func (st *Store) batchWrite(ctx context.Context, reqs []types.WriteRequest) erro
 	for try := 0; len(pending[st.deliveriesTable]) > 0; try++ {
 		if try > 0 {
 			if try > 8 {
-				return errors.New("batch write: items left unprocessed after 8 retries")
+				return fmt.Errorf("batch write: items left unprocessed after 8 retries: %w", domain.ErrUnavailable)
 			}
 			select {
 			case <-ctx.Done():
@@ -566,7 +566,7 @@ func (st *Store) summaries(ctx context.Context, entries []map[string]types.Attri
 		for try := 0; len(pending[st.deliveriesTable].Keys) > 0; try++ {
 			if try > 0 {
 				if try > 8 {
-					return nil, errors.New("batch get: keys left unprocessed after 8 retries")
+					return nil, fmt.Errorf("batch get: keys left unprocessed after 8 retries: %w", domain.ErrUnavailable)
 				}
 				select {
 				case <-ctx.Done():
