@@ -92,7 +92,9 @@ func (f *awsFaults) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		fault = kinds[rand.IntN(len(kinds))]
 	}
-	f.count(fault, op)
+	if fault != faultPartial {
+		f.count(fault, op)
+	}
 	switch fault {
 	case "":
 		f.proxy.ServeHTTP(w, r)
@@ -107,7 +109,11 @@ func (f *awsFaults) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		f.proxy.ServeHTTP(rec, r)
 		awsError(w, http.StatusInternalServerError, "InternalServerError")
 	case faultPartial:
-		f.partly(w, r, op)
+		if f.partly(w, r, op) {
+			f.count(faultPartial, op)
+		} else {
+			f.count("", op)
+		}
 	}
 }
 
@@ -118,95 +124,120 @@ var batchOps = map[string]bool{"BatchWriteItem": true, "SendMessageBatch": true,
 // partly carries out about half of a batch request's entries (at random,
 // perhaps none) and answers as AWS does when it processed only some: a
 // BatchWriteItem's others come back as UnprocessedItems, an SQS batch's as
-// Failed entries that are not the sender's fault.
-func (f *awsFaults) partly(w http.ResponseWriter, r *http.Request, op string) {
+// Failed entries that are not the sender's fault. It reports whether it
+// held any entry back. An emulator answer it cannot read names every entry
+// as undone: the client sends again what was done, and never loses what
+// was not.
+func (f *awsFaults) partly(w http.ResponseWriter, r *http.Request, op string) bool {
 	body, err := io.ReadAll(r.Body)
 	if err != nil {
-		return
+		awsError(w, http.StatusInternalServerError, "InternalServerError")
+		return true
 	}
 	var req map[string]json.RawMessage
 	if err := json.Unmarshal(body, &req); err != nil {
 		awsError(w, http.StatusBadRequest, "SerializationException")
-		return
+		return false
 	}
-	// forward sends req on with the kept entries and returns the
-	// emulator's answer as a JSON object, or nil (after relaying it) when
-	// it was not a success.
-	forward := func() map[string]json.RawMessage {
+	// forward sends req on with the kept entries and returns the emulator's
+	// answer, nil when it could not be read; relayed is true when it was
+	// not a success, which is then the answer.
+	forward := func() (res map[string]json.RawMessage, relayed bool) {
 		b, _ := json.Marshal(req)
 		out := r.Clone(r.Context())
 		out.Body, out.ContentLength = io.NopCloser(bytes.NewReader(b)), int64(len(b))
 		rec := httptest.NewRecorder()
 		f.proxy.ServeHTTP(rec, out)
-		var res map[string]json.RawMessage
-		if rec.Code != http.StatusOK || json.Unmarshal(rec.Body.Bytes(), &res) != nil {
+		if rec.Code != http.StatusOK {
 			for k, v := range rec.Header() {
 				w.Header()[k] = v
 			}
 			w.WriteHeader(rec.Code)
 			_, _ = w.Write(rec.Body.Bytes())
-			return nil
+			return nil, true
 		}
-		return res
+		if json.Unmarshal(rec.Body.Bytes(), &res) != nil {
+			return nil, false
+		}
+		return res, false
 	}
-	res := map[string]json.RawMessage{}
+	held := false
+	answer := map[string]any{}
 	if op == "BatchWriteItem" {
 		var tables map[string][]json.RawMessage
 		_ = json.Unmarshal(req["RequestItems"], &tables)
-		kept, dropped := map[string][]json.RawMessage{}, map[string][]json.RawMessage{}
+		kept, undone := map[string][]json.RawMessage{}, map[string][]json.RawMessage{}
 		for t, writes := range tables {
 			for _, wr := range writes {
 				if rand.IntN(2) == 0 {
 					kept[t] = append(kept[t], wr)
 				} else {
-					dropped[t] = append(dropped[t], wr)
+					undone[t] = append(undone[t], wr)
+					held = true
 				}
 			}
 		}
 		if len(kept) > 0 {
 			req["RequestItems"], _ = json.Marshal(kept)
-			if res = forward(); res == nil {
-				return
+			res, relayed := forward()
+			if relayed {
+				return held
 			}
-			var left map[string][]json.RawMessage
-			_ = json.Unmarshal(res["UnprocessedItems"], &left)
+			left := kept // unless the answer says otherwise
+			if u, ok := res["UnprocessedItems"]; ok {
+				left = nil
+				if json.Unmarshal(u, &left) != nil {
+					left = kept
+				}
+			}
 			for t, writes := range left {
-				dropped[t] = append(dropped[t], writes...)
+				undone[t] = append(undone[t], writes...)
 			}
 		}
-		res["UnprocessedItems"], _ = json.Marshal(dropped)
+		answer["UnprocessedItems"] = undone
 	} else {
 		var entries []json.RawMessage
 		_ = json.Unmarshal(req["Entries"], &entries)
+		failure := func(e json.RawMessage) map[string]any {
+			var id struct{ Id string }
+			_ = json.Unmarshal(e, &id)
+			return map[string]any{"Id": id.Id, "SenderFault": false, "Code": "InternalError", "Message": "fault injected by the battery"}
+		}
 		var kept []json.RawMessage
-		var failed []map[string]any
+		failed := []any{}
 		for _, e := range entries {
 			if rand.IntN(2) == 0 {
 				kept = append(kept, e)
-				continue
+			} else {
+				failed = append(failed, failure(e))
+				held = true
 			}
-			var id struct{ Id string }
-			_ = json.Unmarshal(e, &id)
-			failed = append(failed, map[string]any{"Id": id.Id, "SenderFault": false, "Code": "InternalError", "Message": "fault injected by the battery"})
 		}
+		successful := []any{}
 		if len(kept) > 0 {
 			req["Entries"], _ = json.Marshal(kept)
-			if res = forward(); res == nil {
-				return
+			res, relayed := forward()
+			if relayed {
+				return held
 			}
-			var more []map[string]any
-			_ = json.Unmarshal(res["Failed"], &more)
-			failed = append(more, failed...)
+			var done, more []any
+			okDone := json.Unmarshal(res["Successful"], &done) == nil
+			okMore := res["Failed"] == nil || json.Unmarshal(res["Failed"], &more) == nil
+			if okDone && okMore {
+				successful, failed = append(successful, done...), append(more, failed...)
+			} else {
+				for _, e := range kept {
+					failed = append(failed, failure(e))
+				}
+			}
 		}
-		if _, ok := res["Successful"]; !ok {
-			res["Successful"] = json.RawMessage("[]")
-		}
-		res["Failed"], _ = json.Marshal(failed)
+		answer["Successful"], answer["Failed"] = successful, failed
 	}
-	b, _ := json.Marshal(res)
+	b, _ := json.Marshal(answer)
 	w.Header().Set("Content-Type", "application/x-amz-json-1.0")
 	w.Header().Set("X-Amz-Crc32", strconv.FormatUint(uint64(crc32.ChecksumIEEE(b)), 10)) // DynamoDB's clients check it
 	_, _ = w.Write(b)
+	return held
 }
 
 // awsError answers as AWS's JSON protocols do; the SDK retries all of these.

@@ -70,38 +70,50 @@ func TestHexPort(t *testing.T) {
 
 // TestPartlyKeepsEveryEntry: a batch the fault proxy carries out in part
 // reaches the emulator with some entries and names every other one in its
-// answer as AWS does, none lost and none both ways, with the checksum
-// DynamoDB's clients check.
+// answer as AWS does, with the entries the emulator itself left undone, none
+// lost and none both ways, with the checksum DynamoDB's clients check; an
+// emulator answer it cannot read leaves every entry undone.
 func TestPartlyKeepsEveryEntry(t *testing.T) {
 	var mu sync.Mutex
-	var forwarded []string
+	var done []string // entries the emulator carried out
+	garbled := false
 	emulator := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var in struct {
 			Entries      []struct{ Id string }
-			RequestItems map[string][]struct {
-				PutRequest struct {
-					Item struct{ PK struct{ S string } }
+			RequestItems map[string][]json.RawMessage
+		}
+		_ = json.NewDecoder(r.Body).Decode(&in)
+		mu.Lock()
+		defer mu.Unlock()
+		if garbled {
+			_, _ = w.Write([]byte("not json"))
+			return
+		}
+		// The emulator leaves entry 3 undone itself.
+		ok, failed := []map[string]string{}, []map[string]any{}
+		for _, e := range in.Entries {
+			if e.Id == "3" {
+				failed = append(failed, map[string]any{"Id": e.Id, "SenderFault": false, "Code": "InternalError"})
+				continue
+			}
+			done = append(done, e.Id)
+			ok = append(ok, map[string]string{"Id": e.Id})
+		}
+		if in.Entries != nil {
+			_ = json.NewEncoder(w).Encode(map[string]any{"Successful": ok, "Failed": failed})
+			return
+		}
+		left := map[string][]json.RawMessage{}
+		for table, writes := range in.RequestItems {
+			for _, wr := range writes {
+				if pk := putKey(wr); pk == "3" {
+					left[table] = append(left[table], wr)
+				} else {
+					done = append(done, pk)
 				}
 			}
 		}
-		_ = json.NewDecoder(r.Body).Decode(&in)
-		var ok []map[string]string
-		mu.Lock()
-		for _, e := range in.Entries {
-			forwarded = append(forwarded, e.Id)
-			ok = append(ok, map[string]string{"Id": e.Id})
-		}
-		for _, writes := range in.RequestItems {
-			for _, wr := range writes {
-				forwarded = append(forwarded, wr.PutRequest.Item.PK.S)
-			}
-		}
-		mu.Unlock()
-		if in.Entries != nil {
-			_ = json.NewEncoder(w).Encode(map[string]any{"Successful": ok})
-			return
-		}
-		_, _ = w.Write([]byte(`{"UnprocessedItems":{}}`))
+		_ = json.NewEncoder(w).Encode(map[string]any{"UnprocessedItems": left})
 	}))
 	defer emulator.Close()
 	f, err := newAWSFaults(emulator.URL, 1)
@@ -114,49 +126,66 @@ func TestPartlyKeepsEveryEntry(t *testing.T) {
 		entries = append(entries, fmt.Sprintf(`{"Id":"%d","MessageBody":"m"}`, i))
 		puts = append(puts, fmt.Sprintf(`{"PutRequest":{"Item":{"pk":{"S":"%d"}}}}`, i))
 	}
-	for range 20 {
-		forwarded = nil
+	for round := range 30 {
+		mu.Lock()
+		garbled, done = round%10 == 9, nil
+		mu.Unlock()
 		rec := httptest.NewRecorder()
 		f.partly(rec, httptest.NewRequest(http.MethodPost, "/", strings.NewReader(`{"QueueUrl":"q","Entries":[`+strings.Join(entries, ",")+`]}`)), "SendMessageBatch")
 		var out struct{ Successful, Failed []struct{ Id string } }
 		if err := json.Unmarshal(rec.Body.Bytes(), &out); err != nil || rec.Code != http.StatusOK {
 			t.Fatalf("answer %d %s", rec.Code, rec.Body)
 		}
-		var done, failed []string
+		var answeredDone, answeredFailed []string
 		for _, e := range out.Successful {
-			done = append(done, e.Id)
+			answeredDone = append(answeredDone, e.Id)
 		}
 		for _, e := range out.Failed {
-			failed = append(failed, e.Id)
+			answeredFailed = append(answeredFailed, e.Id)
 		}
-		if all := append(slices.Clone(done), failed...); !slices.Equal(sorted(all), ids) || !slices.Equal(sorted(done), sorted(forwarded)) {
-			t.Fatalf("sent %v, answered done %v and failed %v", forwarded, done, failed)
+		mu.Lock()
+		did := slices.Clone(done)
+		done = nil
+		mu.Unlock()
+		all := append(slices.Clone(answeredDone), answeredFailed...)
+		if !slices.Equal(sorted(all), ids) || !slices.Equal(sorted(answeredDone), sorted(did)) || (garbled && len(answeredDone) > 0) {
+			t.Fatalf("emulator did %v; answered done %v and failed %v", did, answeredDone, answeredFailed)
 		}
 
-		forwarded = nil
 		rec = httptest.NewRecorder()
 		f.partly(rec, httptest.NewRequest(http.MethodPost, "/", strings.NewReader(`{"RequestItems":{"t":[`+strings.Join(puts, ",")+`]}}`)), "BatchWriteItem")
-		var left struct {
-			UnprocessedItems map[string][]struct {
-				PutRequest struct {
-					Item struct{ PK struct{ S string } }
-				}
-			}
-		}
+		var left struct{ UnprocessedItems map[string][]json.RawMessage }
 		if err := json.Unmarshal(rec.Body.Bytes(), &left); err != nil || rec.Code != http.StatusOK {
 			t.Fatalf("answer %d %s", rec.Code, rec.Body)
 		}
 		if rec.Header().Get("X-Amz-Crc32") != fmt.Sprint(crc32.ChecksumIEEE(rec.Body.Bytes())) {
 			t.Error("checksum does not match the answer")
 		}
-		all := slices.Clone(forwarded)
+		var undone []string
 		for _, wr := range left.UnprocessedItems["t"] {
-			all = append(all, wr.PutRequest.Item.PK.S)
+			undone = append(undone, putKey(wr))
 		}
-		if !slices.Equal(sorted(all), ids) {
-			t.Fatalf("written %v, unprocessed %v", forwarded, left.UnprocessedItems)
+		// Every write is done or named undone, and none both ways unless
+		// the answer could not be read (then all are named undone).
+		mu.Lock()
+		did = slices.Clone(done)
+		mu.Unlock()
+		all = append(slices.Clone(did), undone...)
+		if garbled && !slices.Equal(sorted(undone), ids) || !garbled && !slices.Equal(sorted(all), ids) {
+			t.Fatalf("emulator wrote %v, answered unprocessed %v", did, undone)
 		}
 	}
+}
+
+// putKey is the pk of a BatchWriteItem put request.
+func putKey(wr json.RawMessage) string {
+	var p struct {
+		PutRequest struct {
+			Item struct{ PK struct{ S string } }
+		}
+	}
+	_ = json.Unmarshal(wr, &p)
+	return p.PutRequest.Item.PK.S
 }
 
 func sorted(s []string) []string { s = slices.Clone(s); slices.Sort(s); return s }
