@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"hash/crc32"
 	"io"
 	"log/slog"
 	"net/http"
@@ -27,10 +26,7 @@ type answering struct {
 }
 
 func (a *answering) Do(r *http.Request) (*http.Response, error) {
-	body := `{"__type":"com.amazonaws.dynamodb.v20120810#` + a.code + `","message":"secret-cause-xyz"}`
-	return &http.Response{StatusCode: a.status, Request: r,
-		Header: http.Header{"Content-Type": {"application/x-amz-json-1.0"}, "X-Amz-Crc32": {fmt.Sprint(crc32.ChecksumIEEE([]byte(body)))}},
-		Body:   io.NopCloser(strings.NewReader(body))}, nil
+	return awstest.ErrorAnswer(r, a.status, a.code, "secret-cause-xyz"), nil
 }
 
 // TestAWSTroubleIsUnavailable: a request whose AWS calls still fail after

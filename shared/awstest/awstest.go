@@ -7,10 +7,15 @@ package awstest
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"hash/crc32"
+	"io"
 	"net"
+	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -115,4 +120,20 @@ func RepoRoot(t testing.TB) string {
 		}
 		dir = parent
 	}
+}
+
+// IsOperation reports whether r asks for operation op ("PutItem"), as AWS's
+// JSON protocols (DynamoDB, SQS, KMS) name it in X-Amz-Target.
+func IsOperation(r *http.Request, op string) bool {
+	return strings.HasSuffix(r.Header.Get("X-Amz-Target"), "."+op)
+}
+
+// ErrorAnswer is the answer AWS's JSON protocols give r when it fails with
+// status and error code, with the checksum DynamoDB's clients check: for
+// an HTTP client in a test that stands in for AWS going wrong.
+func ErrorAnswer(r *http.Request, status int, code, message string) *http.Response {
+	body := fmt.Sprintf(`{"__type":"com.amazonaws.dynamodb.v20120810#%s","message":%q}`, code, message)
+	return &http.Response{StatusCode: status, Request: r,
+		Header: http.Header{"Content-Type": {"application/x-amz-json-1.0"}, "X-Amz-Crc32": {fmt.Sprint(crc32.ChecksumIEEE([]byte(body)))}},
+		Body:   io.NopCloser(strings.NewReader(body))}
 }

@@ -441,10 +441,8 @@ type refusing struct {
 }
 
 func (c refusing) Do(r *http.Request) (*http.Response, error) {
-	if !strings.HasSuffix(r.Header.Get("X-Amz-Target"), "."+c.op) {
+	if !awstest.IsOperation(r, c.op) {
 		return c.next.Do(r)
 	}
-	return &http.Response{StatusCode: http.StatusInternalServerError, Request: r,
-		Header: http.Header{"Content-Type": {"application/x-amz-json-1.0"}},
-		Body:   io.NopCloser(strings.NewReader(`{"__type":"com.amazonaws.dynamodb.v20120810#InternalServerError","message":"refused"}`))}, nil
+	return awstest.ErrorAnswer(r, http.StatusInternalServerError, "InternalServerError", "refused"), nil
 }

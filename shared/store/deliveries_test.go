@@ -7,7 +7,6 @@ import (
 	"io"
 	"net/http"
 	"slices"
-	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -544,7 +543,7 @@ type losingAnswer struct {
 
 func (c *losingAnswer) Do(r *http.Request) (*http.Response, error) {
 	resp, err := c.next.Do(r)
-	if err != nil || !strings.HasSuffix(r.Header.Get("X-Amz-Target"), "."+c.op) || !c.lost.CompareAndSwap(false, true) {
+	if err != nil || !awstest.IsOperation(r, c.op) || !c.lost.CompareAndSwap(false, true) {
 		return resp, err
 	}
 	_, _ = io.Copy(io.Discard, resp.Body)
@@ -552,9 +551,7 @@ func (c *losingAnswer) Do(r *http.Request) (*http.Response, error) {
 	if c.between != nil {
 		c.between()
 	}
-	return &http.Response{StatusCode: http.StatusInternalServerError, Request: r,
-		Header: http.Header{"Content-Type": {"application/x-amz-json-1.0"}},
-		Body:   io.NopCloser(strings.NewReader(`{"__type":"com.amazonaws.dynamodb.v20120810#InternalServerError","message":"answer lost"}`))}, nil
+	return awstest.ErrorAnswer(r, http.StatusInternalServerError, "InternalServerError", "answer lost"), nil
 }
 
 // TestSaveDeliveryWhoseAnswerWasLost: a save DynamoDB carried out but whose
