@@ -50,6 +50,8 @@ type (
 		DeliveryDetail(ctx context.Context, account, id string) (domain.Delivery, []byte, []domain.Attempt, error)
 		GetDelivery(ctx context.Context, account, id string) (domain.Delivery, error)
 		StartRound(ctx context.Context, account, id string, attempts int, now, expires time.Time) (domain.Delivery, error)
+		CreateDelivery(ctx context.Context, d domain.Delivery, expires time.Time) (bool, domain.Delivery, error)
+		PutLogItems(ctx context.Context, items []store.LogItem) error
 	}
 	taskQueue interface {
 		Enqueue(ctx context.Context, d domain.Delivery) error

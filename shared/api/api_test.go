@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"reflect"
 	"regexp"
 	"strings"
 	"testing"
@@ -86,6 +87,7 @@ func TestEndpointJourney(t *testing.T) {
 	if v["status"] != "active" || lt["delivered"] != true || lt["status_code"] != float64(200) {
 		t.Errorf("after test: %v", v)
 	}
+	checkTestLogged(t, e, id, res["delivery_id"].(string), body, "delivered", 200)
 
 	// Link, read back.
 	if r := e.do("PUT", "/v1/endpoints/"+id+"/thermometers", e.key, thermos); r.status != 200 || len(r.json(t)["thermometers"].([]any)) != 2 {
@@ -101,8 +103,12 @@ func TestEndpointJourney(t *testing.T) {
 	if p.status != 200 || pv["status"] != "untested" || pv["name"] != "Renamed" || len(pv["thermometers"].([]any)) != 2 || pv["secret"] != nil {
 		t.Fatalf("patch url: %d %s", p.status, p.body)
 	}
-	if r := e.do("PUT", "/v1/endpoints/"+id+"/thermometers", e.key, `{"thermometers":[]}`); r.status != 409 {
-		t.Errorf("relink while untested: %d", r.status)
+	if r := e.do("PUT", "/v1/endpoints/"+id+"/thermometers", e.key, `{"thermometers":[{"id":"th_44","name":"New","type":"email"}]}`); r.status != 409 {
+		t.Errorf("link another while untested: %d", r.status)
+	}
+	// Unlinking needs no test.
+	if r := e.do("PUT", "/v1/endpoints/"+id+"/thermometers", e.key, `{"thermometers":[{"id":"th_42","name":"Support tickets","type":"email"}]}`); r.status != 200 || strings.Contains(string(r.body), "th_43") {
+		t.Errorf("unlink while untested: %d %s", r.status, r.body)
 	}
 	// Renaming alone keeps the status.
 	e.do("POST", "/v1/endpoints/"+id+"/test", e.key, "{}")
@@ -160,6 +166,8 @@ func TestFailedTestFire(t *testing.T) {
 	if v["status"] != "untested" || v["last_test"].(map[string]any)["delivered"] != false {
 		t.Errorf("after failed test: %v", v)
 	}
+	_, body := rc.last()
+	checkTestLogged(t, e, id, res["delivery_id"].(string), body, "failed", 503)
 	// Nothing listening: no status code, an error.
 	rc.Close()
 	res = e.do("POST", "/v1/endpoints/"+id+"/test", e.key, "").json(t)
@@ -288,5 +296,34 @@ func TestThermometerLimit(t *testing.T) {
 	}
 	if r := e.do("PUT", "/v1/endpoints/"+id+"/thermometers", e.key, body(100)); r.status != 200 || len(r.json(t)["thermometers"].([]any)) != 100 {
 		t.Fatalf("100 thermometers: %d %.200s", r.status, r.body)
+	}
+}
+
+// checkTestLogged checks that test fire delivery of endpoint id is in the
+// delivery log like any webhook sent: listed for the endpoint, with the
+// body sent as its payload and its one attempt.
+func checkTestLogged(t *testing.T, e *env, id, delivery string, sent []byte, status string, code int) {
+	t.Helper()
+	doc := loadOpenAPI(t)
+	ops := operations(t, doc)
+	r := e.do("GET", "/v1/deliveries/"+delivery, e.key, "")
+	checkDocumented(t, doc, ops["GET /v1/deliveries/{id}"], r)
+	d := r.json(t)
+	if r.status != 200 || d["event"] != "test" || d["trigger"] != "test" || d["endpoint_id"] != id || d["status"] != status ||
+		d["attempt_count"] != float64(1) || d["last_status_code"] != float64(code) || d["next_attempt_at"] != nil {
+		t.Fatalf("test fire in the log: %d %s", r.status, r.body)
+	}
+	var want any
+	if err := json.Unmarshal(sent, &want); err != nil || !reflect.DeepEqual(d["payload"], want) {
+		t.Errorf("logged payload %v, sent %s", d["payload"], sent)
+	}
+	attempts, _ := d["attempts"].([]any)
+	if len(attempts) != 1 || attempts[0].(map[string]any)["status_code"] != float64(code) {
+		t.Errorf("attempts %v", d["attempts"])
+	}
+	list := e.do("GET", "/v1/deliveries?endpoint_id="+id, e.key, "")
+	checkDocumented(t, doc, ops["GET /v1/deliveries"], list)
+	if !strings.Contains(string(list.body), delivery) {
+		t.Errorf("test fire not listed for its endpoint: %s", list.body)
 	}
 }

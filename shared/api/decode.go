@@ -57,7 +57,50 @@ func readObject(r *http.Request, allowEmpty bool) (object, error) {
 	if err := duplicateKey(body); err != nil {
 		return object{}, err
 	}
+	if loneSurrogate(body) {
+		return object{}, domain.Errorf(domain.CodeInvalidJSON, "request body has a \\u escape of half a UTF-16 surrogate pair; it stands for no character")
+	}
 	return o, nil
+}
+
+// loneSurrogate reports whether a string in body, which is known to be valid
+// JSON, escapes half of a UTF-16 surrogate pair without the other half
+// ("\ud800"). Decoding would quietly turn it into U+FFFD, storing something
+// the client did not send.
+func loneSurrogate(body []byte) bool {
+	in := false
+	for i := 0; i < len(body); i++ {
+		switch c := body[i]; {
+		case c == '"':
+			in = !in
+		case c == '\\' && in:
+			if body[i+1] != 'u' {
+				i++ // a one-character escape
+				continue
+			}
+			r := hex4(body[i+2 : i+6])
+			i += 5
+			switch {
+			case r >= 0xDC00 && r <= 0xDFFF:
+				return true
+			case r >= 0xD800 && r <= 0xDBFF:
+				if i+6 >= len(body) || body[i+1] != '\\' || body[i+2] != 'u' {
+					return true
+				}
+				if lo := hex4(body[i+3 : i+7]); lo < 0xDC00 || lo > 0xDFFF {
+					return true
+				}
+				i += 6
+			}
+		}
+	}
+	return false
+}
+
+// hex4 is the value of four hexadecimal digits.
+func hex4(b []byte) rune {
+	n, _ := strconv.ParseUint(string(b), 16, 32)
+	return rune(n)
 }
 
 // duplicateKey refuses a body that repeats a key in any object, at any depth.

@@ -72,8 +72,8 @@ func deliveryView(d domain.Delivery) deliveryJSON {
 }
 
 func (h *handler) listDeliveries(w http.ResponseWriter, r *http.Request, account string) {
-	q := r.URL.Query()
 	var v domain.ValidationError
+	q := listQuery(r, &v)
 	limit := listParams(q, &v, "endpoint_id", "status")
 	f := store.DeliveryFilter{EndpointID: q.Get("endpoint_id"), Status: q.Get("status")}
 	if q.Has("endpoint_id") && !ids.ValidEndpointID(f.EndpointID) {
@@ -147,6 +147,22 @@ func (h *handler) getDelivery(w http.ResponseWriter, r *http.Request, account st
 	writeJSON(w, http.StatusOK, v)
 }
 
+// canRedeliver refuses a redelivery that would never be sent: the delivery
+// function stops a delivery whose endpoint is deleted or disabled without
+// an attempt, and 202 promises one.
+func (h *handler) canRedeliver(r *http.Request, d domain.Delivery) error {
+	e, err := h.Endpoints.GetEndpoint(r.Context(), d.AccountID, d.EndpointID)
+	switch {
+	case errors.Is(err, domain.ErrNotFound):
+		return domain.Errorf(domain.CodeEndpointDeleted, "the endpoint of delivery %s has been deleted; nothing can be sent", d.ID)
+	case err != nil:
+		return err
+	case !e.Enabled:
+		return domain.Errorf(domain.CodeEndpointDisabled, "endpoint %s is disabled; enable it (PATCH /v1/endpoints/%s with \"enabled\": true) before redelivering", e.ID, e.ID)
+	}
+	return nil
+}
+
 // redeliver starts a new round of attempts for a delivery, recorded on the
 // same delivery with the next attempt numbers. The round's task is queued
 // before the round is recorded: should recording fail, the task starts the
@@ -161,17 +177,27 @@ func (h *handler) redeliver(w http.ResponseWriter, r *http.Request, account stri
 		h.writeError(w, r, err)
 		return
 	}
+	queued := 0 // the round whose task is queued
 	for try := 0; ; try++ {
 		d, err := h.Deliveries.GetDelivery(r.Context(), account, id)
 		if err != nil {
 			h.writeError(w, r, err)
 			return
 		}
+		if try == 0 {
+			if err := h.canRedeliver(r, d); err != nil {
+				h.writeError(w, r, err)
+				return
+			}
+		}
 		next := d
 		next.RoundStart = d.AttemptCount + 1
-		if err := h.Tasks.Enqueue(r.Context(), next); err != nil {
-			h.writeError(w, r, err)
-			return
+		if next.RoundStart != queued {
+			if err := h.Tasks.Enqueue(r.Context(), next); err != nil {
+				h.writeError(w, r, err)
+				return
+			}
+			queued = next.RoundStart
 		}
 		now := h.Now()
 		started, err := h.Deliveries.StartRound(r.Context(), account, id, d.AttemptCount, now, now.Add(h.Retention))
@@ -181,10 +207,14 @@ func (h *handler) redeliver(w http.ResponseWriter, r *http.Request, account stri
 			// otherwise the round starts after that attempt.
 			cur, gerr := h.Deliveries.GetDelivery(r.Context(), account, id)
 			switch {
-			case gerr == nil && cur.RoundStart >= next.RoundStart:
+			case gerr != nil:
+				err = gerr
+			case cur.RoundStart >= next.RoundStart:
 				started, err = cur, nil
-			case gerr == nil && try < 3:
+			case try < 3:
 				continue
+			default:
+				err = busy(err)
 			}
 		}
 		if err != nil {

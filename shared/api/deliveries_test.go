@@ -135,7 +135,7 @@ func TestDeliveriesLog(t *testing.T) {
 
 func TestRedeliverQueuesANewRound(t *testing.T) {
 	e := newEnv(t)
-	d := e.delivery(e.account, "ep_01M8EA9XTR0000000000000000", "failed", time.Now().UTC(), 8)
+	d := e.delivery(e.account, e.endpoint(), "failed", time.Now().UTC(), 8)
 	r := e.do("POST", "/v1/deliveries/"+d.ID+"/redeliver", e.key, "")
 	v := r.json(t)
 	if r.status != 202 || v["status"] != "pending" || v["id"] != d.ID || v["attempt_count"] != float64(8) {
@@ -187,7 +187,7 @@ func (roundRefused) StartRound(context.Context, string, string, int, time.Time, 
 // itself and the redelivery is not lost.
 func TestRedeliverQueuesItsTaskFirst(t *testing.T) {
 	e := newEnv(t, func(d *Deps) { d.Deliveries = roundRefused{d.Deliveries} })
-	d := e.delivery(e.account, "ep_01M8EA9XTR0000000000000000", "delivered", time.Now().UTC(), 3)
+	d := e.delivery(e.account, e.endpoint(), "delivered", time.Now().UTC(), 3)
 	if r := e.do("POST", "/v1/deliveries/"+d.ID+"/redeliver", e.key, ""); r.status != 500 || strings.Contains(string(r.body), "dynamodb") {
 		t.Errorf("redeliver %d %s, want a 500 without internals", r.status, r.body)
 	}
@@ -223,7 +223,7 @@ func (l workerFirst) StartRound(ctx context.Context, account, id string, attempt
 // is accepted as it is, with one task, not queued and sent again.
 func TestRedeliverWhoseTaskStartedTheRound(t *testing.T) {
 	e := newEnv(t, func(d *Deps) { d.Deliveries = workerFirst{d.Deliveries.(*store.Store)} })
-	d := e.delivery(e.account, "ep_01M8EA9XTR0000000000000000", "failed", time.Now().UTC(), 2)
+	d := e.delivery(e.account, e.endpoint(), "failed", time.Now().UTC(), 2)
 	r := e.do("POST", "/v1/deliveries/"+d.ID+"/redeliver", e.key, "")
 	if v := r.json(t); r.status != 202 || v["attempt_count"] != float64(3) {
 		t.Fatalf("redeliver %d %s, want 202 with the round's attempt 3 recorded", r.status, r.body)
@@ -231,4 +231,55 @@ func TestRedeliverWhoseTaskStartedTheRound(t *testing.T) {
 	if tasks := e.queuedTasks(t); len(tasks) != 1 {
 		t.Errorf("%d tasks queued, want one", len(tasks))
 	}
+}
+
+// endpoint creates an endpoint of e's account and returns its id.
+func (e *env) endpoint() string {
+	e.t.Helper()
+	r := e.do("POST", "/v1/endpoints", e.key, createBody("https://example.com/hooks"))
+	id, _ := r.json(e.t)["id"].(string)
+	if r.status != 201 || id == "" {
+		e.t.Fatalf("create endpoint: %d %s", r.status, r.body)
+	}
+	return id
+}
+
+// TestRedeliverNeedsItsEndpoint: a redelivery that would never be sent (its
+// endpoint disabled or deleted, when the delivery function stops it without
+// an attempt) is refused with a 409 saying why, and queues nothing; enabled
+// again, the endpoint takes it.
+func TestRedeliverNeedsItsEndpoint(t *testing.T) {
+	doc := loadOpenAPI(t)
+	op := operations(t, doc)["POST /v1/deliveries/{id}/redeliver"]
+	e := newEnv(t)
+	ep := e.endpoint()
+	d := e.delivery(e.account, ep, "failed", time.Now().UTC(), 8)
+	never := e.delivery(e.account, "ep_01M8EA9XTR0000000000000000", "failed", time.Now().UTC(), 8)
+	redeliver := func(id, code string) {
+		t.Helper()
+		r := e.do("POST", "/v1/deliveries/"+id+"/redeliver", e.key, "")
+		if want := map[bool]int{true: 202, false: 409}[code == ""]; r.status != want || r.code() != code {
+			t.Fatalf("redeliver: %d %s, want %d %s", r.status, r.body, want, code)
+		}
+		checkDocumented(t, doc, op, r)
+		if tasks := e.queuedTasks(t); (len(tasks) == 1) != (code == "") || len(tasks) > 1 {
+			t.Fatalf("%d tasks queued after a %d", len(tasks), r.status)
+		}
+	}
+	if r := e.do("PATCH", "/v1/endpoints/"+ep, e.key, `{"enabled":false}`); r.status != 200 {
+		t.Fatalf("disable: %d %s", r.status, r.body)
+	}
+	redeliver(d.ID, "endpoint_disabled")
+	if got := e.do("GET", "/v1/deliveries/"+d.ID, e.key, "").json(t); got["status"] != "failed" {
+		t.Errorf("refused redelivery changed the delivery to %v", got["status"])
+	}
+	if r := e.do("PATCH", "/v1/endpoints/"+ep, e.key, `{"enabled":true}`); r.status != 200 {
+		t.Fatalf("enable: %d %s", r.status, r.body)
+	}
+	redeliver(d.ID, "")
+	if r := e.do("DELETE", "/v1/endpoints/"+ep, e.key, ""); r.status != 204 {
+		t.Fatalf("delete: %d %s", r.status, r.body)
+	}
+	redeliver(d.ID, "endpoint_deleted")
+	redeliver(never.ID, "endpoint_deleted")
 }

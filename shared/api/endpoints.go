@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/customerthermometer/webhooks/shared/dispatch"
@@ -170,8 +171,8 @@ func (h *handler) sealBasicAuth(ctx context.Context, e domain.Endpoint, in *basi
 }
 
 func (h *handler) listEndpoints(w http.ResponseWriter, r *http.Request, account string) {
-	q := r.URL.Query()
 	var v domain.ValidationError
+	q := listQuery(r, &v)
 	limit := listParams(q, &v)
 	if err := v.Err(); err != nil {
 		h.writeError(w, r, err)
@@ -243,6 +244,10 @@ func (h *handler) openSecret(r *http.Request, e domain.Endpoint) (string, error)
 	return string(secret), nil
 }
 
+// busy makes a write that kept meeting other requests' changes, whatever
+// the rereads and retries, a 503 to retry later rather than a 500.
+func busy(err error) error { return fmt.Errorf("%w (%w)", err, domain.ErrUnavailable) }
+
 // modify applies change to account's endpoint {id} and saves it, reading
 // again and reapplying when another request changed it meanwhile.
 func (h *handler) modify(r *http.Request, account string, change func(e *domain.Endpoint) error) (domain.Endpoint, error) {
@@ -259,6 +264,9 @@ func (h *handler) modify(r *http.Request, account string, change func(e *domain.
 		err = h.Endpoints.SaveEndpoint(r.Context(), e, previous)
 		if errors.Is(err, store.ErrConflict) && attempt < 4 {
 			continue
+		}
+		if errors.Is(err, store.ErrConflict) {
+			return e, busy(err)
 		}
 		if err != nil {
 			return e, err
@@ -324,6 +332,9 @@ func (h *handler) deleteEndpoint(w http.ResponseWriter, r *http.Request, account
 		err = h.Endpoints.DeleteEndpoint(r.Context(), e)
 		if errors.Is(err, store.ErrConflict) && attempt < 4 {
 			continue
+		}
+		if errors.Is(err, store.ErrConflict) {
+			err = busy(err)
 		}
 		if err != nil {
 			h.writeError(w, r, err)
@@ -409,6 +420,10 @@ func (h *handler) testEndpoint(w http.ResponseWriter, r *http.Request, account s
 	if res.Err != nil {
 		last.Error = res.Err.Error()
 	}
+	if err := h.logTest(r, e, hook, res, last); err != nil {
+		h.writeError(w, r, err)
+		return
+	}
 	tested := e
 	_, err = h.modify(r, account, func(cur *domain.Endpoint) error {
 		cur.LastTest = last
@@ -433,6 +448,37 @@ func (h *handler) testEndpoint(w http.ResponseWriter, r *http.Request, account s
 		out.Error = &last.Error
 	}
 	writeJSON(w, http.StatusOK, out)
+}
+
+// logTest records a test fire in the delivery log, as every webhook sent
+// is: a delivery of event "test" with its payload and its one attempt, the
+// attempt written before the summary that counts it. It is not retried,
+// but can be redelivered like any other.
+func (h *handler) logTest(r *http.Request, e domain.Endpoint, hook dispatch.Webhook, res dispatch.Result, last *domain.LastTest) error {
+	status := domain.DeliveryFailed
+	if last.Delivered {
+		status = domain.DeliveryDelivered
+	}
+	d := domain.Delivery{
+		ID: hook.DeliveryID, AccountID: e.AccountID, EndpointID: e.ID, EndpointURL: e.URL,
+		EventID: payload.TestEventID(hook.DeliveryID), Event: payload.TestEvent, Trigger: payload.TestEvent,
+		ThermometerID: payload.TestThermometer(e).ID, Status: status, AttemptCount: 1, RoundStart: 1,
+		LastStatusCode: last.StatusCode, LastError: last.Error, CreatedAt: last.At, UpdatedAt: h.Now().UTC(),
+	}
+	expires := last.At.Add(h.Retention)
+	items := []store.LogItem{
+		{AccountID: e.AccountID, DeliveryID: d.ID, Payload: hook.Body, Expires: expires},
+		{AccountID: e.AccountID, DeliveryID: d.ID, Request: store.NewRequestKey(), Expires: expires, Attempt: &domain.Attempt{
+			Number: 1, At: last.At, StatusCode: last.StatusCode, LatencyMS: last.LatencyMS, Error: last.Error, ResponseBody: string(res.ResponseBody),
+		}},
+	}
+	if err := h.Deliveries.PutLogItems(r.Context(), items); err != nil {
+		return fmt.Errorf("log test fire %s: %w", d.ID, err)
+	}
+	if _, _, err := h.Deliveries.CreateDelivery(r.Context(), d, expires); err != nil {
+		return fmt.Errorf("log test fire %s: %w", d.ID, err)
+	}
+	return nil
 }
 
 func sameBasicAuth(a, b *domain.BasicAuth) bool {
@@ -470,8 +516,11 @@ func (h *handler) getThermometers(w http.ResponseWriter, r *http.Request, accoun
 }
 
 // setThermometers replaces the endpoint's linked thermometers. Only an
-// endpoint whose test fire was delivered may be linked, so events never
-// start flowing to a URL nobody has seen work.
+// endpoint whose test fire was delivered may be linked to a thermometer, so
+// events never start flowing to a URL nobody has seen work. Unlinking needs
+// no test: the events of thermometers linked before the endpoint's URL or
+// credentials changed go on to it meanwhile, and the account holder may
+// want to stop them until a test succeeds.
 func (h *handler) setThermometers(w http.ResponseWriter, r *http.Request, account string) {
 	o, err := readObject(r, false)
 	if err != nil {
@@ -522,7 +571,7 @@ func (h *handler) setThermometers(w http.ResponseWriter, r *http.Request, accoun
 		return
 	}
 	e, err := h.modify(r, account, func(e *domain.Endpoint) error {
-		if !e.Tested {
+		if !e.Tested && !onlyLinked(e.Thermometers, ths) {
 			return domain.Errorf(domain.CodeEndpointNotTested, "send a test webhook that is delivered (POST /v1/endpoints/%s/test) before linking thermometers", e.ID)
 		}
 		e.Thermometers = ths
@@ -534,6 +583,16 @@ func (h *handler) setThermometers(w http.ResponseWriter, r *http.Request, accoun
 	}
 	h.log(r, "thermometers linked", e.ID)
 	writeJSON(w, http.StatusOK, thermometersView(e.Thermometers))
+}
+
+// onlyLinked reports whether every thermometer of next is linked already.
+func onlyLinked(linked, next []domain.Thermometer) bool {
+	for _, th := range next {
+		if !slices.ContainsFunc(linked, func(l domain.Thermometer) bool { return l.ID == th.ID }) {
+			return false
+		}
+	}
+	return true
 }
 
 // endpointJSON is the endpoint object of API.md section 4.

@@ -66,7 +66,14 @@ func TestErrorCodes(t *testing.T) {
 		{"no content type", "PATCH", ep, "k", `{"name":"n"}`, []string{"Content-Type", ""}, 415, "unsupported_media_type", nil},
 		{"latin-1 JSON", "PATCH", ep, "k", `{"name":"n"}`, []string{"Content-Type", "application/json; charset=latin-1"}, 415, "unsupported_media_type", nil},
 		{"json with utf-8 charset", "PATCH", ep, "k", `{"name":"n"}`, []string{"Content-Type", "application/json; charset=UTF-8"}, 200, "", nil},
-		{"link before test", "PUT", ep + "/thermometers", "k", `{"thermometers":[]}`, nil, 409, "endpoint_not_tested", nil},
+		{"link before test", "PUT", ep + "/thermometers", "k", `{"thermometers":[{"id":"th_1","name":"a","type":"email"}]}`, nil, 409, "endpoint_not_tested", nil},
+		{"unlink before test", "PUT", ep + "/thermometers", "k", `{"thermometers":[]}`, nil, 200, "", nil},
+		{"malformed query", "GET", "/v1/deliveries?status=failed;", "k", "", nil, 422, "validation_failed", []string{"query"}},
+		{"bad escape in query", "GET", "/v1/endpoints?limit=5%zz", "k", "", nil, 422, "validation_failed", []string{"query"}},
+		{"lone surrogate", "PATCH", ep, "k", `{"name":"a\ud800b"}`, nil, 400, "invalid_json", nil},
+		{"lone low surrogate", "PATCH", ep, "k", `{"name":"\udc00"}`, nil, 400, "invalid_json", nil},
+		{"high surrogate then other escape", "PATCH", ep, "k", `{"name":"\ud83d\u0041"}`, nil, 400, "invalid_json", nil},
+		{"surrogate pair", "PATCH", ep, "k", `{"name":"smile \ud83d\ude00 \\ud800"}`, nil, 200, "", nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			key := tc.key
@@ -76,6 +83,9 @@ func TestErrorCodes(t *testing.T) {
 			r := e.do(tc.method, tc.path, key, tc.body, tc.headers...)
 			if r.status != tc.status || r.code() != tc.code {
 				t.Fatalf("got %d %s, want %d %s", r.status, r.body, tc.status, tc.code)
+			}
+			if (tc.status == 401) != (r.header.Get("WWW-Authenticate") == "Bearer") {
+				t.Errorf("WWW-Authenticate %q on a %d", r.header.Get("WWW-Authenticate"), r.status)
 			}
 			if r.header.Get("Content-Type") != "application/json" {
 				t.Errorf("Content-Type %q", r.header.Get("Content-Type"))

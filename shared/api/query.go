@@ -1,6 +1,7 @@
 package api
 
 import (
+	"net/http"
 	"net/url"
 	"slices"
 	"sort"
@@ -43,6 +44,18 @@ func listParams(q url.Values, v *domain.ValidationError, filters ...string) int 
 		}
 	}
 	return limit
+}
+
+// listQuery parses r's query string. Go's own parsing drops a pair it
+// cannot read (one with a ";" or a bad percent escape) without a word, so a
+// list asked for "?status=failed;" would come back unfiltered; here such a
+// query string is refused instead.
+func listQuery(r *http.Request, v *domain.ValidationError) url.Values {
+	q, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil {
+		v.Add("query", "is malformed: give each parameter as name=value, percent-encoded, separated by &")
+	}
+	return q
 }
 
 // decimal reports whether s is one or more ASCII digits.

@@ -22,6 +22,8 @@ var statusOf = map[domain.Code]int{
 	domain.CodeNotFound:             http.StatusNotFound,
 	domain.CodeMethodNotAllowed:     http.StatusMethodNotAllowed,
 	domain.CodeEndpointNotTested:    http.StatusConflict,
+	domain.CodeEndpointDisabled:     http.StatusConflict,
+	domain.CodeEndpointDeleted:      http.StatusConflict,
 	domain.CodePayloadTooLarge:      http.StatusRequestEntityTooLarge,
 	domain.CodeUnsupportedMediaType: http.StatusUnsupportedMediaType,
 	domain.CodeRateLimited:          http.StatusTooManyRequests,
@@ -41,22 +43,27 @@ type errorBody struct {
 }
 
 // writeError answers with the contract's error shape. Errors that are not
-// *domain.Error are logged and never shown: AWS work still undone after the
+// *domain.Error are logged and never shown: work still undone after the
 // retries (an AWS request that used up the SDK's attempts, batch entries
-// left unprocessed, the invocation's time running out) is a 503 to retry
-// after a few seconds, anything else internal.
+// left unprocessed, a record other requests kept changing, the
+// invocation's time running out) is a 503 to retry after a few seconds,
+// anything else internal.
 func (h *handler) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	var e *domain.Error
 	var exhausted *retry.MaxAttemptsError
 	switch {
 	case errors.As(err, &exhausted) || errors.Is(err, domain.ErrUnavailable) || errors.Is(err, context.DeadlineExceeded):
-		h.Logger.ErrorContext(r.Context(), "AWS unavailable", slog.String("path", r.URL.Path), slog.String("error", err.Error()))
+		h.Logger.ErrorContext(r.Context(), "unavailable", slog.String("path", r.URL.Path), slog.String("error", err.Error()))
 		w.Header().Set("Retry-After", strconv.Itoa(unavailableRetry))
 		e = domain.Errorf(domain.CodeUnavailable, "the service is unavailable for the moment; retry after %d seconds", unavailableRetry)
 	case errors.As(err, &e) && statusOf[e.Code] != 0 && e.Code != domain.CodeInternal:
 	default:
 		h.Logger.ErrorContext(r.Context(), "internal error", slog.String("path", r.URL.Path), slog.String("error", err.Error()))
 		e = domain.Errorf(domain.CodeInternal, "internal error; the request id identifies it for support")
+	}
+	if e.Code == domain.CodeUnauthorized {
+		// RFC 9110: a 401 names the scheme it wants.
+		w.Header().Set("WWW-Authenticate", "Bearer")
 	}
 	var body errorBody
 	body.Error.Code, body.Error.Message, body.Error.Details = e.Code, e.Message, e.Details

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 
@@ -94,5 +95,51 @@ func TestWorkLeftUndoneIsUnavailable(t *testing.T) {
 		if strings.Contains(w.Body.String(), err.Error()) {
 			t.Errorf("%v: the answer shows the cause: %s", err, w.Body)
 		}
+	}
+}
+
+// conflicting is the endpoint store and delivery log with every conditional
+// write meeting another request's change.
+type conflicting struct {
+	endpointStore
+	deliveryLog
+}
+
+func (conflicting) SaveEndpoint(context.Context, domain.Endpoint, []domain.Thermometer) error {
+	return store.ErrConflict
+}
+func (conflicting) DeleteEndpoint(context.Context, domain.Endpoint) error { return store.ErrConflict }
+func (conflicting) StartRound(context.Context, string, string, int, time.Time, time.Time) (domain.Delivery, error) {
+	return domain.Delivery{}, store.ErrConflict
+}
+
+// TestChangedMeanwhileIsUnavailable: a write that keeps meeting other
+// requests' changes after its rereads and retries answers 503 to retry
+// later, not a 500 that reads as a bug; a redelivery retried that way
+// queues its round's task once.
+func TestChangedMeanwhileIsUnavailable(t *testing.T) {
+	doc := loadOpenAPI(t)
+	ops := operations(t, doc)
+	e := newEnv(t)
+	ep := e.endpoint()
+	d := e.delivery(e.account, ep, "failed", time.Now().UTC(), 2)
+	c := conflicting{e.deps.Endpoints, e.deps.Deliveries}
+	e.deps.Endpoints, e.deps.Deliveries = c, c
+	e.h = New(e.deps)
+	for _, c := range []struct{ route, path, body string }{
+		{"PATCH /v1/endpoints/{id}", "/v1/endpoints/" + ep, `{"name":"renamed"}`},
+		{"POST /v1/endpoints/{id}/secret/rotate", "/v1/endpoints/" + ep + "/secret/rotate", ""},
+		{"DELETE /v1/endpoints/{id}", "/v1/endpoints/" + ep, ""},
+		{"POST /v1/deliveries/{id}/redeliver", "/v1/deliveries/" + d.ID + "/redeliver", ""},
+	} {
+		method, _, _ := strings.Cut(c.route, " ")
+		r := e.do(method, c.path, e.key, c.body)
+		if r.status != http.StatusServiceUnavailable || r.code() != "unavailable" || r.header.Get("Retry-After") == "" {
+			t.Errorf("%s: %d %s, want 503 unavailable with Retry-After", c.route, r.status, r.body)
+		}
+		checkDocumented(t, doc, ops[c.route], r)
+	}
+	if tasks := e.queuedTasks(t); len(tasks) != 1 {
+		t.Errorf("%d tasks queued for one redelivery", len(tasks))
 	}
 }

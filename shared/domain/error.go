@@ -20,6 +20,8 @@ const (
 	CodeNotFound             Code = "not_found"
 	CodeMethodNotAllowed     Code = "method_not_allowed"
 	CodeEndpointNotTested    Code = "endpoint_not_tested"
+	CodeEndpointDisabled     Code = "endpoint_disabled"
+	CodeEndpointDeleted      Code = "endpoint_deleted"
 	CodePayloadTooLarge      Code = "payload_too_large"
 	CodeUnsupportedMediaType Code = "unsupported_media_type"
 	CodeRateLimited          Code = "rate_limited"

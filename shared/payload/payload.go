@@ -74,17 +74,28 @@ type Thermometer struct {
 // a helpdesk rule) can be set up against the fields real events carry.
 const testResponse = `{"id":"rsp_test","rating":"gold","comment":"This is a test webhook from Customer Thermometer.","drivers":["Friendly staff"],"blast_id":"b_test","responded_at":%q,"respondent":{"email":"test@example.com","first_name":"Test","last_name":"Recipient","company":"Example Ltd"},"custom_fields":{"custom_1":"Test value"}}`
 
-// Test returns the body of a test fire to ep: event "test", test true, the
-// first linked thermometer (or a sample one) and a sample response.
+// TestEvent is the event and trigger of a test fire.
+const TestEvent = "test"
+
+// TestEventID is the event id a test fire's body gives.
+func TestEventID(deliveryID string) string { return "evt_test_" + deliveryID }
+
+// TestThermometer is the thermometer a test fire to ep names: its first
+// linked thermometer, or a sample one.
+func TestThermometer(ep domain.Endpoint) Thermometer {
+	if len(ep.Thermometers) > 0 {
+		return Thermometer(ep.Thermometers[0])
+	}
+	return Thermometer{ID: "th_test", Name: "Test thermometer", Type: "email"}
+}
+
+// Test returns the body of a test fire to ep: event "test", test true,
+// TestThermometer and a sample response.
 func Test(ep domain.Endpoint, deliveryID string, now time.Time) []byte {
 	at := now.UTC().Format(time.RFC3339)
-	th := Thermometer{ID: "th_test", Name: "Test thermometer", Type: "email"}
-	if len(ep.Thermometers) > 0 {
-		th = Thermometer(ep.Thermometers[0])
-	}
 	return Body{
-		ID: deliveryID, Event: "test", Trigger: "test", EventID: "evt_test_" + deliveryID, OccurredAt: at, Test: true,
-		Webhook: Webhook{ID: ep.ID, Name: ep.Name}, Thermometer: th,
+		ID: deliveryID, Event: TestEvent, Trigger: TestEvent, EventID: TestEventID(deliveryID), OccurredAt: at, Test: true,
+		Webhook: Webhook{ID: ep.ID, Name: ep.Name}, Thermometer: TestThermometer(ep),
 		Response: json.RawMessage(fmt.Sprintf(testResponse, at)), // at is RFC 3339: %q quotes it as JSON does
 	}.JSON()
 }
