@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/customerthermometer/webhooks/shared/awstest"
 	"github.com/customerthermometer/webhooks/shared/config"
@@ -136,14 +137,15 @@ func TestTemplateInvariants(t *testing.T) {
 
 	// Each function may do on each table what shared/store does for it,
 	// and nothing more: no index of the endpoints table (it has none), no
-	// batch writes or deletes of the delivery log by the API (which reads
-	// the summaries of a listing by key, BatchGetItem), no listing of the
-	// delivery log by the delivery function.
+	// deletes from the delivery log by the API (which reads the summaries
+	// of a listing by key, BatchGetItem, and records a test fire, PutItem
+	// and BatchWriteItem), no listing of the delivery log by the delivery
+	// function.
 	endpoints, deliveries, deliveryIndexes := "EndpointsTable", "DeliveriesTable", "${DeliveriesTable.Arn}/index/*"
 	for role, want := range map[string]map[string]string{
 		"ApiFunctionRole": {
 			endpoints:       "dynamodb:DeleteItem dynamodb:GetItem dynamodb:PutItem dynamodb:Query dynamodb:UpdateItem",
-			deliveries:      "dynamodb:BatchGetItem dynamodb:GetItem dynamodb:Query dynamodb:UpdateItem",
+			deliveries:      "dynamodb:BatchGetItem dynamodb:BatchWriteItem dynamodb:GetItem dynamodb:PutItem dynamodb:Query dynamodb:UpdateItem",
 			deliveryIndexes: "dynamodb:Query",
 		},
 		"DeliveryFunctionRole": {
@@ -377,5 +379,18 @@ delays:
 		if tc.exact && (accepts(lo-1) || accepts(hi+1)) {
 			t.Errorf("%s: %v..%v is narrower than what %s accepts", tc.param, lo, hi, tc.env)
 		}
+	}
+}
+
+// TestLocalRoundFitsInTwoMinutes: locally every attempt of a delivery is
+// made within two minutes (API.md section 5): the schedule's delays with
+// their largest jitter leave 20 s of it for the queue's receives.
+func TestLocalRoundFitsInTwoMinutes(t *testing.T) {
+	s, err := config.ParseRetrySchedule(LocalRetrySchedule)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if span := (config.Config{RetrySchedule: s}).RoundSpan(); span > 100*time.Second {
+		t.Errorf("a local round lasts up to %v", span)
 	}
 }
