@@ -35,6 +35,7 @@ func main() {
 	if err != nil {
 		fail("configuration", err)
 	}
+	cfg.WarnRaisedRetention(logger)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	awsCfg, err := awsconfig.LoadDefaultConfig(ctx)

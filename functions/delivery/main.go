@@ -33,6 +33,7 @@ func main() {
 		logger.Error("start-up failed: configuration", slog.String("error", err.Error()))
 		os.Exit(1)
 	}
+	cfg.WarnRaisedRetention(logger)
 	awsCfg, err := awsconfig.LoadDefaultConfig(context.Background())
 	if err != nil {
 		logger.Error("start-up failed: aws config", slog.String("error", err.Error()))
@@ -47,17 +48,15 @@ func main() {
 		TasksQueueURL: cfg.DeliveryTasksQueueURL,
 		EventsDLQURL:  cfg.EventsDLQURL,
 		Schedule:      cfg.RetrySchedule,
-		// Up to a fifth more than each delay, so receivers that failed
-		// together are not retried in lockstep.
-		Jitter:      func(d time.Duration) time.Duration { return time.Duration(rand.Int64N(int64(d)/5 + 1)) },
-		Retention:   cfg.LogRetention,
-		FanOutPage:  500,
-		Concurrency: 32,
-		MaxReceives: cfg.DeliveryMaxReceives,
-		Logger:      logger,
-		Metrics:     os.Stdout,
-		StackName:   cfg.StackName,
-		Now:         time.Now,
+		Jitter:        func(d time.Duration) time.Duration { return time.Duration(rand.Int64N(int64(config.MaxJitter(d)) + 1)) },
+		Retention:     cfg.LogRetention,
+		FanOutPage:    500,
+		Concurrency:   32,
+		MaxReceives:   cfg.DeliveryMaxReceives,
+		Logger:        logger,
+		Metrics:       os.Stdout,
+		StackName:     cfg.StackName,
+		Now:           time.Now,
 	}
 	lambda.Start(func(ctx context.Context, ev events.SQSEvent) (events.SQSEventResponse, error) {
 		return handleSQS(ctx, h, ev), nil

@@ -7,6 +7,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/netip"
 	"strconv"
 	"strings"
@@ -33,8 +34,12 @@ type Config struct {
 	SourceIPs []netip.Addr
 	// RetrySchedule is the delay before each retry of a failed delivery.
 	RetrySchedule []time.Duration
-	// LogRetention is how long delivery-log items are kept.
+	// LogRetention is how long delivery-log items are kept: LOG_RETENTION_DAYS,
+	// or longer when a round of retries can outlast that (see Load).
 	LogRetention time.Duration
+	// RetentionRaised tells that LOG_RETENTION_DAYS was shorter than a round
+	// of retries and LogRetention was raised to fit one.
+	RetentionRaised bool
 	// RateLimitPerMinute is how many API requests one account may make per
 	// minute.
 	RateLimitPerMinute int
@@ -46,9 +51,37 @@ type Config struct {
 	LocalMode bool
 }
 
+// WarnRaisedRetention logs, once at start-up, that the log keeps deliveries
+// longer than LOG_RETENTION_DAYS asks, and why.
+func (c Config) WarnRaisedRetention(logger *slog.Logger) {
+	if c.RetentionRaised {
+		logger.Warn("log retention raised to outlast a round of retries",
+			slog.Duration("retention", c.LogRetention), slog.Duration("round", c.RoundSpan()))
+	}
+}
+
 // MaxAttempts is how many attempts a delivery gets in one round: the first
 // and one per retry delay.
 func (c Config) MaxAttempts() int { return len(c.RetrySchedule) + 1 }
+
+// MaxJitter is the most random delay added to a retry delay d, so receivers
+// that failed together are not retried in lockstep: a fifth of d.
+func MaxJitter(d time.Duration) time.Duration { return d / 5 }
+
+// RoundSpan is the longest a round of attempts can last: every retry delay
+// with its largest jitter.
+func (c Config) RoundSpan() time.Duration {
+	var span time.Duration
+	for _, d := range c.RetrySchedule {
+		span += d + MaxJitter(d)
+	}
+	return span
+}
+
+// retentionMargin is how much longer than a round of retries the log keeps
+// a delivery at least: for messages that come back late, and a day to read
+// the outcome.
+const retentionMargin = 24 * time.Hour
 
 // MaxRetryDelay is the longest single retry delay: SQS cannot hide a message
 // for longer than 12 hours.
@@ -108,6 +141,12 @@ func Load(lookup func(string) (string, bool)) (Config, error) {
 		return n
 	}
 	c.LogRetention = time.Duration(whole("LOG_RETENTION_DAYS", 30, 1, 3650, " of days")) * 24 * time.Hour
+	// A delivery's payload is written once, when the event fans out: a
+	// retention shorter than its retries would expire it before its last
+	// attempt, which could then send nothing.
+	if need := c.RoundSpan() + retentionMargin; c.LogRetention > 0 && c.LogRetention < need {
+		c.LogRetention, c.RetentionRaised = need.Truncate(time.Hour)+time.Hour, true
+	}
 	c.RateLimitPerMinute = whole("RATE_LIMIT_PER_MINUTE", 600, 1, 1_000_000, "")
 	c.DeliveryMaxReceives = whole("DELIVERY_MAX_RECEIVE_COUNT", 12, 2, 1000, "")
 

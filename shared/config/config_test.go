@@ -1,6 +1,8 @@
 package config
 
 import (
+	"log/slog"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -113,5 +115,44 @@ func TestLoadNamesEachProblem(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestRetentionOutlastsARound: a delivery's payload is written once, when
+// its event fans out, so the log keeps it at least a day longer than a round
+// of retries can last, jitter included, whatever LOG_RETENTION_DAYS says,
+// and says so at start-up.
+func TestRetentionOutlastsARound(t *testing.T) {
+	for _, c := range []struct {
+		schedule, days string
+		raised         bool
+	}{
+		{"", "1", true},  // the default: 27.6 h of delays, up to 33.1 h with jitter
+		{"", "2", true},  // 48 h < 57.1 h
+		{"", "3", false}, // 72 h
+		{"12h,12h,12h,12h,12h,12h,12h,12h,12h,12h", "5", true},
+		{"1s,2s,5s", "1", true}, // a day and 9.6 s
+		{"1s,2s,5s", "2", false},
+	} {
+		m := complete()
+		m["RETRY_SCHEDULE"], m["LOG_RETENTION_DAYS"] = c.schedule, c.days
+		cfg, err := Load(env(m))
+		if err != nil {
+			t.Fatal(err)
+		}
+		days, _ := strconv.Atoi(c.days)
+		asked := time.Duration(days) * 24 * time.Hour
+		var logs strings.Builder
+		cfg.WarnRaisedRetention(slog.New(slog.NewTextHandler(&logs, nil)))
+		switch {
+		case cfg.RetentionRaised != c.raised:
+			t.Errorf("%q, %s days: raised %v, want %v", c.schedule, c.days, cfg.RetentionRaised, c.raised)
+		case cfg.LogRetention < cfg.RoundSpan()+24*time.Hour:
+			t.Errorf("%q, %s days: retention %v does not outlast a round of %v by a day", c.schedule, c.days, cfg.LogRetention, cfg.RoundSpan())
+		case !c.raised && cfg.LogRetention != asked:
+			t.Errorf("%q, %s days: retention %v, want %v", c.schedule, c.days, cfg.LogRetention, asked)
+		case c.raised != strings.Contains(logs.String(), "log retention raised"):
+			t.Errorf("%q, %s days: start-up log %q", c.schedule, c.days, logs.String())
+		}
 	}
 }
