@@ -26,7 +26,7 @@ import (
 )
 
 // LocalRetrySchedule makes every attempt of a delivery within two minutes.
-const LocalRetrySchedule = "1s,2s,5s,10s,20s,30s,45s"
+const LocalRetrySchedule = "1s,2s,4s,8s,12s,20s,35s"
 
 type options struct {
 	stack           string
