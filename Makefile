@@ -71,7 +71,8 @@ build-local: ## bootstraps for this machine, the runtime emulator and the local 
 	$(GO) build -o $(BIN)/chaos ./infra/chaos
 
 $(BIN)/apikey: $(shell find infra/apikey shared -name '*.go' 2>/dev/null) go.mod
-	$(GO) build -o $@ ./infra/apikey
+	@# silent: `make api-key` prints exactly one line, the key
+	@$(GO) build -o $@ ./infra/apikey
 
 bench: build-local ## print throughput ratio, AWS requests and cost per delivery, start-up and memory (BENCH= picks parts)
 	$(BIN)/ctlocal with-emulator -- $(MAKE) --no-print-directory bench-run

@@ -180,8 +180,13 @@ def describe_functions(session, endpoint, stack, cfn):
             "MemorySize": conf["MemorySize"],
             "Environment": {k: str(v) for k, v in env.items()},
         }
-        all_mappings = lam.list_event_source_mappings()["EventSourceMappings"]
-        for m in (m for m in all_mappings if m["FunctionArn"] == conf["FunctionArn"]):
+        own = (
+            m
+            for page in lam.get_paginator("list_event_source_mappings").paginate(FunctionName=conf["FunctionArn"])
+            for m in page["EventSourceMappings"]
+            if m["FunctionArn"] == conf["FunctionArn"]
+        )
+        for m in own:
             mappings.append(
                 {
                     "Function": r["LogicalResourceId"],
