@@ -236,7 +236,9 @@ func describe(err error) error {
 		return fmt.Errorf("no response within %s", Timeout)
 	case errors.As(err, &dnsErr):
 		if dnsErr.IsNotFound {
-			return fmt.Errorf("dns: host %s not found", dnsErr.Name)
+			// Worded as a name resolving to private addresses only is
+			// (target.NoPublicAddress).
+			return &target.Error{Reason: "target refused: " + target.NoPublicAddress}
 		}
 		return fmt.Errorf("dns: lookup of %s failed", dnsErr.Name)
 	case errors.As(err, &certErr):

@@ -15,7 +15,8 @@ import (
 )
 
 // dnsServer answers every A query with ip: a name that resolves to a
-// private address, as a rebinding attacker's DNS would.
+// private address, as a rebinding attacker's DNS would. With a nil ip it
+// answers that no name exists (NXDOMAIN).
 func dnsServer(t *testing.T, ip net.IP) string {
 	t.Helper()
 	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
@@ -46,11 +47,14 @@ func dnsServer(t *testing.T, ip net.IP) string {
 			qtype := binary.BigEndian.Uint16(q[end+1 : end+3])
 			// Header: same id, a response, one question, one answer (A) or none.
 			resp := append([]byte{}, q[:2]...)
-			answers := uint16(0)
-			if qtype == 1 {
+			answers, rcode := uint16(0), byte(0)
+			switch {
+			case ip == nil:
+				rcode = 3 // NXDOMAIN
+			case qtype == 1:
 				answers = 1
 			}
-			resp = append(resp, 0x81, 0x80, 0, 1, byte(answers>>8), byte(answers), 0, 0, 0, 0)
+			resp = append(resp, 0x81, 0x80|rcode, 0, 1, byte(answers>>8), byte(answers), 0, 0, 0, 0)
 			resp = append(resp, question...)
 			if answers == 1 {
 				resp = append(resp, 0xc0, 0x0c, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4)
@@ -122,8 +126,19 @@ func TestSecurityBatteryTargets(t *testing.T) {
 				t.Fatalf("configuration refuses the name %s: %v", u, problems)
 			}
 			res := rebinding.Send(context.Background(), hook(u))
-			if !res.Refused() || !strings.Contains(res.Err.Error(), "resolved to a non-public address") {
+			if !res.Refused() || !strings.Contains(res.Err.Error(), "has no public address") {
 				t.Errorf("name resolving to %s: %+v (%v)", private, res, res.Err)
+			}
+			// A name that does not exist gets the same answer: otherwise
+			// the owner could tell which names the network's private DNS
+			// has.
+			nxResolver := &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, _, _ string) (net.Conn, error) {
+				var d net.Dialer
+				return d.DialContext(ctx, "udp", dnsServer(t, nil))
+			}}
+			nx := New(Options{Resolver: nxResolver}).Send(context.Background(), hook(u))
+			if nx.Err == nil || res.Err == nil || nx.Err.Error() != res.Err.Error() {
+				t.Errorf("a name that does not exist answers %v, one resolving to a private address %v", nx.Err, res.Err)
 			}
 			if res.Err != nil && strings.Contains(res.Err.Error(), private) {
 				t.Errorf("the refusal names the resolved address: %v", res.Err)

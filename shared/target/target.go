@@ -75,6 +75,12 @@ type Error struct{ Reason string }
 
 func (e *Error) Error() string { return e.Reason }
 
+// NoPublicAddress is the reason given for a host name that resolves to no
+// public address, and for one that does not resolve at all: the two must
+// read alike, or an owner could tell which names the private DNS of the
+// service's network holds.
+const NoPublicAddress = "the host name has no public address"
+
 // CheckAddr judges an address about to be dialled, which a host name in the
 // URL resolved to. Outside local mode only public addresses on ports 80 and
 // 443 pass; local mode also lets loopback addresses through on any port. The
@@ -85,7 +91,7 @@ func CheckAddr(addr netip.AddrPort, localMode bool) error {
 		return nil
 	}
 	if !Public(ip) {
-		return &Error{Reason: "the host name resolved to a non-public address"}
+		return &Error{Reason: NoPublicAddress}
 	}
 	if p := addr.Port(); p != 80 && p != 443 {
 		return &Error{Reason: fmt.Sprintf("target port %d is not allowed; only 80 and 443", p)}
