@@ -5,6 +5,8 @@ package logcheck
 
 import (
 	"bytes"
+	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"strings"
 	"sync"
@@ -36,7 +38,9 @@ type Secrets struct {
 }
 
 // Remember records values; shorter than 8 characters are ignored (they
-// would match ordinary text).
+// would match ordinary text). Each is looked for as written, as a JSON log
+// line escapes it (a password with a quote, a backslash or <, & or > reads
+// differently there), and in base64 (as in a Basic Authorization header).
 func (s *Secrets) Remember(values ...string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -44,9 +48,18 @@ func (s *Secrets) Remember(values ...string) {
 		s.values = map[string]bool{}
 	}
 	for _, v := range values {
-		if len(v) >= 8 {
-			s.values[v] = true
+		if len(v) < 8 {
+			continue
 		}
+		s.values[v] = true
+		for _, html := range []bool{true, false} {
+			var b bytes.Buffer
+			enc := json.NewEncoder(&b)
+			enc.SetEscapeHTML(html)
+			_ = enc.Encode(v) // a string always encodes
+			s.values[strings.TrimSuffix(strings.TrimPrefix(strings.TrimSpace(b.String()), `"`), `"`)] = true
+		}
+		s.values[base64.StdEncoding.EncodeToString([]byte(v))] = true
 	}
 }
 
