@@ -114,8 +114,28 @@ type Handler struct {
 	secrets secretCache
 }
 
-// infraRetry is how soon a message comes back after an infrastructure error.
-const infraRetry = 30 * time.Second
+// infraRetry is how soon a message comes back after an infrastructure error
+// at its first receive. At each later receive the wait doubles, up to
+// maxInfraRetry: SQS moves a message to the dead-letter queue once it has
+// been received maxReceiveCount times, and at a fixed 30 s an AWS outage of
+// a few minutes would use up the receives of every delivery due meanwhile.
+// With the template's 12, a delivery rides out about an hour and three
+// quarters of AWS trouble (30 s + 1 + 2 + 4 + 8 min + 6 × 15 min) before
+// its message needs a redrive.
+const (
+	infraRetry    = 30 * time.Second
+	maxInfraRetry = 15 * time.Minute
+)
+
+// infraDelay is how soon message m comes back after an infrastructure
+// error.
+func infraDelay(m Message) time.Duration {
+	d := infraRetry
+	for n := 1; n < m.ReceiveCount && d < maxInfraRetry; n++ {
+		d *= 2
+	}
+	return min(d, maxInfraRetry)
+}
 
 // Handle processes a batch and returns the ids of the messages that must
 // come back (batch item failures).
