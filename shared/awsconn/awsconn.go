@@ -33,11 +33,23 @@ import (
 // do in that mode.
 type Client struct{ next aws.HTTPClient }
 
+// answerTimeout is how long a request waits for AWS to begin its answer.
+// The SDK's client waits as long as the request's context allows, so one
+// stalled connection could hold a delivery batch until its invocation times
+// out; cut off, the request is retried by the SDK like any timeout. AWS
+// answers these services' requests in milliseconds.
+var answerTimeout = 10 * time.Second
+
 // Wrap returns a Client over next, or over the SDK's default HTTP client
-// when next is nil.
+// when next is nil. An SDK client (nil, or one LoadDefaultConfig made) waits
+// at most answerTimeout for an answer to begin.
 func Wrap(next aws.HTTPClient) Client {
-	if next == nil {
-		next = awshttp.NewBuildableClient()
+	timeout := func(tr *http.Transport) { tr.ResponseHeaderTimeout = answerTimeout }
+	switch c := next.(type) {
+	case nil:
+		next = awshttp.NewBuildableClient().WithTransportOptions(timeout)
+	case *awshttp.BuildableClient:
+		next = c.WithTransportOptions(timeout)
 	}
 	return Client{next: next}
 }

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
@@ -191,5 +192,33 @@ func TestRetriesAsDynamoDBDoes(t *testing.T) {
 		Key: map[string]types.AttributeValue{"pk": &types.AttributeValueMemberS{Value: "x"}}})
 	if err == nil || attempts.Load() != 4 {
 		t.Errorf("%d attempts (%v), want 4 and an error", attempts.Load(), err)
+	}
+}
+
+// TestAStalledAnswerIsRetried: a request AWS does not begin to answer is
+// cut off and retried, instead of waiting as long as its context allows.
+func TestAStalledAnswerIsRetried(t *testing.T) {
+	defer awsconn.SetAnswerTimeout(300 * time.Millisecond)()
+	var requests atomic.Int64
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if requests.Add(1) == 1 {
+			<-release // the first connection stalls
+			return
+		}
+		w.Header().Set("Content-Type", "application/x-amz-json-1.0")
+		w.Header().Set("X-Amz-Crc32", fmt.Sprint(crc32.ChecksumIEEE([]byte(`{}`))))
+		_, _ = w.Write([]byte(`{}`))
+	}))
+	defer srv.Close()
+	defer close(release) // before Close, which waits for the stalled handler
+	cfg := aws.Config{Region: "us-east-1", BaseEndpoint: aws.String(srv.URL), Credentials: credentials.NewStaticCredentialsProvider("test", "test", "")}
+	awsconn.Use(&cfg)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	_, err := dynamodb.NewFromConfig(cfg).GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String("t"),
+		Key: map[string]types.AttributeValue{"pk": &types.AttributeValueMemberS{Value: "x"}}})
+	if err != nil || requests.Load() != 2 {
+		t.Errorf("after a stalled answer: %v, %d requests", err, requests.Load())
 	}
 }

@@ -7,10 +7,12 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
 	"github.com/customerthermometer/webhooks/shared/delivery"
 	"github.com/customerthermometer/webhooks/shared/domain"
 	"github.com/customerthermometer/webhooks/shared/queue"
+	"github.com/customerthermometer/webhooks/shared/store"
 )
 
 // hiding is the harness's queue, remembering how long each message was
@@ -62,5 +64,56 @@ func TestAnOutageBacksOff(t *testing.T) {
 	}
 	if n := hs.waiting(hs.tasksDLQURL); n != 0 {
 		t.Errorf("%d messages dead-lettered", n)
+	}
+}
+
+// hangingStore is the harness's store whose reads of one endpoint hang
+// until their context ends, as a stalled AWS connection would.
+type hangingStore struct {
+	*store.Store
+	endpoint string
+}
+
+func (s hangingStore) GetEndpoint(ctx context.Context, account, id string) (domain.Endpoint, error) {
+	if id == s.endpoint {
+		<-ctx.Done()
+		return domain.Endpoint{}, ctx.Err()
+	}
+	return s.Store.GetEndpoint(ctx, account, id)
+}
+
+// TestAHungCallLeavesTimeForTheRest: one task's AWS call that hangs does not
+// hold back the rest of its batch past the invocation's deadline: the
+// webhook the other task sent is logged and settled in time, and only the
+// hung task is kept for later.
+func TestAHungCallLeavesTimeForTheRest(t *testing.T) {
+	hs := newHarness(t, time.Second)
+	fast, stuck := newReceiver(t, 200), newReceiver(t, 200)
+	epA, _ := hs.endpoint(fast.URL, []string{"*"}, false, "th_1")
+	epB, _ := hs.endpoint(stuck.URL, []string{"*"}, false, "th_1")
+	hs.intake(hs.event("evt_hung", "rating", "red", "th_1"))
+	ctx := context.Background()
+	var msgs []delivery.Message
+	for len(msgs) < 2 {
+		out, err := hs.sqs.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{QueueUrl: &hs.tasksURL, MaxNumberOfMessages: 10, WaitTimeSeconds: 2,
+			MessageSystemAttributeNames: []sqstypes.MessageSystemAttributeName{sqstypes.MessageSystemAttributeNameAll}})
+		if err != nil || len(out.Messages) == 0 {
+			t.Fatalf("tasks: %v, %d of 2", err, len(msgs))
+		}
+		for _, m := range out.Messages {
+			msgs = append(msgs, hs.message(m))
+		}
+	}
+	hs.h.Store = hangingStore{hs.st, epB.ID}
+	invocation, cancel := context.WithTimeout(ctx, 8*time.Second)
+	defer cancel()
+	failed := hs.h.Handle(invocation, msgs)
+	hs.h.Store = hs.st
+	dA, attemptsA := hs.deliveryOf("evt_hung", epA)
+	if dA.Status != domain.DeliveryDelivered || len(attemptsA) != 1 || fast.count() != 1 {
+		t.Errorf("the other task: %s, %d attempts logged, %d requests", dA.Status, len(attemptsA), fast.count())
+	}
+	if dB, _ := hs.deliveryOf("evt_hung", epB); len(failed) != 1 || dB.Status != domain.DeliveryPending || stuck.count() != 0 {
+		t.Errorf("the hung task: kept %d of 2, %s, %d requests", len(failed), dB.Status, stuck.count())
 	}
 }

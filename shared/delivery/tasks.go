@@ -37,6 +37,12 @@ type attempt struct {
 	twin *attempt
 }
 
+// bookkeeping is how much of an invocation's time the attempts of a batch
+// leave for writing them to the log, settling their deliveries and hiding
+// their messages (a quarter of it, when the invocation has less than four
+// times this).
+const bookkeeping = 15 * time.Second
+
 // handleTasks makes one attempt per delivery task, concurrently, then writes
 // the attempts to the log in batches and settles each delivery.
 func (h *Handler) handleTasks(ctx context.Context, msgs []Message, rec *metrics.Recorder, fail func(Message, time.Duration)) {
@@ -52,6 +58,16 @@ func (h *Handler) handleTasks(ctx context.Context, msgs []Message, rec *metrics.
 		}
 	}
 	pairTwins(work)
+	// The attempts must leave time for what follows them: an AWS call that
+	// hangs for one task would otherwise hold back the log and the outcome
+	// of every webhook the batch has sent until the invocation times out,
+	// and they would all be sent again.
+	sendCtx := ctx
+	if deadline, ok := ctx.Deadline(); ok {
+		var cancel context.CancelFunc
+		sendCtx, cancel = context.WithDeadline(ctx, deadline.Add(-min(bookkeeping, time.Until(deadline)/4)))
+		defer cancel()
+	}
 	h.parallel(len(work), func(i int) {
 		a := work[i]
 		defer h.recovered(ctx, a.m, func() { a.done, a.err = false, infra("internal error") })
@@ -64,11 +80,11 @@ func (h *Handler) handleTasks(ctx context.Context, msgs []Message, rec *metrics.
 				h.logAttrs(ctx, slog.LevelError, "unreadable fan-out task dropped", slog.String("message_id", a.m.ID), slog.String("error", err.Error()))
 				return
 			}
-			if err := h.fanOut(ctx, ev, a.task.Event, a.task.After, rec); err != nil {
+			if err := h.fanOut(sendCtx, ev, a.task.Event, a.task.After, rec); err != nil {
 				a.done, a.err = false, err
 			}
 		default:
-			h.prepareAndSend(ctx, a, rec)
+			h.prepareAndSend(sendCtx, a, rec)
 		}
 	})
 
