@@ -34,8 +34,10 @@ func TestCheckFindsEscapedAndEncodedForms(t *testing.T) {
 	const pw = `pa"ss\<w&rd>`
 	for name, log := range map[string]func(*slog.Logger){
 		"escaped": func(l *slog.Logger) { l.Info("oops", slog.String("password", pw)) },
-		"base64":  func(l *slog.Logger) { l.Info("oops", slog.String("auth", base64.StdEncoding.EncodeToString([]byte(pw)))) },
-		"text":    func(l *slog.Logger) { l.Info("oops", slog.String("password", pw)) },
+		"base64": func(l *slog.Logger) {
+			l.Info("oops", slog.String("auth", base64.StdEncoding.EncodeToString([]byte(pw))))
+		},
+		"text": func(l *slog.Logger) { l.Info("oops", slog.String("password", pw)) },
 	} {
 		var b Buffer
 		h := slog.Handler(slog.NewJSONHandler(&b, nil))
