@@ -117,3 +117,39 @@ func TestAHungCallLeavesTimeForTheRest(t *testing.T) {
 		t.Errorf("the hung task: kept %d of 2, %s, %d requests", len(failed), dB.Status, stuck.count())
 	}
 }
+
+// TestRedriveAfterALaterRoundStopped: a delivery failed and its message went
+// to the dead-letter queue; a redelivery's round was then stopped without an
+// attempt (its endpoint disabled). Once the endpoint is enabled again, a
+// redrive of the first round's message starts a new round, as every redrive
+// of a failed delivery does, rather than being dropped as a message of an
+// earlier round.
+func TestRedriveAfterALaterRoundStopped(t *testing.T) {
+	hs := newHarness(t, time.Second)
+	rc, ep, d := hs.failedAfterTwoAttempts("evt_redrive_late", 500, 500, 200)
+	parked := hs.deadLettered()
+	enable := func(on bool) {
+		t.Helper()
+		cur, err := hs.st.GetEndpoint(context.Background(), hs.account, ep.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cur.Enabled = on
+		if err := hs.st.SaveEndpoint(context.Background(), cur, cur.Thermometers); err != nil {
+			t.Fatal(err)
+		}
+	}
+	enable(false)
+	hs.redeliveryTask(d)
+	hs.drain(1500 * time.Millisecond)
+	if d, _ = hs.deliveryOf("evt_redrive_late", ep); d.Status != domain.DeliveryFailed || d.RoundStart != 3 || d.LastError != "endpoint disabled" {
+		t.Fatalf("redelivery to the disabled endpoint: %+v", d)
+	}
+	enable(true)
+	time.Sleep(10 * time.Millisecond) // the redrive comes after the stop, on SQS's clock too
+	hs.redrive(parked)
+	hs.drainUntil(func() bool { return rc.count() == 3 }, 1500*time.Millisecond)
+	if d, attempts := hs.deliveryOf("evt_redrive_late", ep); d.Status != domain.DeliveryDelivered || d.AttemptCount != 3 || len(attempts) != 3 {
+		t.Errorf("after the redrive: %+v, %d attempts logged, %d requests", d, len(attempts), rc.count())
+	}
+}

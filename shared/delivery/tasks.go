@@ -196,8 +196,11 @@ func (h *Handler) prepareAndSend(ctx context.Context, a *attempt, rec *metrics.R
 		return
 	}
 	switch {
-	case a.task.RoundStart < d.RoundStart:
+	case a.task.RoundStart < d.RoundStart && !(d.Status == domain.DeliveryFailed && redriven(a.m, d)):
 		// A message of an earlier round; the current round has its own.
+		// (Unless it was redriven from the dead-letter queue after a later
+		// round ended failed, a redelivery stopped while the endpoint was
+		// disabled, say: that redrive starts a new round, below.)
 		a.done = true
 		return
 	case a.task.RoundStart > d.AttemptCount && (d.Status == domain.DeliveryFailed || d.Status == domain.DeliveryDelivered || a.task.RoundStart > d.RoundStart):
