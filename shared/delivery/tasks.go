@@ -446,7 +446,7 @@ func (h *Handler) settle(ctx context.Context, a *attempt, rec *metrics.Recorder)
 	d, res := a.d, a.res
 	prev := d.AttemptCount
 	d.AttemptCount, d.LastStatusCode, d.LastError, d.UpdatedAt = a.number, res.StatusCode, errString(res.Err), h.Now().UTC()
-	d.NextAttemptAt, d.Carrier = time.Time{}, a.m.ID
+	d.NextAttemptAt, d.Carrier, d.LastURL = time.Time{}, a.m.ID, a.ep.URL
 	var retryAfter time.Duration
 	retry := false
 	// A record whose round starts after its next attempt (written by hand,
@@ -587,13 +587,13 @@ func failedByGone(d domain.Delivery) bool {
 }
 
 // disableGone disables the endpoint of d, which a 410 ended, unless that is
-// done or the endpoint now points elsewhere: the 410 came from the URL d was
-// made for, and says nothing of another one the account holder has set
-// since. (Other changes, the service's own failing flag among them, do not
-// matter.)
+// done or the endpoint now points elsewhere: the 410 came from the URL d's
+// last attempt was sent to, and says nothing of another one the account
+// holder has set since. (Other changes, the service's own failing flag
+// among them, do not matter.)
 func (h *Handler) disableGone(ctx context.Context, d domain.Delivery) error {
 	return h.updateEndpoint(ctx, domain.Endpoint{AccountID: d.AccountID, ID: d.EndpointID}, func(e *domain.Endpoint) bool {
-		if !e.Enabled || e.URL != d.EndpointURL {
+		if !e.Enabled || e.URL != d.LastURL {
 			return false
 		}
 		e.Enabled, e.Gone = false, true

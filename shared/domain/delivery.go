@@ -33,6 +33,9 @@ type Delivery struct {
 	// Carrier is the id of the task message that made the last recorded
 	// attempt: the one that carries the delivery on. Empty when unknown.
 	Carrier string
+	// LastURL is the URL the last attempt was sent to: EndpointURL, or the
+	// endpoint's new URL when it changed after the delivery was made.
+	LastURL string
 }
 
 // Final reports whether nothing more will be attempted (until a redelivery).

@@ -93,6 +93,7 @@ type summaryItem struct {
 	UpdatedAt      string `dynamodbav:"updated_at"`
 	ExpiresAt      int64  `dynamodbav:"expires_at"`
 	Carrier        string `dynamodbav:"carrier,omitempty"`
+	LastURL        string `dynamodbav:"last_url,omitempty"` // only when not EndpointURL
 	GSI1PK         string `dynamodbav:"gsi1pk"`
 	GSI1SK         string `dynamodbav:"gsi1sk"`
 	GSI2PK         string `dynamodbav:"gsi2pk"`
@@ -125,6 +126,9 @@ func toSummary(d domain.Delivery, expires time.Time) summaryItem {
 	if StatusIndexed(d.Status) {
 		it.GSI3PK, it.GSI3SK = statusPK(d.AccountID, d.Status), key
 	}
+	if d.LastURL != d.EndpointURL {
+		it.LastURL = d.LastURL
+	}
 	if !d.NextAttemptAt.IsZero() {
 		it.NextAttemptAt = d.NextAttemptAt.UTC().Format(time.RFC3339Nano)
 	}
@@ -136,7 +140,7 @@ func fromSummary(it summaryItem) domain.Delivery {
 		ID: it.ID, AccountID: it.AccountID, EndpointID: it.EndpointID, EndpointURL: it.EndpointURL, EventID: it.EventID,
 		Event: it.Event, Trigger: it.Trigger, ThermometerID: it.ThermometerID, Status: it.Status,
 		AttemptCount: it.AttemptCount, RoundStart: it.RoundStart, LastStatusCode: it.LastStatusCode, LastError: it.LastError,
-		Carrier: it.Carrier,
+		Carrier: it.Carrier, LastURL: cmp.Or(it.LastURL, it.EndpointURL),
 	}
 	d.CreatedAt, _ = time.Parse(time.RFC3339Nano, it.CreatedAt)
 	d.UpdatedAt, _ = time.Parse(time.RFC3339Nano, it.UpdatedAt)

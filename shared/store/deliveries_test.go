@@ -607,3 +607,29 @@ func TestSaveDeliveryWhoseAnswerWasLost(t *testing.T) {
 		t.Errorf("after the replay: %+v, %v; want the new round, pending", got, err)
 	}
 }
+
+// TestLastURLIsKeptOnlyWhenItDiffers: a delivery remembers the URL its last
+// attempt went to, and stores it only when the endpoint's URL changed after
+// the delivery was made, so the summary of every other delivery stays as
+// small (and its writes as cheap) as before.
+func TestLastURLIsKeptOnlyWhenItDiffers(t *testing.T) {
+	st := newStore(t)
+	ctx := context.Background()
+	account := fmt.Sprint("acc_lasturl_", time.Now().UnixNano())
+	d := putDelivery(t, st, account, "ep_1", domain.DeliveryPending, 1)
+	if got, err := st.GetDelivery(ctx, account, d.ID); err != nil || got.LastURL != d.EndpointURL {
+		t.Fatalf("new delivery: last URL %q (%v), want its endpoint's", got.LastURL, err)
+	}
+	for i, url := range []string{d.EndpointURL, "https://example.com/moved", d.EndpointURL} {
+		prev := d.AttemptCount
+		d.AttemptCount, d.Status, d.LastURL = prev+1, domain.DeliveryRetrying, url
+		if err := st.SaveDelivery(ctx, d, prev, time.Now().Add(time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+		got, err := st.GetDelivery(ctx, account, d.ID)
+		stored, herr := st.HasAttribute(ctx, account, d.ID, "last_url")
+		if err != nil || herr != nil || got.LastURL != url || stored != (url != d.EndpointURL) {
+			t.Errorf("save %d to %s: read back %q, stored apart %v (%v, %v)", i, url, got.LastURL, stored, err, herr)
+		}
+	}
+}

@@ -108,3 +108,11 @@ func (st *Store) StatusIndexKey(ctx context.Context, account, id string) (string
 
 // Position is the listing position of d: its index sort key.
 func Position(d domain.Delivery) string { return sortTime(d.CreatedAt) + "#" + d.ID }
+
+// HasAttribute reports whether the summary of account's delivery id holds
+// attribute name.
+func (st *Store) HasAttribute(ctx context.Context, account, id, name string) (bool, error) {
+	item, err := st.deliveryItem(ctx, account, id, summarySK)
+	_, ok := item[name]
+	return ok, err
+}

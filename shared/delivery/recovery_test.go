@@ -153,3 +153,38 @@ func TestRedriveAfterALaterRoundStopped(t *testing.T) {
 		t.Errorf("after the redrive: %+v, %d attempts logged, %d requests", d, len(attempts), rc.count())
 	}
 }
+
+// TestGoneFromANewURLIsDisabledByTheMessageBack: the endpoint's URL changed
+// after the delivery was made, its next attempt went to the new URL, which
+// answered 410, and the endpoint could not be disabled then. Back, the
+// message disables it: the 410 came from the URL the endpoint still has.
+func TestGoneFromANewURLIsDisabledByTheMessageBack(t *testing.T) {
+	hs := newHarness(t, time.Second)
+	old, gone := newReceiver(t, 200), newReceiver(t, 410)
+	ep, _ := hs.endpoint(old.URL, []string{"*"}, false, "th_1")
+	hs.intake(hs.event("evt_gone_new_url", "rating", "red", "th_1"))
+	ctx := context.Background()
+	cur, err := hs.st.GetEndpoint(ctx, hs.account, ep.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cur.URL = gone.URL
+	if err := hs.st.SaveEndpoint(ctx, cur, cur.Thermometers); err != nil {
+		t.Fatal(err)
+	}
+	m := hs.receiveTask()
+	working := hs.h.Store
+	hs.h.Store = hs.storeFailing("TransactWriteItems")
+	if failed := hs.h.Handle(ctx, []delivery.Message{m}); len(failed) != 1 {
+		t.Fatalf("the message went though the endpoint is still enabled: kept %v", failed)
+	}
+	hs.h.Store = working
+	if _, err := hs.sqs.ChangeMessageVisibility(ctx, &sqs.ChangeMessageVisibilityInput{QueueUrl: &hs.tasksURL, ReceiptHandle: &m.ReceiptHandle}); err != nil {
+		t.Fatal(err)
+	}
+	hs.drain(1500 * time.Millisecond)
+	cur, _ = hs.st.GetEndpoint(ctx, hs.account, ep.ID)
+	if d, _ := hs.deliveryOf("evt_gone_new_url", ep); cur.Enabled || !cur.Gone || d.Status != domain.DeliveryFailed || gone.count() != 1 || old.count() != 0 {
+		t.Errorf("endpoint enabled %v gone %v; delivery %s; requests: new URL %d, old %d", cur.Enabled, cur.Gone, d.Status, gone.count(), old.count())
+	}
+}
