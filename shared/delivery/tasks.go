@@ -364,8 +364,11 @@ const earlyTolerance = 2 * time.Second
 
 // maxHidden is the longest a message can be hidden by a visibility change:
 // SQS refuses one that would end more than 12 hours after the message was
-// received, so this leaves a minute for the time since.
-const maxHidden = config.MaxRetryDelay - time.Minute
+// received, and the change is made when the batch is done, up to the
+// function's timeout (60 s) after the receive, later still if the
+// event-source mapping held the message a while: this leaves three minutes
+// for that.
+const maxHidden = config.MaxRetryDelay - 3*time.Minute
 
 // maxDelay is the longest delay SQS allows on a new message.
 const maxDelay = 15 * time.Minute
