@@ -182,7 +182,7 @@ def describe_functions(session, endpoint, stack, cfn):
         }
         own = (
             m
-            for page in lam.get_paginator("list_event_source_mappings").paginate(FunctionName=conf["FunctionArn"])
+            for page in lam.get_paginator("list_event_source_mappings").paginate(FunctionName=conf["FunctionName"])
             for m in page["EventSourceMappings"]
             if m["FunctionArn"] == conf["FunctionArn"]
         )
