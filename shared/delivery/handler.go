@@ -121,7 +121,10 @@ type Handler struct {
 // a few minutes would use up the receives of every delivery due meanwhile.
 // With the template's 12, a delivery rides out about an hour and three
 // quarters of AWS trouble (30 s + 1 + 2 + 4 + 8 min + 6 × 15 min) before
-// its message needs a redrive.
+// its message needs a redrive. A schedule whose longest delay is shorter
+// than maxInfraRetry (a test's, say) caps the wait at that delay instead,
+// and never below infraRetry: an infrastructure retry waits no longer than
+// a scheduled one.
 const (
 	infraRetry    = 30 * time.Second
 	maxInfraRetry = 15 * time.Minute
@@ -129,12 +132,19 @@ const (
 
 // infraDelay is how soon message m comes back after an infrastructure
 // error.
-func infraDelay(m Message) time.Duration {
+func (h *Handler) infraDelay(m Message) time.Duration {
+	limit := infraRetry
+	for _, d := range h.Schedule {
+		limit = max(limit, min(d, maxInfraRetry))
+	}
+	if len(h.Schedule) == 0 {
+		limit = maxInfraRetry
+	}
 	d := infraRetry
-	for n := 1; n < m.ReceiveCount && d < maxInfraRetry; n++ {
+	for n := 1; n < m.ReceiveCount && d < limit; n++ {
 		d *= 2
 	}
-	return min(d, maxInfraRetry)
+	return min(d, limit)
 }
 
 // Handle processes a batch and returns the ids of the messages that must

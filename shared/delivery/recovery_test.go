@@ -9,6 +9,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
+	"github.com/customerthermometer/webhooks/shared/config"
 	"github.com/customerthermometer/webhooks/shared/delivery"
 	"github.com/customerthermometer/webhooks/shared/domain"
 	"github.com/customerthermometer/webhooks/shared/queue"
@@ -37,7 +38,7 @@ func (q *hiding) ChangeVisibility(ctx context.Context, url string, vs []queue.Vi
 // of AWS trouble do not use up the receives after which SQS parks it in the
 // dead-letter queue; once AWS is back it is delivered, from its own queue.
 func TestAnOutageBacksOff(t *testing.T) {
-	hs := newHarness(t, time.Second)
+	hs := newHarness(t, config.DefaultRetrySchedule()...) // waits up to 15 minutes
 	rc, ep := hs.oneDelivery("evt_outage", 200)
 	working := hs.h.Store
 	hs.h.Store = hs.storeFailing("GetItem")

@@ -111,7 +111,7 @@ func (h *Handler) handleTasks(ctx context.Context, msgs []Message, rec *metrics.
 
 	h.parallel(len(work), func(i int) {
 		a := work[i]
-		defer h.recovered(ctx, a.m, func() { fail(a.m, infraDelay(a.m)) })
+		defer h.recovered(ctx, a.m, func() { fail(a.m, h.infraDelay(a.m)) })
 		switch {
 		case a.twin != nil:
 			// Settled below, once its twin has.
@@ -124,7 +124,7 @@ func (h *Handler) handleTasks(ctx context.Context, msgs []Message, rec *metrics.
 			}
 			h.logAttrs(ctx, slog.LevelError, msg, slog.String("message_id", a.m.ID), slog.String("delivery_id", a.task.DeliveryID),
 				slog.Int("receives", a.m.ReceiveCount), slog.String("error", a.err.Error()))
-			fail(a.m, infraDelay(a.m))
+			fail(a.m, h.infraDelay(a.m))
 		case a.moveAway:
 			fail(a.m, 0)
 		case a.notYet > 0:
@@ -140,7 +140,7 @@ func (h *Handler) handleTasks(ctx context.Context, msgs []Message, rec *metrics.
 	})
 	h.parallel(len(work), func(i int) {
 		if a := work[i]; a.twin != nil {
-			defer h.recovered(ctx, a.m, func() { fail(a.m, infraDelay(a.m)) })
+			defer h.recovered(ctx, a.m, func() { fail(a.m, h.infraDelay(a.m)) })
 			h.settleTwin(ctx, a, fail)
 		}
 	})
@@ -174,7 +174,7 @@ func (h *Handler) settleTwin(ctx context.Context, a *attempt, fail func(Message,
 	h.logAttrs(ctx, slog.LevelInfo, "second task for a delivery in one batch", slog.String("delivery_id", a.task.DeliveryID),
 		slog.String("message_id", a.m.ID), slog.String("attempted_by", a.twin.m.ID))
 	if a.twin.err != nil {
-		fail(a.m, infraDelay(a.m))
+		fail(a.m, h.infraDelay(a.m))
 		return
 	}
 	if after, keep := h.afterConflict(ctx, a.m, domain.Delivery{AccountID: a.task.AccountID, ID: a.task.DeliveryID}); keep {
@@ -481,7 +481,7 @@ func (h *Handler) settle(ctx context.Context, a *attempt, rec *metrics.Recorder)
 	}
 	if err != nil {
 		h.logAttrs(ctx, slog.LevelError, "attempt not recorded; will be retried", slog.String("delivery_id", d.ID), slog.String("error", err.Error()))
-		return infraDelay(a.m), true
+		return h.infraDelay(a.m), true
 	}
 	attrs := []slog.Attr{
 		slog.String("delivery_id", d.ID), slog.String("account_id", d.AccountID), slog.String("endpoint_id", d.EndpointID),
@@ -511,7 +511,7 @@ func (h *Handler) settle(ctx context.Context, a *attempt, rec *metrics.Recorder)
 			// 410: the receiver says it is gone for good. The message stays
 			// until the endpoint is disabled, and comes back to finish it.
 			if h.updateEndpoint(ctx, a.ep, func(e *domain.Endpoint) bool { ch := e.Enabled; e.Enabled, e.Gone = false, true; return ch }) != nil {
-				return infraDelay(a.m), true
+				return h.infraDelay(a.m), true
 			}
 		} else {
 			_ = h.updateEndpoint(ctx, a.ep, func(e *domain.Endpoint) bool { ch := !e.Failing; e.Failing = true; return ch })
@@ -536,7 +536,7 @@ func (h *Handler) afterConflict(ctx context.Context, m Message, d domain.Deliver
 	case err != nil:
 		h.logAttrs(ctx, slog.LevelError, "delivery not read after a duplicate attempt; the task will be retried",
 			slog.String("delivery_id", d.ID), slog.String("error", err.Error()))
-		return infraDelay(m), true
+		return h.infraDelay(m), true
 	case cur.Status == domain.DeliveryDelivered || spare(m, cur):
 		return 0, false
 	case cur.Status == domain.DeliveryFailed:
@@ -544,7 +544,7 @@ func (h *Handler) afterConflict(ctx context.Context, m Message, d domain.Deliver
 	case cur.Status == domain.DeliveryRetrying:
 		return min(max(cur.NextAttemptAt.Sub(h.Now()), time.Second), maxHidden), true
 	default:
-		return infraDelay(m), true
+		return h.infraDelay(m), true
 	}
 }
 
