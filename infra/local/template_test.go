@@ -159,6 +159,39 @@ func TestTemplateInvariants(t *testing.T) {
 		}
 	}
 
+	// No role may touch SQS queues or anything else beyond the stack's own:
+	// the managed policies are only those for logs and the VPC's network
+	// interfaces (SAM would add AWSLambdaSQSQueueExecutionRole, on every
+	// queue of the account, to a role it makes for a function with SQS
+	// events), and no inline statement grants on "*".
+	for _, role := range []string{"ApiFunctionRole", "DeliveryFunctionRole"} {
+		for _, arn := range asList(res(role)["ManagedPolicyArns"]) {
+			name := fmt.Sprint(arn)
+			if m, ok := arn.(map[string]any); ok {
+				name = fmt.Sprint(m["Fn::Sub"])
+			}
+			if !strings.HasSuffix(name, "/AWSLambdaBasicExecutionRole") && !strings.HasSuffix(name, "/AWSLambdaVPCAccessExecutionRole") {
+				t.Errorf("%s has managed policy %s", role, name)
+			}
+		}
+		policies, _ := res(role)["Policies"].([]any)
+		for _, p := range policies {
+			doc, _ := p.(map[string]any)["PolicyDocument"].(map[string]any)
+			statements, _ := doc["Statement"].([]any)
+			for _, st := range statements {
+				for _, r := range asList(st.(map[string]any)["Resource"]) {
+					if r == "*" {
+						t.Errorf("%s grants %v on every resource", role, st.(map[string]any)["Action"])
+					}
+				}
+			}
+		}
+	}
+	if got := fmt.Sprint(sqsGrants(res("DeliveryFunctionRole"))); got != "map[DeliveryTasksQueue:sqs:ChangeMessageVisibility sqs:DeleteMessage sqs:GetQueueAttributes sqs:ReceiveMessage sqs:SendMessage "+
+		"ResponseEventsDeadLetterQueue:sqs:SendMessage ResponseEventsQueue:sqs:ChangeMessageVisibility sqs:DeleteMessage sqs:GetQueueAttributes sqs:ReceiveMessage]" {
+		t.Errorf("DeliveryFunctionRole may do on SQS %s", got)
+	}
+
 	// Each function logs to a group of the stack that expires its lines.
 	for _, fn := range []string{"ApiFunction", "DeliveryFunction"} {
 		logging, _ := res(fn)["LoggingConfig"].(map[string]any)
@@ -218,7 +251,13 @@ func TestTemplateInvariants(t *testing.T) {
 // dynamoGrants lists, for each resource of role's inline policies, the
 // DynamoDB actions allowed on it (sorted, space-separated). A resource is
 // named by its table's logical id, or by its Fn::Sub string.
-func dynamoGrants(role map[string]any) map[string]string {
+func dynamoGrants(role map[string]any) map[string]string { return grants(role, "dynamodb:") }
+
+func sqsGrants(role map[string]any) map[string]string { return grants(role, "sqs:") }
+
+// grants lists what role's inline policies allow of the actions starting
+// with prefix, by resource.
+func grants(role map[string]any, prefix string) map[string]string {
 	sets := map[string]map[string]bool{}
 	policies, _ := role["Policies"].([]any)
 	for _, p := range policies {
@@ -239,7 +278,7 @@ func dynamoGrants(role map[string]any) map[string]string {
 					}
 				}
 				for _, a := range asList(st["Action"]) {
-					if a, _ := a.(string); strings.HasPrefix(a, "dynamodb:") {
+					if a, _ := a.(string); strings.HasPrefix(a, prefix) {
 						if sets[name] == nil {
 							sets[name] = map[string]bool{}
 						}
