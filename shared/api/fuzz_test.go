@@ -5,6 +5,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/customerthermometer/webhooks/shared/domain"
 )
@@ -17,6 +18,7 @@ func FuzzDecodeEndpoint(f *testing.F) {
 		`{"name":"n","url":"https://example.com/h","triggers":["comment.red"],"basic_auth":{"username":"ct","password":"pw"}}`,
 		`{"name":5}`, `{"basic_auth":null}`, `[]`, `{"thermometers":[{"id":"th_1","name":"x","type":"email"}]}`,
 		`{"name":"n","url":"http://127.0.0.1:9/","triggers":["*"],"enabled":false}`, "{\"name\":\"\xff\"}", `{} {}`,
+		`{"name":"\ud800"}`, `{"name":"\ud83d\ude00"}`, `{"name":"\\ud800 \udc00"}`, `{"name":"\ud83d\u0041"}`,
 	} {
 		f.Add(s, true)
 		f.Add(s, false)
@@ -38,6 +40,10 @@ func FuzzDecodeEndpoint(f *testing.F) {
 		}
 		if in.name != nil && domain.CheckName(*in.name) != "" {
 			t.Fatalf("accepted name %q", *in.name)
+		}
+		// Nothing is quietly replaced: a U+FFFD was sent as one.
+		if in.name != nil && strings.ContainsRune(*in.name, utf8.RuneError) && !strings.ContainsRune(body, utf8.RuneError) && !strings.Contains(strings.ToLower(body), `\ufffd`) {
+			t.Fatalf("name %q holds a replacement character %q did not send", *in.name, body)
 		}
 		if in.basicAuth != nil && (domain.CheckUsername(in.basicAuth.username) != "" || domain.CheckPassword(in.basicAuth.password) != "") {
 			t.Fatalf("accepted basic auth in %q", body)
