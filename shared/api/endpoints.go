@@ -466,11 +466,10 @@ func (h *handler) logTest(r *http.Request, e domain.Endpoint, hook dispatch.Webh
 		LastStatusCode: last.StatusCode, LastError: last.Error, CreatedAt: last.At, UpdatedAt: h.Now().UTC(),
 	}
 	expires := last.At.Add(h.Retention)
+	attempt := res.Attempt(1, last.At)
 	items := []store.LogItem{
 		{AccountID: e.AccountID, DeliveryID: d.ID, Payload: hook.Body, Expires: expires},
-		{AccountID: e.AccountID, DeliveryID: d.ID, Request: store.NewRequestKey(), Expires: expires, Attempt: &domain.Attempt{
-			Number: 1, At: last.At, StatusCode: last.StatusCode, LatencyMS: last.LatencyMS, Error: last.Error, ResponseBody: string(res.ResponseBody),
-		}},
+		{AccountID: e.AccountID, DeliveryID: d.ID, Request: store.NewRequestKey(), Expires: expires, Attempt: &attempt},
 	}
 	if err := h.Deliveries.PutLogItems(r.Context(), items); err != nil {
 		return fmt.Errorf("log test fire %s: %w", d.ID, err)

@@ -95,10 +95,8 @@ func (h *Handler) handleTasks(ctx context.Context, msgs []Message, rec *metrics.
 	var items []store.LogItem
 	for _, a := range work {
 		if a.number > 0 {
-			items = append(items, store.LogItem{AccountID: a.d.AccountID, DeliveryID: a.d.ID, Expires: h.expires(), Request: store.NewRequestKey(), Attempt: &domain.Attempt{
-				Number: a.number, At: a.at, StatusCode: a.res.StatusCode, LatencyMS: a.res.Latency.Milliseconds(),
-				Error: errString(a.res.Err), ResponseBody: string(a.res.ResponseBody),
-			}})
+			attempt := a.res.Attempt(a.number, a.at)
+			items = append(items, store.LogItem{AccountID: a.d.AccountID, DeliveryID: a.d.ID, Expires: h.expires(), Request: store.NewRequestKey(), Attempt: &attempt})
 		}
 	}
 	if err := h.Store.PutLogItems(ctx, items); err != nil {

@@ -25,6 +25,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/customerthermometer/webhooks/shared/domain"
 	"github.com/customerthermometer/webhooks/shared/signature"
 	"github.com/customerthermometer/webhooks/shared/target"
 )
@@ -69,6 +70,15 @@ type Result struct {
 	// Its message is fit to show the endpoint's owner: it never holds the
 	// secret, the password or the URL.
 	Err error
+}
+
+// Attempt is r as the delivery log records it: attempt number n, sent at.
+func (r Result) Attempt(n int, at time.Time) domain.Attempt {
+	a := domain.Attempt{Number: n, At: at, StatusCode: r.StatusCode, LatencyMS: r.Latency.Milliseconds(), ResponseBody: string(r.ResponseBody)}
+	if r.Err != nil {
+		a.Error = r.Err.Error()
+	}
+	return a
 }
 
 // Delivered reports whether the receiver accepted the webhook.
