@@ -144,7 +144,7 @@ func Load(lookup func(string) (string, bool)) (Config, error) {
 	// A delivery's payload is written once, when the event fans out: a
 	// retention shorter than its retries would expire it before its last
 	// attempt, which could then send nothing.
-	if need := c.RoundSpan() + retentionMargin; c.LogRetention > 0 && c.LogRetention < need {
+	if need := c.RoundSpan() + retentionMargin; c.LogRetention < need {
 		c.LogRetention, c.RetentionRaised = need.Truncate(time.Hour)+time.Hour, true
 	}
 	c.RateLimitPerMinute = whole("RATE_LIMIT_PER_MINUTE", 600, 1, 1_000_000, "")

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"runtime/debug"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -133,12 +134,9 @@ const (
 // infraDelay is how soon message m comes back after an infrastructure
 // error.
 func (h *Handler) infraDelay(m Message) time.Duration {
-	limit := infraRetry
-	for _, d := range h.Schedule {
-		limit = max(limit, min(d, maxInfraRetry))
-	}
-	if len(h.Schedule) == 0 {
-		limit = maxInfraRetry
+	limit := maxInfraRetry
+	if len(h.Schedule) > 0 {
+		limit = max(infraRetry, min(slices.Max(h.Schedule), maxInfraRetry))
 	}
 	d := infraRetry
 	for n := 1; n < m.ReceiveCount && d < limit; n++ {
