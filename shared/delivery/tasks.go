@@ -508,7 +508,7 @@ func (h *Handler) settle(ctx context.Context, a *attempt, rec *metrics.Recorder)
 		if res.Gone() {
 			// 410: the receiver says it is gone for good. The message stays
 			// until the endpoint is disabled, and comes back to finish it.
-			if h.updateEndpoint(ctx, a.ep, func(e *domain.Endpoint) bool { ch := e.Enabled; e.Enabled, e.Gone = false, true; return ch }) != nil {
+			if h.disableGone(ctx, d) != nil {
 				return h.infraDelay(a.m), true
 			}
 		} else {
