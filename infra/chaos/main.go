@@ -41,6 +41,7 @@ import (
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
 	"github.com/customerthermometer/webhooks/infra/localclient"
+	"github.com/customerthermometer/webhooks/shared/payload"
 )
 
 // kinds of receivers, and the status their deliveries must end in.
@@ -162,7 +163,7 @@ func run(c config) error {
 		if strings.HasPrefix(kind, "gone") {
 			kind = "gone"
 		}
-		if r.Header.Get("X-Ct-Event") == "test" {
+		if r.Header.Get("X-Ct-Event") == payload.TestEvent {
 			return // test fires pass, so endpoints can be linked
 		}
 		var b struct {
@@ -647,7 +648,7 @@ func deliveries(c localclient.Client) (map[string]delivery, error) {
 	ds, err := listAll[delivery](c, "/v1/deliveries")
 	out := map[string]delivery{}
 	for _, d := range ds {
-		if d.Event != "test" {
+		if d.Event != payload.TestEvent {
 			out[d.EventID] = d
 		}
 	}

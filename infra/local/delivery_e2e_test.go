@@ -17,6 +17,7 @@ import (
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
 	"github.com/customerthermometer/webhooks/shared/awstest"
+	"github.com/customerthermometer/webhooks/shared/payload"
 	"github.com/customerthermometer/webhooks/shared/signature"
 )
 
@@ -38,7 +39,7 @@ func newE2EReceiver(t *testing.T, script ...int) *e2eReceiver {
 	rc := &e2eReceiver{script: script, gaveUp: make(chan struct{})}
 	rc.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
-		if r.Header.Get("X-Ct-Event") == "test" {
+		if r.Header.Get("X-Ct-Event") == payload.TestEvent {
 			return
 		}
 		rc.mu.Lock()
@@ -132,7 +133,7 @@ func (c apiClient) events(path string) []map[string]any {
 	data, _ := page["data"].([]any)
 	var out []map[string]any
 	for _, d := range data {
-		if d, _ := d.(map[string]any); d != nil && d["event"] != "test" {
+		if d, _ := d.(map[string]any); d != nil && d["event"] != payload.TestEvent {
 			out = append(out, d)
 		}
 	}
