@@ -240,8 +240,6 @@ func contains(xs []string, s string) bool {
 	return false
 }
 
-func (o object) has(key string) bool { _, ok := o.fields[key]; return ok }
-
 func (o object) isNull(key string) bool {
 	raw, ok := o.fields[key]
 	return ok && string(bytes.TrimSpace(raw)) == "null"

@@ -3,7 +3,6 @@ package delivery
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -274,17 +273,4 @@ func (h *Handler) recovered(ctx context.Context, m Message, then func()) {
 
 func (h *Handler) logAttrs(ctx context.Context, level slog.Level, msg string, attrs ...slog.Attr) {
 	h.Logger.LogAttrs(ctx, level, msg, attrs...)
-}
-
-// errInfra marks an infrastructure failure: the message comes back later.
-type errInfra struct{ err error }
-
-func (e errInfra) Error() string { return e.err.Error() }
-func (e errInfra) Unwrap() error { return e.err }
-
-func infra(format string, args ...any) error { return errInfra{fmt.Errorf(format, args...)} }
-
-func isInfra(err error) bool {
-	var e errInfra
-	return errors.As(err, &e)
 }

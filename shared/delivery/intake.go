@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"sync"
 	"time"
@@ -91,7 +92,7 @@ func (h *Handler) fanOut(ctx context.Context, ev event.Event, raw json.RawMessag
 	page := max(h.FanOutPage, 1)
 	links, next, err := h.Store.LinkedEndpointsPage(ctx, ev.AccountID, ev.Thermometer.ID, after, page)
 	if err != nil {
-		return infra("fan out %s: %w", ev.ID, err)
+		return fmt.Errorf("fan out %s: %w", ev.ID, err)
 	}
 	var matched []domain.Endpoint
 	for _, e := range links {
@@ -149,7 +150,7 @@ func (h *Handler) fanOut(ctx context.Context, ev event.Event, raw json.RawMessag
 	var payloads []store.LogItem
 	for _, r := range results {
 		if r.err != nil {
-			return infra("fan out %s: %w", ev.ID, r.err)
+			return fmt.Errorf("fan out %s: %w", ev.ID, r.err)
 		}
 		if r.payload != nil {
 			payloads = append(payloads, *r.payload)
@@ -159,13 +160,13 @@ func (h *Handler) fanOut(ctx context.Context, ev event.Event, raw json.RawMessag
 		}
 	}
 	if err := h.Store.PutLogItems(ctx, payloads); err != nil {
-		return infra("store payloads of %s: %w", ev.ID, err)
+		return fmt.Errorf("store payloads of %s: %w", ev.ID, err)
 	}
 	if next != "" {
 		tasks = append(tasks, queue.Message{Body: taskMessage{Kind: "fanout", Event: raw, After: next}.body()})
 	}
 	if err := h.Queue.SendBatch(ctx, h.TasksQueueURL, tasks); err != nil {
-		return infra("queue deliveries of %s: %w", ev.ID, err)
+		return fmt.Errorf("queue deliveries of %s: %w", ev.ID, err)
 	}
 	if after == "" && len(matched) == 0 && next == "" {
 		rec.Count(metrics.UnmatchedEvents)

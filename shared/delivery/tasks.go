@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"time"
@@ -70,7 +71,7 @@ func (h *Handler) handleTasks(ctx context.Context, msgs []Message, rec *metrics.
 	}
 	h.parallel(len(work), func(i int) {
 		a := work[i]
-		defer h.recovered(ctx, a.m, func() { a.done, a.err = false, infra("internal error") })
+		defer h.recovered(ctx, a.m, func() { a.done, a.err = false, errors.New("internal error") })
 		switch {
 		case a.done, a.twin != nil:
 		case a.task.Kind == "fanout":
@@ -102,7 +103,7 @@ func (h *Handler) handleTasks(ctx context.Context, msgs []Message, rec *metrics.
 	if err := h.Store.PutLogItems(ctx, items); err != nil {
 		for _, a := range work {
 			if a.number > 0 {
-				a.err = infra("log attempt %d of %s: %w", a.number, a.d.ID, err)
+				a.err = fmt.Errorf("log attempt %d of %s: %w", a.number, a.d.ID, err)
 			}
 		}
 	}
@@ -190,7 +191,7 @@ func (h *Handler) prepareAndSend(ctx context.Context, a *attempt, rec *metrics.R
 		return
 	}
 	if err != nil {
-		a.err = infra("%w", err)
+		a.err = err
 		return
 	}
 	switch {
@@ -208,7 +209,7 @@ func (h *Handler) prepareAndSend(ctx context.Context, a *attempt, rec *metrics.R
 		// not record. However often it has been received: a process that
 		// died before starting the round must not leave it undone.
 		if d, err = h.Store.StartRound(ctx, d.AccountID, d.ID, d.AttemptCount, h.Now(), h.expires()); err != nil {
-			a.err = infra("%w", err)
+			a.err = err
 			return
 		}
 		h.logAttrs(ctx, slog.LevelInfo, "new round started", slog.String("delivery_id", d.ID), slog.Int("next_attempt", d.AttemptCount+1))
@@ -223,7 +224,7 @@ func (h *Handler) prepareAndSend(ctx context.Context, a *attempt, rec *metrics.R
 		next := a.task
 		next.RoundStart = d.AttemptCount + 1
 		if err := h.Queue.SendBatch(ctx, h.TasksQueueURL, []queue.Message{{Body: next.body()}}); err != nil {
-			a.err = infra("%w", err)
+			a.err = err
 			return
 		}
 		a.done = true
@@ -238,7 +239,7 @@ func (h *Handler) prepareAndSend(ctx context.Context, a *attempt, rec *metrics.R
 		// (Redriven from the dead-letter queue, it was taken for a new
 		// round above, and sends once more.)
 		if err := h.disableGone(ctx, d); err != nil {
-			a.err = infra("%w", err)
+			a.err = err
 			return
 		}
 		a.done = true
@@ -273,7 +274,7 @@ func (h *Handler) prepareAndSend(ctx context.Context, a *attempt, rec *metrics.R
 		}
 		return
 	case err != nil:
-		a.err = infra("%w", err)
+		a.err = err
 		return
 	case !ep.Enabled:
 		h.stop(ctx, a, "endpoint disabled", rec)
@@ -289,21 +290,21 @@ func (h *Handler) prepareAndSend(ctx context.Context, a *attempt, rec *metrics.R
 			h.stop(ctx, a, "payload no longer in the log", rec)
 			return
 		case err != nil:
-			a.err = infra("%w", err)
+			a.err = err
 			return
 		}
 	}
 	hook := dispatch.Webhook{URL: ep.URL, EndpointID: ep.ID, DeliveryID: d.ID, Event: d.Event, Attempt: d.AttemptCount + 1, Body: body}
 	secret, err := h.secrets.open(ctx, h.Secrets, ep.Secret, domain.SealContext(ep.AccountID, ep.ID, domain.PurposeSecret))
 	if err != nil {
-		a.err = infra("%w", err)
+		a.err = err
 		return
 	}
 	hook.Secret = string(secret)
 	if ep.BasicAuth != nil {
 		pw, err := h.secrets.open(ctx, h.Secrets, ep.BasicAuth.Password, domain.SealContext(ep.AccountID, ep.ID, domain.PurposePassword))
 		if err != nil {
-			a.err = infra("%w", err)
+			a.err = err
 			return
 		}
 		hook.BasicAuth = &dispatch.BasicAuth{Username: ep.BasicAuth.Username, Password: string(pw)}
@@ -432,7 +433,7 @@ func (h *Handler) stop(ctx context.Context, a *attempt, reason string, rec *metr
 		return
 	}
 	if err != nil {
-		a.err = infra("%w", err)
+		a.err = err
 		return
 	}
 	a.done = true
