@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/customerthermometer/webhooks/shared/awstest"
 	"github.com/customerthermometer/webhooks/shared/config"
+	"github.com/customerthermometer/webhooks/shared/metrics"
 )
 
 // TestTemplateInvariants checks, on the CloudFormation that samtranslator
@@ -241,6 +243,49 @@ func TestTemplateInvariants(t *testing.T) {
 			t.Errorf("no %s in the stack", typ)
 		}
 	}
+	// The alarms watch what the function writes, and what calls an
+	// operator: the tasks dead-letter queue holds finally failed deliveries
+	// by design, so its depth alone must not.
+	var dashboard string
+	for id, r := range tpl.Resources {
+		switch r.Type {
+		case "AWS::CloudWatch::Dashboard":
+			body, _ := json.Marshal(r.Properties["DashboardBody"])
+			dashboard += string(body)
+		case "AWS::CloudWatch::Alarm":
+			stats := []map[string]any{r.Properties}
+			if ms, _ := r.Properties["Metrics"].([]any); len(ms) > 0 {
+				stats = nil
+				for _, m := range ms {
+					if st, _ := m.(map[string]any)["MetricStat"].(map[string]any); st != nil {
+						stats = append(stats, st["Metric"].(map[string]any))
+					}
+				}
+			}
+			for _, st := range stats {
+				name, _ := st["MetricName"].(string)
+				if st["Namespace"] == metrics.Namespace && !slices.Contains(metrics.Names(), name) {
+					t.Errorf("%s watches %s, which the service never writes", id, name)
+				}
+				dims, _ := json.Marshal(st["Dimensions"])
+				if strings.Contains(string(dims), "DeliveryTasksDeadLetterQueue") {
+					t.Errorf("%s watches the tasks dead-letter queue, where finally failed deliveries wait by design", id)
+				}
+			}
+			if r.Properties["AlarmActions"] == nil {
+				t.Errorf("%s notifies no one", id)
+			}
+		}
+	}
+	for _, name := range metrics.Names() {
+		if !strings.Contains(dashboard, `\"`+name+`\"`) {
+			t.Errorf("metric %s is not on the dashboard", name)
+		}
+	}
+	if r := tpl.Resources["StrandedDeliveriesAlarm"]; r.Properties["MetricName"] != metrics.StrandedTasks {
+		t.Errorf("no alarm on stranded delivery tasks: %v", r.Properties)
+	}
+
 	for _, o := range []string{"ApiUrl", "ResponseEventsQueueUrl", "WebhookSourceIp", "EndpointsTableName", "DeliveriesTableName"} {
 		if tpl.Outputs[o] == nil {
 			t.Errorf("missing output %s", o)

@@ -144,6 +144,24 @@ func (h *Handler) infraDelay(m Message) time.Duration {
 	return min(d, limit)
 }
 
+// afterInfraFailure is when task message m, whose work met an
+// infrastructure failure, comes back. On its last receive SQS moves it to the
+// dead-letter queue instead, with its delivery unfinished; that is counted
+// (StrandedTasks) for the alarm that calls an operator to redrive it, since
+// finally failed deliveries, which reach that queue by design, must not.
+func (h *Handler) afterInfraFailure(m Message, rec *metrics.Recorder) time.Duration {
+	if h.lastReceive(m) {
+		rec.Count(metrics.StrandedTasks)
+	}
+	return h.infraDelay(m)
+}
+
+// lastReceive says whether SQS moves task message m to the dead-letter queue
+// rather than deliver it again, should it come back.
+func (h *Handler) lastReceive(m Message) bool {
+	return h.MaxReceives > 0 && m.ReceiveCount >= h.MaxReceives
+}
+
 // Handle processes a batch and returns the ids of the messages that must
 // come back (batch item failures).
 func (h *Handler) Handle(ctx context.Context, msgs []Message) []string {

@@ -2,6 +2,7 @@ package delivery_test
 
 import (
 	"context"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -187,5 +188,37 @@ func TestGoneFromANewURLIsDisabledByTheMessageBack(t *testing.T) {
 	cur, _ = hs.st.GetEndpoint(ctx, hs.account, ep.ID)
 	if d, _ := hs.deliveryOf("evt_gone_new_url", ep); cur.Enabled || !cur.Gone || d.Status != domain.DeliveryFailed || gone.count() != 1 || old.count() != 0 {
 		t.Errorf("endpoint enabled %v gone %v; delivery %s; requests: new URL %d, old %d", cur.Enabled, cur.Gone, d.Status, gone.count(), old.count())
+	}
+}
+
+// TestAStrandedTaskIsCounted: a task whose AWS calls fail on its last
+// receive goes to the dead-letter queue with its delivery unfinished, and
+// the StrandedTasks metric (which the template's alarm watches) counts it
+// then, and only then: finally failed deliveries reach that queue by
+// design and must not call an operator.
+func TestAStrandedTaskIsCounted(t *testing.T) {
+	hs := newHarness(t, time.Second)
+	hs.oneDelivery("evt_stranded", 200)
+	hs.h.Store = hs.storeFailing("GetItem")
+	ctx := context.Background()
+	for n := 1; n <= maxReceives; n++ {
+		m := hs.receiveTask()
+		before := strings.Count(hs.metrics.String(), `"StrandedTasks"`)
+		if failed := hs.h.Handle(ctx, []delivery.Message{m}); len(failed) != 1 || m.ReceiveCount != n {
+			t.Fatalf("receive %d (count %d): kept %v", n, m.ReceiveCount, failed)
+		}
+		counted := strings.Count(hs.metrics.String(), `"StrandedTasks"`) > before
+		if counted != (n == maxReceives) {
+			t.Fatalf("receive %d of %d: stranded counted %v; metrics %s", n, maxReceives, counted, hs.metrics.String())
+		}
+		if _, err := hs.sqs.ChangeMessageVisibility(ctx, &sqs.ChangeMessageVisibilityInput{QueueUrl: &hs.tasksURL, ReceiptHandle: &m.ReceiptHandle}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !strings.Contains(hs.metrics.String(), `"StrandedTasks":1`) {
+		t.Errorf("metrics %s", hs.metrics.String())
+	}
+	if !strings.Contains(hs.logs.String(), "delivery task goes to the dead-letter queue") {
+		t.Errorf("the last receive is not logged as such")
 	}
 }

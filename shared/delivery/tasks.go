@@ -110,20 +110,20 @@ func (h *Handler) handleTasks(ctx context.Context, msgs []Message, rec *metrics.
 
 	h.parallel(len(work), func(i int) {
 		a := work[i]
-		defer h.recovered(ctx, a.m, func() { fail(a.m, h.infraDelay(a.m)) })
+		defer h.recovered(ctx, a.m, func() { fail(a.m, h.afterInfraFailure(a.m, rec)) })
 		switch {
 		case a.twin != nil:
 			// Settled below, once its twin has.
 		case a.err != nil:
 			msg := "task will be retried"
-			if h.MaxReceives > 0 && a.m.ReceiveCount >= h.MaxReceives {
+			if h.lastReceive(a.m) {
 				// Its last receive: SQS moves it to the dead-letter queue
 				// next, and a redrive continues the delivery.
 				msg = "delivery task goes to the dead-letter queue"
 			}
 			h.logAttrs(ctx, slog.LevelError, msg, slog.String("message_id", a.m.ID), slog.String("delivery_id", a.task.DeliveryID),
 				slog.Int("receives", a.m.ReceiveCount), slog.String("error", a.err.Error()))
-			fail(a.m, h.infraDelay(a.m))
+			fail(a.m, h.afterInfraFailure(a.m, rec))
 		case a.moveAway:
 			fail(a.m, 0)
 		case a.notYet > 0:
@@ -139,8 +139,8 @@ func (h *Handler) handleTasks(ctx context.Context, msgs []Message, rec *metrics.
 	})
 	h.parallel(len(work), func(i int) {
 		if a := work[i]; a.twin != nil {
-			defer h.recovered(ctx, a.m, func() { fail(a.m, h.infraDelay(a.m)) })
-			h.settleTwin(ctx, a, fail)
+			defer h.recovered(ctx, a.m, func() { fail(a.m, h.afterInfraFailure(a.m, rec)) })
+			h.settleTwin(ctx, a, rec, fail)
 		}
 	})
 }
@@ -169,14 +169,14 @@ func pairTwins(work []*attempt) {
 
 // settleTwin decides on a task whose twin made the batch's attempt, as on
 // one that lost a race to record it: the twin's outcome decides.
-func (h *Handler) settleTwin(ctx context.Context, a *attempt, fail func(Message, time.Duration)) {
+func (h *Handler) settleTwin(ctx context.Context, a *attempt, rec *metrics.Recorder, fail func(Message, time.Duration)) {
 	h.logAttrs(ctx, slog.LevelInfo, "second task for a delivery in one batch", slog.String("delivery_id", a.task.DeliveryID),
 		slog.String("message_id", a.m.ID), slog.String("attempted_by", a.twin.m.ID))
 	if a.twin.err != nil {
-		fail(a.m, h.infraDelay(a.m))
+		fail(a.m, h.afterInfraFailure(a.m, rec))
 		return
 	}
-	if after, keep := h.afterConflict(ctx, a.m, domain.Delivery{AccountID: a.task.AccountID, ID: a.task.DeliveryID}); keep {
+	if after, keep := h.afterConflict(ctx, rec, a.m, domain.Delivery{AccountID: a.task.AccountID, ID: a.task.DeliveryID}); keep {
 		fail(a.m, after)
 	}
 }
@@ -422,7 +422,7 @@ func (h *Handler) stop(ctx context.Context, a *attempt, reason string, rec *metr
 	err := h.Store.SaveDelivery(ctx, d, prev, h.expires())
 	if errors.Is(err, store.ErrConflict) {
 		// Another worker made an attempt meanwhile; its outcome decides.
-		switch after, keep := h.afterConflict(ctx, a.m, d); {
+		switch after, keep := h.afterConflict(ctx, rec, a.m, d); {
 		case !keep:
 			a.done = true
 		case after > 0:
@@ -476,11 +476,11 @@ func (h *Handler) settle(ctx context.Context, a *attempt, rec *metrics.Recorder)
 	if errors.Is(err, store.ErrConflict) {
 		// Another worker recorded this attempt first (a duplicated task).
 		h.logAttrs(ctx, slog.LevelWarn, "duplicate attempt", slog.String("delivery_id", d.ID), slog.Int("attempt", a.number))
-		return h.afterConflict(ctx, a.m, d)
+		return h.afterConflict(ctx, rec, a.m, d)
 	}
 	if err != nil {
 		h.logAttrs(ctx, slog.LevelError, "attempt not recorded; will be retried", slog.String("delivery_id", d.ID), slog.String("error", err.Error()))
-		return h.infraDelay(a.m), true
+		return h.afterInfraFailure(a.m, rec), true
 	}
 	attrs := []slog.Attr{
 		slog.String("delivery_id", d.ID), slog.String("account_id", d.AccountID), slog.String("endpoint_id", d.EndpointID),
@@ -510,7 +510,7 @@ func (h *Handler) settle(ctx context.Context, a *attempt, rec *metrics.Recorder)
 			// 410: the receiver says it is gone for good. The message stays
 			// until the endpoint is disabled, and comes back to finish it.
 			if h.disableGone(ctx, d) != nil {
-				return h.infraDelay(a.m), true
+				return h.afterInfraFailure(a.m, rec), true
 			}
 		} else {
 			_ = h.updateEndpoint(ctx, a.ep, func(e *domain.Endpoint) bool { ch := !e.Failing; e.Failing = true; return ch })
@@ -527,7 +527,7 @@ func (h *Handler) settle(ctx context.Context, a *attempt, rec *metrics.Recorder)
 // after the other worker had finished would: hidden until the next attempt
 // is due, or left for the dead-letter queue once the delivery has failed.
 // Only a spare message (another message carries the delivery) goes.
-func (h *Handler) afterConflict(ctx context.Context, m Message, d domain.Delivery) (time.Duration, bool) {
+func (h *Handler) afterConflict(ctx context.Context, rec *metrics.Recorder, m Message, d domain.Delivery) (time.Duration, bool) {
 	cur, err := h.Store.GetDelivery(ctx, d.AccountID, d.ID)
 	switch {
 	case errors.Is(err, domain.ErrNotFound):
@@ -535,7 +535,7 @@ func (h *Handler) afterConflict(ctx context.Context, m Message, d domain.Deliver
 	case err != nil:
 		h.logAttrs(ctx, slog.LevelError, "delivery not read after a duplicate attempt; the task will be retried",
 			slog.String("delivery_id", d.ID), slog.String("error", err.Error()))
-		return h.infraDelay(m), true
+		return h.afterInfraFailure(m, rec), true
 	case cur.Status == domain.DeliveryDelivered || spare(m, cur):
 		return 0, false
 	case cur.Status == domain.DeliveryFailed:
@@ -543,7 +543,7 @@ func (h *Handler) afterConflict(ctx context.Context, m Message, d domain.Deliver
 	case cur.Status == domain.DeliveryRetrying:
 		return min(max(cur.NextAttemptAt.Sub(h.Now()), time.Second), maxHidden), true
 	default:
-		return h.infraDelay(m), true
+		return h.afterInfraFailure(m, rec), true
 	}
 }
 

@@ -7,6 +7,7 @@ package metrics
 import (
 	"encoding/json"
 	"io"
+	"slices"
 	"sync"
 	"time"
 )
@@ -23,11 +24,25 @@ const (
 	FanOut           = "FanOut"           // matching endpoints per event
 	InvalidEvents    = "InvalidEvents"    // events set aside as invalid
 	UnmatchedEvents  = "UnmatchedEvents"  // valid events that matched no endpoint
+	// StrandedTasks counts delivery tasks that met an infrastructure failure
+	// on their last receive: SQS moves them to the dead-letter queue with
+	// their delivery unfinished, and only a redrive finishes it.
+	StrandedTasks = "StrandedTasks"
 )
 
 var units = map[string]string{
 	Deliveries: "Count", DeliveryFailures: "Count", AttemptFailures: "Count", AttemptLatency: "Milliseconds",
-	FanOut: "Count", InvalidEvents: "Count", UnmatchedEvents: "Count",
+	FanOut: "Count", InvalidEvents: "Count", UnmatchedEvents: "Count", StrandedTasks: "Count",
+}
+
+// Names lists every metric the service writes, sorted.
+func Names() []string {
+	names := make([]string, 0, len(units))
+	for n := range units {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	return names
 }
 
 // Recorder gathers one invocation's metrics; safe for concurrent use.
