@@ -222,3 +222,40 @@ func TestAStrandedTaskIsCounted(t *testing.T) {
 		t.Errorf("the last receive is not logged as such")
 	}
 }
+
+// TestADuplicateTaskDoesNotReopenAStoppedDelivery: a delivery stopped
+// before any attempt (its endpoint was disabled) stays stopped when a second
+// task of the same round turns up, even after the endpoint is enabled
+// again: that event arrived while it was disabled.
+func TestADuplicateTaskDoesNotReopenAStoppedDelivery(t *testing.T) {
+	hs := newHarness(t, time.Second)
+	rc := newReceiver(t, 200)
+	ep, _ := hs.endpoint(rc.URL, []string{"*"}, false, "th_1")
+	hs.intake(hs.event("evt_stopped", "rating", "gold", "th_1"))
+	first := hs.receiveTask()
+	dup := first
+	dup.ID, dup.ReceiptHandle = "dup-of-"+first.ID, "gone"
+	ctx := context.Background()
+	setEnabled := func(on bool) {
+		cur, err := hs.st.GetEndpoint(ctx, hs.account, ep.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cur.Enabled = on
+		if err := hs.st.SaveEndpoint(ctx, cur, cur.Thermometers); err != nil {
+			t.Fatal(err)
+		}
+	}
+	setEnabled(false)
+	hs.h.Handle(ctx, []delivery.Message{first})
+	if d, _ := hs.deliveryOf("evt_stopped", ep); d.Status != domain.DeliveryFailed || d.LastError != "endpoint disabled" {
+		t.Fatalf("after the first task: %+v", d)
+	}
+	setEnabled(true)
+	if failed := hs.h.Handle(ctx, []delivery.Message{dup}); len(failed) != 0 {
+		t.Errorf("the duplicate is kept: %v", failed)
+	}
+	if d, _ := hs.deliveryOf("evt_stopped", ep); rc.count() != 0 || d.Status != domain.DeliveryFailed || d.AttemptCount != 0 {
+		t.Errorf("the duplicate reopened the stopped delivery: %d requests, %s after %d attempts", rc.count(), d.Status, d.AttemptCount)
+	}
+}

@@ -202,6 +202,13 @@ func (h *Handler) prepareAndSend(ctx context.Context, a *attempt, rec *metrics.R
 		// disabled, say: that redrive starts a new round, below.)
 		a.done = true
 		return
+	case d.Status == domain.DeliveryFailed && d.AttemptCount < d.RoundStart && a.task.RoundStart == d.RoundStart && !redriven(a.m, d):
+		// A second message of a round stopped before its first attempt
+		// (the endpoint was disabled or deleted): the event came while the
+		// endpoint took none, so even an endpoint enabled again since must
+		// not get it. Its round is over, not yet to start.
+		a.done = true
+		return
 	case a.task.RoundStart > d.AttemptCount && (d.Status == domain.DeliveryFailed || d.Status == domain.DeliveryDelivered || a.task.RoundStart > d.RoundStart):
 		// The message of a new round nothing has started yet: a redriven
 		// delivery's (handed over below), or a redelivery's that got here
