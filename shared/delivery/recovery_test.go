@@ -2,11 +2,13 @@ package delivery_test
 
 import (
 	"context"
+	"encoding/json"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
@@ -257,5 +259,59 @@ func TestADuplicateTaskDoesNotReopenAStoppedDelivery(t *testing.T) {
 	}
 	if d, _ := hs.deliveryOf("evt_stopped", ep); rc.count() != 0 || d.Status != domain.DeliveryFailed || d.AttemptCount != 0 {
 		t.Errorf("the duplicate reopened the stopped delivery: %d requests, %s after %d attempts", rc.count(), d.Status, d.AttemptCount)
+	}
+}
+
+// TestAnUnreadableTaskIsSetAside: a tasks-queue message the service cannot
+// act on (it writes every one itself, so a bug's or a hand-made one) goes
+// to the dead-letter queue with its reason logged, where an operator can
+// read it, and counts as stranded; it is neither deleted, which would lose
+// a fan-out's remaining endpoints, nor retried forever.
+func TestAnUnreadableTaskIsSetAside(t *testing.T) {
+	hs := newHarness(t, time.Second)
+	ctx := context.Background()
+	bodies := map[string]string{
+		"garbage": "not a task: invalid character",
+		`{"kind":"delivery","account_id":"acc_1","delivery_id":"dlv_1","round_start":"2"}`: "cannot unmarshal string",
+		`{"kind":"delivery","account_id":"acc_1","round_start":1}`:                         "needs account_id, delivery_id and round_start",
+		`{"kind":"deliver"}`: "is neither delivery nor fanout",
+		`{"kind":"fanout","event":{"version":1,"event_id":"evt_1"}}`: "its event: ",
+	}
+	for body := range bodies {
+		if _, err := hs.sqs.SendMessage(ctx, &sqs.SendMessageInput{QueueUrl: &hs.tasksURL, MessageBody: aws.String(body)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for try := 0; try < 4*maxReceives && hs.waiting(hs.tasksDLQURL) < len(bodies); try++ {
+		out, err := hs.sqs.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{QueueUrl: &hs.tasksURL, MaxNumberOfMessages: 10, WaitTimeSeconds: 1,
+			MessageSystemAttributeNames: []sqstypes.MessageSystemAttributeName{sqstypes.MessageSystemAttributeNameAll}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var msgs []delivery.Message
+		for _, m := range out.Messages {
+			msgs = append(msgs, hs.message(m))
+		}
+		if failed := hs.h.Handle(ctx, msgs); len(failed) != len(msgs) {
+			t.Fatalf("%d of %d unreadable tasks kept; the rest were deleted", len(failed), len(msgs))
+		}
+	}
+	if n := hs.waiting(hs.tasksDLQURL); n != len(bodies) {
+		t.Errorf("%d of %d unreadable tasks in the dead-letter queue", n, len(bodies))
+	}
+	for _, reason := range bodies {
+		if !strings.Contains(hs.logs.String(), reason) {
+			t.Errorf("no log line says %q", reason)
+		}
+	}
+	stranded := 0
+	for _, line := range strings.Split(hs.metrics.String(), "\n") {
+		var m struct{ StrandedTasks int }
+		if json.Unmarshal([]byte(line), &m) == nil {
+			stranded += m.StrandedTasks
+		}
+	}
+	if stranded != len(bodies) {
+		t.Errorf("%d stranded tasks counted, want %d", stranded, len(bodies))
 	}
 }

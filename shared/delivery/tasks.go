@@ -38,6 +38,49 @@ type attempt struct {
 	twin *attempt
 }
 
+// readTask decodes a tasks-queue message body into t, and says what is
+// wrong with it if it is not a task this service writes.
+func readTask(body string, t *taskMessage) string {
+	if err := json.Unmarshal([]byte(body), t); err != nil {
+		return "not a task: " + err.Error()
+	}
+	switch t.Kind {
+	case "delivery":
+		if !domain.ValidAccountID(t.AccountID) || t.DeliveryID == "" || len(t.DeliveryID) > 128 || t.RoundStart < 1 {
+			return "a delivery task needs account_id, delivery_id and round_start"
+		}
+	case "fanout":
+		if len(t.Event) == 0 {
+			return "a fan-out task needs its event"
+		}
+	default:
+		return fmt.Sprintf("kind %q is neither delivery nor fanout", shortText(t.Kind))
+	}
+	return ""
+}
+
+// setAside hands a task message this service cannot act on to the tasks
+// queue's dead-letter redrive, where an operator can read it: only this
+// service writes to that queue, so it is a bug's or a hand-made message,
+// and neither dropping it (a fan-out's remaining endpoints with it) nor
+// retrying it forever would do. At its last receive it counts as stranded.
+func (h *Handler) setAside(ctx context.Context, a *attempt, reason string, rec *metrics.Recorder) {
+	h.logAttrs(ctx, slog.LevelError, "unreadable task set aside", slog.String("message_id", a.m.ID),
+		slog.Int("receives", a.m.ReceiveCount), slog.String("reason", reason))
+	if h.lastReceive(a.m) {
+		rec.Count(metrics.StrandedTasks)
+	}
+	a.moveAway = true
+}
+
+// shortText is s cut to 64 bytes, for a log line.
+func shortText(s string) string {
+	if len(s) > 64 {
+		return s[:64] + "…"
+	}
+	return s
+}
+
 // bookkeeping is how much of an invocation's time the attempts of a batch
 // leave for writing them to the log, settling their deliveries and hiding
 // their messages (a quarter of it, when the invocation has less than four
@@ -51,11 +94,8 @@ func (h *Handler) handleTasks(ctx context.Context, msgs []Message, rec *metrics.
 	for i, m := range msgs {
 		a := &attempt{m: m}
 		work[i] = a
-		if err := json.Unmarshal([]byte(a.m.Body), &a.task); err != nil || (a.task.Kind != "delivery" && a.task.Kind != "fanout") {
-			// Only this service writes to the tasks queue; a message it cannot
-			// read is dropped loudly rather than retried forever.
-			h.logAttrs(ctx, slog.LevelError, "unreadable task dropped", slog.String("message_id", a.m.ID))
-			a.done = true
+		if reason := readTask(a.m.Body, &a.task); reason != "" {
+			h.setAside(ctx, a, reason, rec)
 		}
 	}
 	pairTwins(work)
@@ -73,14 +113,14 @@ func (h *Handler) handleTasks(ctx context.Context, msgs []Message, rec *metrics.
 		a := work[i]
 		defer h.recovered(ctx, a.m, func() { a.done, a.err = false, errors.New("internal error") })
 		switch {
-		case a.done, a.twin != nil:
+		case a.done, a.moveAway, a.twin != nil:
 		case a.task.Kind == "fanout":
-			a.done = true
 			ev, err := event.Parse(a.task.Event)
 			if err != nil {
-				h.logAttrs(ctx, slog.LevelError, "unreadable fan-out task dropped", slog.String("message_id", a.m.ID), slog.String("error", err.Error()))
+				h.setAside(ctx, a, "its event: "+err.Error(), rec)
 				return
 			}
+			a.done = true
 			if err := h.fanOut(sendCtx, ev, a.task.Event, a.task.After, rec); err != nil {
 				a.done, a.err = false, err
 			}
@@ -152,7 +192,7 @@ func (h *Handler) handleTasks(ctx context.Context, msgs []Message, rec *metrics.
 // delivery in one batch would send the webhook twice for nothing.
 func pairTwins(work []*attempt) {
 	type key [2]string
-	pending := func(a *attempt) bool { return !a.done && a.task.Kind == "delivery" }
+	pending := func(a *attempt) bool { return !a.done && !a.moveAway && a.task.Kind == "delivery" }
 	latest := map[key]*attempt{}
 	for _, a := range work {
 		k := key{a.task.AccountID, a.task.DeliveryID}
