@@ -27,6 +27,11 @@ func (h *Handler) handleIntake(ctx context.Context, msgs []Message, rec *metrics
 	}
 	var mu sync.Mutex
 	var setAside []invalid
+	// One event whose AWS calls stall must not hold the batch past the
+	// invocation's deadline: Lambda would then fail the whole batch, and
+	// every event in it would be fanned out again.
+	work, cancel := withReserve(ctx)
+	defer cancel()
 	// A few events at a time: each fans out with h.Concurrency writes of
 	// its own, and the product of the two is what one instance holds open.
 	h.parallelN(4, len(msgs), func(i int) {
@@ -40,7 +45,7 @@ func (h *Handler) handleIntake(ctx context.Context, msgs []Message, rec *metrics
 			mu.Unlock()
 			return
 		}
-		known, err := h.Store.AccountExists(ctx, ev.AccountID)
+		known, err := h.Store.AccountExists(work, ev.AccountID)
 		if err != nil {
 			h.infraFailure(ctx, m, err, fail)
 			return
@@ -51,31 +56,32 @@ func (h *Handler) handleIntake(ctx context.Context, msgs []Message, rec *metrics
 			mu.Unlock()
 			return
 		}
-		if err := h.fanOut(ctx, ev, json.RawMessage(m.Body), "", rec); err != nil {
+		if err := h.fanOut(work, ev, json.RawMessage(m.Body), "", rec); err != nil {
 			h.infraFailure(ctx, m, err, fail)
 		}
 	})
-	if len(setAside) == 0 {
-		return
-	}
-	// Invalid events go to the dead-letter queue with their reason, and are
-	// acknowledged only once that send succeeded: never retried forever,
-	// never lost, never blocking the rest of the batch.
-	out := make([]queue.Message, len(setAside))
-	for i, s := range setAside {
-		out[i] = queue.Message{Body: s.m.Body, Attributes: map[string]string{"reason": s.inv.Reason, "event_id": s.inv.EventID}}
-	}
-	if err := h.Queue.SendBatch(ctx, h.EventsDLQURL, out); err != nil {
-		for _, s := range setAside {
-			h.infraFailure(ctx, s.m, err, fail)
+	// Invalid events go to the dead-letter queue with their reason, each
+	// acknowledged only once its own send succeeded: never retried forever,
+	// never lost, never holding back the rest of the batch, not even
+	// another invalid event.
+	h.parallelN(4, len(setAside), func(i int) {
+		s := setAside[i]
+		m := queue.Message{Body: s.m.Body, Attributes: map[string]string{"reason": s.inv.Reason, "event_id": s.inv.EventID}}
+		attrs := []slog.Attr{slog.String("message_id", s.m.ID), slog.String("event_id", s.inv.EventID), slog.String("reason", s.inv.Reason)}
+		if queue.MessageSize(m) > queue.SmallestMaxMessageSize {
+			// An event at the queue's size limit has no room for them; the
+			// log line keeps them.
+			m.Attributes = nil
+			attrs = append(attrs, slog.Bool("attributes_left_out", true))
 		}
-		return
-	}
-	for _, s := range setAside {
+		if err := h.Queue.SendBatch(ctx, h.EventsDLQURL, []queue.Message{m}); err != nil {
+			h.logAttrs(ctx, slog.LevelError, "invalid event not set aside; will be retried", append(attrs, slog.String("error", err.Error()))...)
+			fail(s.m, -1)
+			return
+		}
 		rec.Count(metrics.InvalidEvents)
-		h.logAttrs(ctx, slog.LevelWarn, "invalid event set aside",
-			slog.String("message_id", s.m.ID), slog.String("event_id", s.inv.EventID), slog.String("reason", s.inv.Reason))
-	}
+		h.logAttrs(ctx, slog.LevelWarn, "invalid event set aside", attrs...)
+	})
 }
 
 func (h *Handler) infraFailure(ctx context.Context, m Message, err error, fail func(Message, time.Duration)) {

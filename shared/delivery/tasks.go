@@ -38,6 +38,17 @@ type attempt struct {
 	twin *attempt
 }
 
+// withReserve is ctx ending bookkeeping before ctx's deadline (a quarter of
+// the time left, if shorter), for the work whose outcome must still be
+// recorded or reported before the invocation ends.
+func withReserve(ctx context.Context) (context.Context, context.CancelFunc) {
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		return ctx, func() {}
+	}
+	return context.WithDeadline(ctx, deadline.Add(-min(bookkeeping, time.Until(deadline)/4)))
+}
+
 // readTask decodes a tasks-queue message body into t, and says what is
 // wrong with it if it is not a task this service writes.
 func readTask(body string, t *taskMessage) string {
@@ -90,6 +101,9 @@ const bookkeeping = 15 * time.Second
 // handleTasks makes one attempt per delivery task, concurrently, then writes
 // the attempts to the log in batches and settles each delivery.
 func (h *Handler) handleTasks(ctx context.Context, msgs []Message, rec *metrics.Recorder, fail func(Message, time.Duration)) {
+	if len(msgs) == 0 {
+		return
+	}
 	work := make([]*attempt, len(msgs))
 	for i, m := range msgs {
 		a := &attempt{m: m}
@@ -103,12 +117,8 @@ func (h *Handler) handleTasks(ctx context.Context, msgs []Message, rec *metrics.
 	// hangs for one task would otherwise hold back the log and the outcome
 	// of every webhook the batch has sent until the invocation times out,
 	// and they would all be sent again.
-	sendCtx := ctx
-	if deadline, ok := ctx.Deadline(); ok {
-		var cancel context.CancelFunc
-		sendCtx, cancel = context.WithDeadline(ctx, deadline.Add(-min(bookkeeping, time.Until(deadline)/4)))
-		defer cancel()
-	}
+	sendCtx, cancel := withReserve(ctx)
+	defer cancel()
 	h.parallel(len(work), func(i int) {
 		a := work[i]
 		defer h.recovered(ctx, a.m, func() { a.done, a.err = false, errors.New("internal error") })

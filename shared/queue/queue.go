@@ -37,6 +37,17 @@ type Message struct {
 // message it allows, 256 KiB on queues made before that limit was raised.
 const maxRequestBytes = 256 << 10
 
+// MessageSize is how much of a queue's maximum message size m takes: its
+// body and, for each attribute sent, its name, data type and value.
+func MessageSize(m Message) int {
+	_, size := entry(m)
+	return size
+}
+
+// SmallestMaxMessageSize is the largest message every queue takes: 256
+// KiB, the maximum of queues made before SQS raised it.
+const SmallestMaxMessageSize = maxRequestBytes
+
 // SendBatch sends msgs to the queue at url, up to ten to a request and
 // within maxRequestBytes (a message larger than that goes alone, for a queue
 // that allows it). Attribute values are made fit for SQS: empty ones are
