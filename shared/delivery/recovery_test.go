@@ -315,3 +315,24 @@ func TestAnUnreadableTaskIsSetAside(t *testing.T) {
 		t.Errorf("%d stranded tasks counted, want %d", stranded, len(bodies))
 	}
 }
+
+// TestAThermometerNameOfLineSeparatorsIsDelivered: a valid event near the
+// size limit whose thermometer name is all U+2028 (which encoding/json
+// writes as six-byte escapes) still fits the log and the queues once built
+// into a webhook, and is delivered.
+func TestAThermometerNameOfLineSeparatorsIsDelivered(t *testing.T) {
+	hs := newHarness(t, time.Second)
+	rc := newReceiver(t, 200)
+	ep, _ := hs.endpoint(rc.URL, []string{"*"}, false, "th_ls")
+	name := strings.Repeat("\u2028", 230<<10/3)
+	ev := `{"version":1,"event_id":"evt_ls","type":"comment","account_id":"` + hs.account +
+		`","occurred_at":"2026-11-27T10:55:03Z","thermometer":{"id":"th_ls","type":"email","name":"` + name +
+		`"},"response":{"id":"rsp_1","rating":"red"}}`
+	if failed := hs.intake(ev); len(failed) != 0 {
+		t.Fatalf("a valid %d-byte event is not taken: %v", len(ev), failed)
+	}
+	hs.drainUntil(func() bool { return rc.count() == 1 }, 1500*time.Millisecond)
+	if d, _ := hs.deliveryOf("evt_ls", ep); d.Status != domain.DeliveryDelivered || rc.count() != 1 {
+		t.Errorf("delivery %s, %d requests", d.Status, rc.count())
+	}
+}

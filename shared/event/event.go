@@ -61,12 +61,72 @@ type wireTherm struct {
 	Type *string `json:"type"`
 }
 
+// wireResponse is the part of the response the service reads. It is read
+// by exact key, as receivers read the response they get unchanged:
+// encoding/json matches struct fields regardless of case, so
+// {"rating":"red","Rating":"gold"} would be routed as gold and arrive as red.
 type wireResponse struct {
-	ID           *string           `json:"id"`
-	Rating       *string           `json:"rating"`
-	Comment      *string           `json:"comment"`
-	Drivers      []string          `json:"drivers"`
-	CustomFields map[string]string `json:"custom_fields"`
+	ID           *string
+	Rating       *string
+	Comment      *string
+	Drivers      []*string
+	CustomFields map[string]*string
+}
+
+// readResponse reads raw, a JSON object, into r by exact key; it names the
+// first thing that does not fit.
+func readResponse(raw json.RawMessage, r *wireResponse) error {
+	if key := repeatedKey(raw); key != "" {
+		return fmt.Errorf("key %q appears twice", shorten(key))
+	}
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &fields); err != nil {
+		return err
+	}
+	for key, dst := range map[string]any{"id": &r.ID, "rating": &r.Rating, "comment": &r.Comment, "drivers": &r.Drivers, "custom_fields": &r.CustomFields} {
+		if v, ok := fields[key]; ok {
+			if err := json.Unmarshal(v, dst); err != nil {
+				return fmt.Errorf("%s: %w", key, err)
+			}
+		}
+	}
+	for i, d := range r.Drivers {
+		if d == nil {
+			return fmt.Errorf("drivers[%d] is null, not a string", i)
+		}
+	}
+	for k, v := range r.CustomFields {
+		if v == nil {
+			return fmt.Errorf("custom_fields.%s is null, not a string", shorten(k))
+		}
+	}
+	return nil
+}
+
+// repeatedKey is a key that raw, a JSON object, has twice at its top level,
+// or "". Receivers' parsers differ on which of two they keep.
+func repeatedKey(raw json.RawMessage) string {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+		return ""
+	}
+	seen := map[string]bool{}
+	for dec.More() {
+		t, err := dec.Token()
+		key, ok := t.(string)
+		if err != nil || !ok {
+			return ""
+		}
+		if seen[key] {
+			return key
+		}
+		seen[key] = true
+		var skip json.RawMessage
+		if err := dec.Decode(&skip); err != nil {
+			return ""
+		}
+	}
+	return ""
 }
 
 // MaxSize is the largest event accepted, in bytes. A survey response is a
@@ -115,7 +175,7 @@ func Parse(body []byte) (Event, error) {
 	case w.OccurredAt == nil:
 		return e, inv("occurred_at is required")
 	}
-	at, err := time.Parse(time.RFC3339, *w.OccurredAt)
+	at, err := parseTime(*w.OccurredAt)
 	if err != nil {
 		return e, inv("occurred_at %q is not an RFC 3339 time", shorten(*w.OccurredAt))
 	}
@@ -137,7 +197,7 @@ func Parse(body []byte) (Event, error) {
 		return e, inv("response is required")
 	}
 	var r wireResponse
-	if err := json.Unmarshal(w.Response, &r); err != nil {
+	if err := readResponse(w.Response, &r); err != nil {
 		return e, inv("response does not match the schema: %s", shorten(err.Error()))
 	}
 	switch {
@@ -164,6 +224,18 @@ func Parse(body []byte) (Event, error) {
 		e.Thermometer.Name = *th.Name
 	}
 	return e, nil
+}
+
+// rfc3339 is RFC 3339's date-time (section 5.6), whose "T" and "Z" may be
+// lower case; time.RFC3339 refuses those and takes a comma before the
+// fraction, which RFC 3339 does not.
+var rfc3339 = regexp.MustCompile(`^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2})$`)
+
+func parseTime(s string) (time.Time, error) {
+	if !rfc3339.MatchString(s) {
+		return time.Time{}, fmt.Errorf("not an RFC 3339 date-time")
+	}
+	return time.Parse(time.RFC3339, strings.ToUpper(s))
 }
 
 func customKey(k string) bool {

@@ -111,6 +111,19 @@ func TestRules(t *testing.T) {
 		{"custom value not a string", func(m map[string]any) {
 			m["response"] = map[string]any{"id": "r", "rating": "gold", "custom_fields": map[string]any{"custom_1": 5}}
 		}, "response does not match"},
+		{"custom value null", func(m map[string]any) {
+			m["response"] = map[string]any{"id": "r", "rating": "gold", "custom_fields": map[string]any{"custom_1": nil}}
+		}, "custom_fields.custom_1 is null"},
+		{"driver null", func(m map[string]any) {
+			m["response"] = map[string]any{"id": "r", "rating": "gold", "drivers": []any{"Speed", nil}}
+		}, "drivers[1] is null"},
+		{"rating of another case only", func(m map[string]any) {
+			m["response"] = map[string]any{"id": "r", "Rating": "gold"}
+		}, "response.rating is required"},
+		{"lower-case t and z", func(m map[string]any) { m["occurred_at"] = "2026-11-27t10:55:03.25z" }, ""},
+		{"offset", func(m map[string]any) { m["occurred_at"] = "2026-11-27T12:55:03+02:00" }, ""},
+		{"comma fraction", func(m map[string]any) { m["occurred_at"] = "2026-11-27T10:55:03,5Z" }, "occurred_at"},
+		{"no zone", func(m map[string]any) { m["occurred_at"] = "2026-11-27T10:55:03" }, "occurred_at"},
 		{"type of wrong JSON type", func(m map[string]any) { m["type"] = 5 }, "not a JSON object of the event schema"},
 		{"too large", func(m map[string]any) {
 			m["response"] = map[string]any{"id": "r", "rating": "gold", "comment": strings.Repeat("long ", MaxSize/5)}
@@ -137,5 +150,14 @@ func TestRules(t *testing.T) {
 	}
 	if _, err := Parse([]byte{0xff, 0xfe}); err == nil {
 		t.Error("invalid UTF-8 accepted")
+	}
+	if e, err := Parse([]byte(`{"version":1,"event_id":"evt_1","type":"rating","account_id":"acc_1","occurred_at":"2026-11-27t10:55:03z",` +
+		`"thermometer":{"id":"th_1","type":"email"},"response":{"id":"rsp_1","rating":"red","Rating":"gold","ID":""}}`)); err != nil || e.Trigger() != "rating.red" || e.ResponseID != "rsp_1" || !e.OccurredAt.Equal(time.Date(2026, 11, 27, 10, 55, 3, 0, time.UTC)) {
+		t.Errorf("keys of another case: %+v, %v; want routed by the exact keys receivers read", e, err)
+	}
+	var inv *Invalid
+	if _, err := Parse([]byte(`{"version":1,"event_id":"evt_1","type":"rating","account_id":"acc_1","occurred_at":"2026-11-27T10:55:03Z",` +
+		`"thermometer":{"id":"th_1","type":"email"},"response":{"id":"rsp_1","rating":"red","rating":"gold"}}`)); !errors.As(err, &inv) || !strings.Contains(inv.Reason, `key "rating" appears twice`) {
+		t.Errorf("a repeated key: %v", err)
 	}
 }

@@ -26,6 +26,8 @@ func FuzzParse(f *testing.F) {
 	}
 	f.Add([]byte(`{"version":1}`))
 	f.Add([]byte(`null`))
+	f.Add([]byte(`{"version":1,"event_id":"e","type":"rating","account_id":"a","occurred_at":"2026-11-27t10:55:03z","thermometer":{"id":"t","type":"email"},"response":{"id":"r","rating":"red","Rating":"gold"}}`))
+	f.Add([]byte(`{"version":1,"event_id":"e","type":"rating","account_id":"a","occurred_at":"2026-11-27T10:55:03Z","thermometer":{"id":"t","type":"email"},"response":{"id":"r","rating":"red","rating":"gold"}}`))
 	f.Fuzz(func(t *testing.T, body []byte) {
 		e, err := Parse(body)
 		if err != nil {
@@ -43,6 +45,12 @@ func FuzzParse(f *testing.F) {
 			"driver.gold", "driver.green", "driver.amber", "driver.red":
 		default:
 			t.Fatalf("accepted trigger %q", e.Trigger())
+		}
+		// Routed by what receivers read: the response's "rating", by its
+		// exact key.
+		var r map[string]any
+		if err := json.Unmarshal(e.Response, &r); err != nil || r["rating"] != e.Rating || r["id"] != e.ResponseID {
+			t.Fatalf("routed as %s for response %s", e.Trigger(), e.Response)
 		}
 	})
 }

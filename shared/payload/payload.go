@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"time"
+	"unicode/utf8"
 
 	"github.com/customerthermometer/webhooks/shared/domain"
 )
@@ -42,7 +43,34 @@ func Encode(v any) []byte {
 	if err := enc.Encode(v); err != nil {
 		panic("encode JSON: " + err.Error())
 	}
-	return EscapeNoncharacters(bytes.TrimSuffix(buf.Bytes(), []byte("\n")))
+	return EscapeNoncharacters(unescapeSeparators(bytes.TrimSuffix(buf.Bytes(), []byte("\n"))))
+}
+
+// unescapeSeparators writes back as they were the U+2028 and U+2029 that
+// encoding/json escapes in every string it encodes (for JSONP, not JSON,
+// which allows them as they are): a thermometer name full of them would
+// otherwise make a body twice the size of its event, over what DynamoDB
+// takes in an item. b is the encoder's output, in which a backslash always
+// starts an escape, so "\\u2028" (an escaped backslash, then text) stays.
+func unescapeSeparators(b []byte) []byte {
+	if !bytes.Contains(b, []byte(`\u202`)) {
+		return b
+	}
+	out := make([]byte, 0, len(b))
+	for i := 0; i < len(b); i++ {
+		if b[i] != '\\' || i+1 == len(b) {
+			out = append(out, b[i])
+			continue
+		}
+		if rest := b[i+1:]; bytes.HasPrefix(rest, []byte("u2028")) || bytes.HasPrefix(rest, []byte("u2029")) {
+			out = utf8.AppendRune(out, rune(0x2028+int(rest[4]-'8')))
+			i += 5
+			continue
+		}
+		out = append(out, b[i], b[i+1])
+		i++
+	}
+	return out
 }
 
 // EscapeNoncharacters writes U+FFFE and U+FFFF, which encoding/json leaves

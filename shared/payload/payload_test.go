@@ -53,3 +53,23 @@ func TestBodyEscapesNoncharacters(t *testing.T) {
 		t.Errorf("body reads back as %q (%v)", back.Webhook.Name, err)
 	}
 }
+
+// TestBodyKeepsLineSeparators: encoding/json escapes U+2028 and U+2029 in
+// every string, six bytes for three; a thermometer name of them would make
+// a body twice the size of its event, over what DynamoDB takes in an item.
+// The body keeps them as they are (JSON allows it), and still means the
+// same, text that only looks like their escape included.
+func TestBodyKeepsLineSeparators(t *testing.T) {
+	name := strings.Repeat("\u2028\u2029", 1000) + `\u2028 "quoted" \\u2029`
+	b := Body{Thermometer: Thermometer{Name: name}, Response: json.RawMessage("{\"comment\":\"a\u2028b\"}")}.JSON()
+	if len(b) > len(name)+300 {
+		t.Errorf("a %d-byte name makes a %d-byte body", len(name), len(b))
+	}
+	var back Body
+	if err := json.Unmarshal(b, &back); err != nil || back.Thermometer.Name != name || string(back.Response) != "{\"comment\":\"a\u2028b\"}" {
+		t.Errorf("body reads back as %q, %s (%v)", back.Thermometer.Name[len(back.Thermometer.Name)-30:], back.Response, err)
+	}
+	if !strings.Contains(string(b), `\\u2028 \"quoted\" \\\\u2029`) {
+		t.Errorf("text that looks like an escape changed: %s", b[len(b)-120:])
+	}
+}
