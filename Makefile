@@ -21,7 +21,7 @@ LAMBDA_BUILD := CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) build -tags lambda.n
 LOCAL_BUILD := CGO_ENABLED=0 $(GO) build -tags lambda.norpc -trimpath
 
 .DEFAULT_GOAL := help
-.PHONY: bench bench-run chaos chaos-short fuzz help local test api-key build build-local build-ApiFunction build-DeliveryFunction lint template-check test-go clean
+.PHONY: bench bench-run chaos chaos-short fuzz help local test api-key sam-env build build-local build-ApiFunction build-DeliveryFunction lint template-check test-go clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-24s %s\n", $$1, $$2}'
@@ -43,6 +43,9 @@ test-go: ## the Go tests alone (needs the emulator running: `make test` provides
 
 api-key: $(BIN)/apikey ## print a new API key for ACCOUNT (make api-key ACCOUNT=acc_123 [STACK=deployed-stack-name])
 	@STACK=$(STACK) $(BIN)/apikey -account '$(ACCOUNT)'
+
+sam-env: ## write .local/sam-env.json, a deployed stack's function environment for `sam local invoke --env-vars` (make sam-env STACK=name AWS_ENDPOINT_URL=)
+	@STACK=$(STACK) $(GO) run ./infra/samenv
 
 lint: ## gofmt, go vet, cfn-lint and the OpenAPI document
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
@@ -69,6 +72,7 @@ build-local: ## bootstraps for this machine, the runtime emulator and the local 
 	$(GO) build -o $(BIN)/ctlocal ./infra/local
 	$(GO) build -o $(BIN)/apikey ./infra/apikey
 	$(GO) build -o $(BIN)/chaos ./infra/chaos
+	$(GO) build -o $(BIN)/samenv ./infra/samenv
 
 $(BIN)/apikey: $(shell find infra/apikey shared -name '*.go' 2>/dev/null) go.mod
 	@# silent: `make api-key` prints exactly one line, the key

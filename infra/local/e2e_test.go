@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -314,6 +315,81 @@ func TestBootstrapsStopAtStartUpNamingMissingConfig(t *testing.T) {
 			}
 			if !strings.Contains(out.String(), "missing required environment variable ENDPOINTS_TABLE") {
 				t.Errorf("start-up error does not name ENDPOINTS_TABLE: %s", out.String())
+			}
+		})
+	}
+}
+
+// TestSamLocalInvokeWithTheStacksEnvironment does what `sam local invoke
+// --env-vars` does with the file `make sam-env` writes: each real bootstrap,
+// given only the deployed functions' environment (here the test stack's on
+// the emulator), starts and answers its sample events from events/.
+func TestSamLocalInvokeWithTheStacksEnvironment(t *testing.T) {
+	root := awstest.RepoRoot(t)
+	code, bin := binaries(t, root)
+	samenv := filepath.Join(bin, "samenv")
+	if _, err := os.Stat(samenv); err != nil {
+		samenv = filepath.Join(t.TempDir(), "samenv")
+		cmd := exec.Command("go", "build", "-o", samenv, "./infra/samenv")
+		cmd.Dir = root
+		if b, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("build samenv: %v\n%s", err, b)
+		}
+	}
+	stack := awstest.LoadStack(t)
+	envFile := filepath.Join(t.TempDir(), "sam-env.json")
+	cmd := exec.Command(samenv, "-stack", stack.StackName, "-out", envFile)
+	cmd.Env = awsEnv(options{endpoint: awstest.Endpoint(), region: "us-east-1"})
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("samenv: %v\n%s", err, b)
+	}
+	b, err := os.ReadFile(envFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var env map[string]map[string]string
+	if err := json.Unmarshal(b, &env); err != nil {
+		t.Fatal(err)
+	}
+	for fn, event := range map[string]string{"ApiFunction": "api-health.json", "DeliveryFunction": "sqs-comment.json"} {
+		t.Run(fn, func(t *testing.T) {
+			if env[fn]["ENDPOINTS_TABLE"] != stack.Outputs["EndpointsTableName"] || net.ParseIP(env[fn]["SOURCE_IPS"]) == nil {
+				t.Fatalf("%s environment: %v", fn, env[fn])
+			}
+			vars := awsEnv(options{endpoint: awstest.Endpoint(), region: "us-east-1"})
+			for k, v := range env[fn] {
+				vars = append(vars, k+"="+v)
+			}
+			logs := &syncBuffer{}
+			f, err := startFunction(fn, filepath.Join(bin, "aws-lambda-rie"), filepath.Join(code, fn, "bootstrap"), vars, 30*time.Second, 1, &lineLog{out: logs})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.stop()
+			payload, err := os.ReadFile(filepath.Join(root, "events", event))
+			if err != nil {
+				t.Fatal(err)
+			}
+			out, err := f.invoke(context.Background(), payload)
+			if err != nil {
+				t.Fatalf("invoke with events/%s: %v\n%s", event, err, logs)
+			}
+			switch fn {
+			case "ApiFunction":
+				var res struct {
+					StatusCode int
+					Body       string
+				}
+				if json.Unmarshal(out, &res) != nil || res.StatusCode != 200 || !strings.Contains(res.Body, `"ok"`) {
+					t.Errorf("health: %s\n%s", out, logs)
+				}
+			case "DeliveryFunction":
+				var res struct {
+					BatchItemFailures []any `json:"batchItemFailures"`
+				}
+				if json.Unmarshal(out, &res) != nil || len(res.BatchItemFailures) != 0 {
+					t.Errorf("sqs event: %s\n%s", out, logs)
+				}
 			}
 		})
 	}
