@@ -176,6 +176,25 @@ func TestFailedTestFire(t *testing.T) {
 	}
 }
 
+// TestGoneTestFireDisables: a 410 disables its endpoint from a test fire as
+// from a delivery (API.md section 3); enabling it again is the account
+// holder's choice.
+func TestGoneTestFireDisables(t *testing.T) {
+	e := newEnv(t)
+	rc := newReceiver(t, 410)
+	id := e.do("POST", "/v1/endpoints", e.key, createBody(rc.URL)).json(t)["id"].(string)
+	if res := e.do("POST", "/v1/endpoints/"+id+"/test", e.key, "").json(t); res["delivered"] != false || res["status_code"] != float64(410) {
+		t.Fatalf("test fire: %v", res)
+	}
+	v := e.do("GET", "/v1/endpoints/"+id, e.key, "").json(t)
+	if v["status"] != "disabled" || v["enabled"] != false {
+		t.Errorf("after a 410 to a test fire: status %v, enabled %v", v["status"], v["enabled"])
+	}
+	if r := e.do("PATCH", "/v1/endpoints/"+id, e.key, `{"enabled":true}`); r.status != 200 || r.json(t)["status"] != "untested" {
+		t.Errorf("enabled again: %d %s", r.status, r.body)
+	}
+}
+
 func TestPagination(t *testing.T) {
 	e := newEnv(t)
 	var ids []string

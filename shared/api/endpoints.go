@@ -386,7 +386,8 @@ type testResultJSON struct {
 
 // testEndpoint sends a signed test webhook synchronously with the same code
 // deliveries use, records it as last_test and, when delivered, makes the
-// endpoint active.
+// endpoint active; a 410 disables it, as a delivery's does. Any other
+// failure leaves its status as it was: failing follows deliveries.
 func (h *handler) testEndpoint(w http.ResponseWriter, r *http.Request, account string) {
 	if err := h.noBody(r); err != nil {
 		h.writeError(w, r, err)
@@ -430,8 +431,13 @@ func (h *handler) testEndpoint(w http.ResponseWriter, r *http.Request, account s
 		// The result counts only for the target it was sent to: if the URL
 		// or credentials changed meanwhile, the endpoint stays untested.
 		sameTarget := cur.URL == tested.URL && sameBasicAuth(cur.BasicAuth, tested.BasicAuth)
-		if res.Delivered() && sameTarget {
+		switch {
+		case res.Delivered() && sameTarget:
 			cur.Tested, cur.Failing = true, false
+		case res.Gone() && cur.URL == tested.URL && cur.Enabled:
+			// A 410 disables its endpoint, from a test fire as from a
+			// delivery (API.md section 3): the receiver says it is gone.
+			cur.Enabled, cur.Gone = false, true
 		}
 		return nil
 	})
