@@ -55,6 +55,9 @@ func TestFanOutReachesOnlyMatchingEndpoints(t *testing.T) {
 		body["webhook"].(map[string]any)["id"] != epA.ID || !strings.Contains(string(bodyA), "Très bien — 👍") {
 		t.Errorf("body %s", bodyA)
 	}
+	if body["occurred_at"] != "2026-11-27T10:55:03.12Z" {
+		t.Errorf("occurred_at %v, want the event's, in UTC, to the fraction of a second", body["occurred_at"])
+	}
 	if th := body["thermometer"].(map[string]any); th["id"] != "th_1" || th["name"] != "Thermometer th_1" {
 		t.Errorf("thermometer %v (the name comes from the link when the event has none)", th)
 	}

@@ -139,7 +139,7 @@ func (hs *harness) endpoint(url string, triggers []string, basicAuth bool, therm
 
 func (hs *harness) event(id, typ, rating, thermometer string) string {
 	b, _ := json.Marshal(map[string]any{
-		"version": 1, "event_id": id, "type": typ, "account_id": hs.account, "occurred_at": "2026-11-27T10:55:03Z",
+		"version": 1, "event_id": id, "type": typ, "account_id": hs.account, "occurred_at": "2026-11-27T11:55:03.120+01:00",
 		"thermometer": map[string]any{"id": thermometer, "type": "email"},
 		"response":    map[string]any{"id": "rsp_" + id, "rating": rating, "comment": "Très bien — 👍"},
 	})

@@ -126,7 +126,7 @@ func (h *Handler) fanOut(ctx context.Context, ev event.Event, raw json.RawMessag
 		}
 		body := payload.Body{
 			ID: d.ID, Event: ev.Type, Trigger: ev.Trigger(), EventID: ev.ID,
-			OccurredAt: ev.OccurredAt.UTC().Format(time.RFC3339), Test: false,
+			OccurredAt: ev.OccurredAt.UTC().Format(time.RFC3339Nano), Test: false,
 			Webhook:     payload.Webhook{ID: e.ID, Name: e.Name},
 			Thermometer: payload.Thermometer(th), Response: ev.Response,
 		}.JSON()
