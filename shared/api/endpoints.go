@@ -109,7 +109,7 @@ func (h *handler) decodeEndpoint(r *http.Request, create bool) (endpointInput, e
 			}
 		}
 	} else if len(o.fields) == 0 {
-		v.Add("body", "name at least one of name, url, triggers, basic_auth, enabled")
+		v.Add("body", "must set at least one of name, url, triggers, basic_auth, enabled")
 	}
 	if in.name != nil {
 		if msg := domain.CheckName(*in.name); msg != "" {

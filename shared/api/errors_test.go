@@ -48,6 +48,7 @@ func TestErrorCodes(t *testing.T) {
 		{"unknown query parameter", "GET", "/v1/endpoints?page=2", "k", "", nil, 422, "validation_failed", []string{"page"}},
 		{"bad thermometers", "PUT", ep + "/thermometers", "k", `{"thermometers":[{"id":"th 1","name":"","type":"sms"},{"id":"th_2","name":"x","type":"email","extra":1}]}`, nil, 422, "validation_failed",
 			[]string{"thermometers[0].id", "thermometers[0].name", "thermometers[0].type", "thermometers[1].extra"}},
+		{"thermometer without name", "PUT", ep + "/thermometers", "k", `{"thermometers":[{"id":"th_42","type":"email"}]}`, nil, 422, "validation_failed", []string{"thermometers[0].name"}},
 		{"duplicate thermometers", "PUT", ep + "/thermometers", "k", `{"thermometers":[{"id":"th_1","name":"a","type":"email"},{"id":"th_1","name":"b","type":"email"}]}`, nil, 422, "validation_failed", []string{"thermometers[1].id"}},
 		{"thermometers not objects", "PUT", ep + "/thermometers", "k", `{"thermometers":[1]}`, nil, 400, "invalid_json", []string{"thermometers[0]"}},
 		{"test with fields", "POST", ep + "/test", "k", `{"url":"https://example.com"}`, nil, 422, "validation_failed", []string{"url"}},
@@ -99,7 +100,14 @@ func TestErrorCodes(t *testing.T) {
 				t.Fatalf("error shape: %s", r.body)
 			}
 			named := map[string]bool{}
+			required := map[string]int{} // a missing field breaks one rule only
 			for _, d := range body.Error.Details {
+				if named[d.Field] && required[d.Field] > 0 || d.Message == "is required" && named[d.Field] {
+					t.Errorf("details name missing %s twice: %s", d.Field, r.body)
+				}
+				if d.Message == "is required" {
+					required[d.Field]++
+				}
 				named[d.Field] = true
 				if d.Message == "" {
 					t.Errorf("detail for %s has no message", d.Field)

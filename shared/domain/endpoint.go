@@ -131,16 +131,22 @@ func CheckPassword(p string) string {
 
 var thermometerID = regexp.MustCompile(`^[A-Za-z0-9_.:-]{1,128}$`)
 
-// CheckThermometer adds to v every rule th breaks, naming fields under path.
+// CheckThermometer adds to v every rule th breaks, naming fields under path;
+// a field v already names (as missing, say) gets no second rule.
 func CheckThermometer(v *ValidationError, path string, th Thermometer) {
+	add := func(field, format string, args ...any) {
+		if !v.Has(path + field) {
+			v.Add(path+field, format, args...)
+		}
+	}
 	if !thermometerID.MatchString(th.ID) {
-		v.Add(path+".id", "must be 1-128 characters of A-Za-z0-9_.:-")
+		add(".id", "must be 1-128 characters of A-Za-z0-9_.:-")
 	}
 	if n := utf8.RuneCountInString(th.Name); n < 1 || n > MaxThermometerNameLength || hasControl(th.Name) {
-		v.Add(path+".name", "must be 1-%d characters without control characters", MaxThermometerNameLength)
+		add(".name", "must be 1-%d characters without control characters", MaxThermometerNameLength)
 	}
 	if th.Type != "email" && th.Type != "embedded" {
-		v.Add(path+".type", "must be email or embedded")
+		add(".type", "must be email or embedded")
 	}
 }
 

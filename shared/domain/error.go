@@ -72,6 +72,16 @@ func (v *ValidationError) Add(field, format string, args ...any) {
 	v.details = append(v.details, FieldError{Field: field, Message: fmt.Sprintf(format, args...)})
 }
 
+// Has says whether v names a broken rule of field.
+func (v *ValidationError) Has(field string) bool {
+	for _, d := range v.details {
+		if d.Field == field {
+			return true
+		}
+	}
+	return false
+}
+
 // Err is nil when no rule was broken, and otherwise a validation_failed *Error
 // whose message lists every broken rule.
 func (v *ValidationError) Err() error {

@@ -149,7 +149,12 @@ func CheckURL(raw string, localMode bool) []string {
 			problems = append(problems, "host "+host+" is a loopback name")
 		}
 	}
-	if port := u.Port(); port != "" && !(localMode && loopback) {
+	if port := u.Port(); port != "" && localMode && loopback {
+		// Any port on this machine, but a port there can be.
+		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+			problems = append(problems, "port must be 1-65535")
+		}
+	} else if port != "" {
 		n, err := strconv.Atoi(port)
 		switch {
 		case err != nil:

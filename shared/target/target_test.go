@@ -134,6 +134,9 @@ func TestCheckURL(t *testing.T) {
 		{"http://localhost:9000/hook", true, ""},
 		{"http://[::1]:9000/hook", true, ""},
 		{"http://10.0.0.1:8080/hook", true, "not a public address"},
+		{"http://127.0.0.1:99999/hook", true, "port must be 1-65535"},
+		{"http://127.0.0.1:0/hook", true, "port must be 1-65535"},
+		{"http://localhost:65535/hook", true, ""},
 		{"https://example.com:8443/", true, "only port 443"},
 	} {
 		problems := CheckURL(tc.url, tc.local)
