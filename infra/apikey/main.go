@@ -15,6 +15,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"syscall"
 	"time"
 
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
@@ -53,6 +54,9 @@ func run(account, outputsPath string) error {
 	st := store.New(dynamodb.NewFromConfig(cfg), table, "")
 	key := apikey.New()
 	if err := st.CreateAPIKey(ctx, account, apikey.Hash(key), time.Now()); err != nil {
+		if ep := os.Getenv("AWS_ENDPOINT_URL"); ep != "" && errors.Is(err, syscall.ECONNREFUSED) {
+			return fmt.Errorf("nothing answers at %s: start the local stack with `make local`, or set AWS_ENDPOINT_URL= for AWS", ep)
+		}
 		return err
 	}
 	fmt.Println(key)

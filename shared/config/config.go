@@ -56,7 +56,7 @@ type Config struct {
 func (c Config) WarnRaisedRetention(logger *slog.Logger) {
 	if c.RetentionRaised {
 		logger.Warn("log retention raised to outlast a round of retries",
-			slog.Duration("retention", c.LogRetention), slog.Duration("round", c.RoundSpan()))
+			slog.String("retention", c.LogRetention.String()), slog.String("round", c.RoundSpan().Round(time.Second).String()))
 	}
 }
 

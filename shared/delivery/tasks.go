@@ -458,7 +458,7 @@ func (h *Handler) handOver(ctx context.Context, a *attempt, after time.Duration)
 	}
 	attrs := []slog.Attr{slog.String("delivery_id", a.task.DeliveryID), slog.Int("receives", a.m.ReceiveCount)}
 	if !a.m.SentAt.IsZero() {
-		attrs = append(attrs, slog.Duration("message_age", h.Now().Sub(a.m.SentAt).Round(time.Second)))
+		attrs = append(attrs, slog.String("message_age", h.Now().Sub(a.m.SentAt).Round(time.Second).String()))
 	}
 	h.logAttrs(ctx, slog.LevelInfo, "delivery continues in a fresh message", attrs...)
 	return true
@@ -548,7 +548,7 @@ func (h *Handler) settle(ctx context.Context, a *attempt, rec *metrics.Recorder)
 		attrs = append(attrs, slog.String("error", res.Err.Error()))
 	}
 	if retry && d.Status == domain.DeliveryRetrying {
-		attrs = append(attrs, slog.Duration("retry_in", retryAfter))
+		attrs = append(attrs, slog.String("retry_in", retryAfter.Round(time.Millisecond).String()))
 	}
 	h.logAttrs(ctx, slog.LevelInfo, "attempt", attrs...)
 	if d.Status == domain.DeliveryRetrying && h.handOver(ctx, a, retryAfter) {
