@@ -181,6 +181,10 @@ func TestLocalStackEndToEnd(t *testing.T) {
 		if status, body := get("/v1/health", ""); status != 200 || body != `{"status":"ok"}` {
 			t.Errorf("GET /v1/health = %d %s", status, body)
 		}
+		// Outside /v1 too, the API's own error shape (the $default route).
+		if status, body := get("/", ""); status != 404 || !strings.Contains(body, `"code":"not_found"`) {
+			t.Errorf("GET / = %d %s", status, body)
+		}
 	})
 
 	key := ls.apiKey(t, "acc_e2e")

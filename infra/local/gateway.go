@@ -41,13 +41,23 @@ type gateway struct {
 	log    *lineLog
 }
 
+// defaultRoute is the path of an HttpApi event without path and method:
+// API Gateway's $default route, which takes every request no other route
+// matches.
+const defaultRoute = "$default"
+
 func (g *gateway) match(method, path string) (route, map[string]string, bool) {
 	for _, rt := range g.routes {
-		if rt.method != "ANY" && !strings.EqualFold(rt.method, method) {
+		if rt.path == defaultRoute || rt.method != "ANY" && !strings.EqualFold(rt.method, method) {
 			continue
 		}
 		if params, ok := matchPath(rt.path, path); ok {
 			return rt, params, true
+		}
+	}
+	for _, rt := range g.routes {
+		if rt.path == defaultRoute {
+			return rt, map[string]string{}, true
 		}
 	}
 	return route{}, nil, false
@@ -148,6 +158,9 @@ func toEvent(r *http.Request, rt route, params map[string]string, body []byte) e
 	headers["x-forwarded-proto"] = "http"
 	now := time.Now().UTC()
 	routeKey := rt.method + " " + rt.path
+	if rt.path == defaultRoute {
+		routeKey = defaultRoute
+	}
 	ev := events.APIGatewayV2HTTPRequest{
 		Version:        "2.0",
 		RouteKey:       routeKey,

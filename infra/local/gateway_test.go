@@ -143,3 +143,28 @@ func TestGatewayOwnAnswers(t *testing.T) {
 		})
 	}
 }
+
+// TestGatewayDefaultRoute: an HttpApi event without path and method is API
+// Gateway's $default route, which takes what no other route matches, as the
+// template's second API event does; the others still win.
+func TestGatewayDefaultRoute(t *testing.T) {
+	api := &fakeInvoker{out: []byte(`{"statusCode":200}`)}
+	other := &fakeInvoker{out: []byte(`{"statusCode":404}`)}
+	g := &gateway{log: &lineLog{out: io.Discard}, routes: []route{{method: "ANY", path: defaultRoute, fn: other}, {method: "ANY", path: "/v1/{proxy+}", fn: api}}}
+	srv := httptest.NewServer(g)
+	defer srv.Close()
+	for path, want := range map[string]int{"/v1/endpoints": 200, "/": 404, "/wp-login.php": 404, "/v1": 404} {
+		res, err := http.Get(srv.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != want {
+			t.Errorf("%s: %d, want %d", path, res.StatusCode, want)
+		}
+	}
+	var ev events.APIGatewayV2HTTPRequest
+	if err := json.Unmarshal(other.payload, &ev); err != nil || ev.RouteKey != "$default" || ev.RawPath != "/v1" {
+		t.Errorf("default route event: %+v (%v)", ev, err)
+	}
+}

@@ -144,7 +144,8 @@ def http_api_routes(template):
         for event in (res.get("Properties", {}).get("Events") or {}).values():
             if event.get("Type") == "HttpApi":
                 props = event.get("Properties", {})
-                routes.append({"Function": logical_id, "Method": props.get("Method", "ANY"), "Path": props.get("Path", "/$default")})
+                # No path and no method: API Gateway's $default route.
+                routes.append({"Function": logical_id, "Method": props.get("Method", "ANY"), "Path": props.get("Path", "$default")})
     return routes
 
 

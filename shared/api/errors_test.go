@@ -60,6 +60,8 @@ func TestErrorCodes(t *testing.T) {
 		{"unknown id", "GET", "/v1/endpoints/ep_00000000000000000000000000", "k", "", nil, 404, "not_found", nil},
 		{"malformed id", "GET", "/v1/endpoints/../../etc", "k", "", nil, 404, "not_found", nil},
 		{"unknown route", "GET", "/v1/webhooks", "k", "", nil, 404, "not_found", nil},
+		{"outside /v1", "GET", "/", "", "", nil, 404, "not_found", nil},
+		{"outside /v1 with a key", "POST", "/wp-login.php", "k", "", nil, 404, "not_found", nil},
 		{"wrong method", "PUT", "/v1/endpoints", "k", valid, nil, 405, "method_not_allowed", nil},
 		{"wrong method on id", "POST", ep, "k", valid, nil, 405, "method_not_allowed", nil},
 		{"too large", "POST", "/v1/endpoints", "k", big, nil, 413, "payload_too_large", nil},
