@@ -80,7 +80,7 @@ def upload_code(s3, stack, code_dir, functions):
     return uris
 
 
-def translate(template, code_uris, region):
+def translate(template, code_uris, region, for_emulator=True):
     sam = copy.deepcopy(template)
     for logical_id, res in sam.get("Resources", {}).items():
         if res.get("Type") == "AWS::Serverless::Function":
@@ -90,9 +90,11 @@ def translate(template, code_uris, region):
     cfn = Translator(policies, parser.Parser()).translate(
         sam_template=convert_dict(sam), parameter_values={}
     )
-    for res in cfn["Resources"].values():
-        if res["Type"] == "AWS::Lambda::EventSourceMapping":
-            res["Properties"]["Enabled"] = False
+    if for_emulator:
+        # The local poller plays the mappings (see the module's docstring).
+        for res in cfn["Resources"].values():
+            if res["Type"] == "AWS::Lambda::EventSourceMapping":
+                res["Properties"]["Enabled"] = False
     return cfn
 
 
@@ -222,7 +224,7 @@ def main():
             for k, v in template.get("Resources", {}).items()
             if v.get("Type") == "AWS::Serverless::Function"
         }
-        cfn = translate(template, uris, os.environ.get("AWS_REGION", "us-east-1"))
+        cfn = translate(template, uris, os.environ.get("AWS_REGION", "us-east-1"), for_emulator=False)
         write_json(args.out, cfn)
         print(f"{args.template}: SAM transform produced {len(cfn['Resources'])} CloudFormation resources")
         return

@@ -99,6 +99,11 @@ func TestTemplateInvariants(t *testing.T) {
 		t.Errorf("queue needs a redrive policy and encryption: %v", q)
 	}
 
+	for id, r := range tpl.Resources {
+		if r.Type == "AWS::Lambda::EventSourceMapping" && r.Properties["Enabled"] == false {
+			t.Errorf("%s is disabled in what sam deploy submits", id)
+		}
+	}
 	esm := res("DeliveryFunctionResponseEvents")
 	if types, _ := esm["FunctionResponseTypes"].([]any); len(types) != 1 || types[0] != "ReportBatchItemFailures" {
 		t.Errorf("event source mapping must report batch item failures: %v", esm)
