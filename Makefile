@@ -7,10 +7,12 @@ LOCAL := .local
 BIN := $(LOCAL)/bin
 STACK ?=
 export AWS_ENDPOINT_URL ?= http://127.0.0.1:4566
+# The local emulator takes any credentials and region; real AWS gets the
+# caller's own (AWS_ENDPOINT_URL= on the command line), profile region
+# included.
+ifneq ($(findstring 127.0.0.1,$(AWS_ENDPOINT_URL))$(findstring localhost,$(AWS_ENDPOINT_URL)),)
 export AWS_REGION ?= us-east-1
 export AWS_DEFAULT_REGION ?= $(AWS_REGION)
-# The local emulator takes any credentials; real AWS gets the caller's own.
-ifneq ($(findstring 127.0.0.1,$(AWS_ENDPOINT_URL))$(findstring localhost,$(AWS_ENDPOINT_URL)),)
 export AWS_ACCESS_KEY_ID ?= test
 export AWS_SECRET_ACCESS_KEY ?= test
 endif
@@ -21,7 +23,7 @@ LAMBDA_BUILD := CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) build -tags lambda.n
 LOCAL_BUILD := CGO_ENABLED=0 $(GO) build -tags lambda.norpc -trimpath
 
 .DEFAULT_GOAL := help
-.PHONY: bench bench-run chaos chaos-short fuzz help local test api-key sam-env build build-local build-ApiFunction build-DeliveryFunction lint template-check test-go clean
+.PHONY: bench bench-run chaos chaos-short fuzz help local test api-key revoke-api-key sam-env build build-local build-ApiFunction build-DeliveryFunction lint template-check test-go clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-24s %s\n", $$1, $$2}'
@@ -43,6 +45,9 @@ test-go: ## the Go tests alone (needs the emulator running: `make test` provides
 
 api-key: $(BIN)/apikey ## print a new API key for ACCOUNT (make api-key ACCOUNT=acc_123 [STACK=deployed-stack-name])
 	@STACK=$(STACK) $(BIN)/apikey -account '$(ACCOUNT)'
+
+revoke-api-key: $(BIN)/apikey ## revoke the API key read from standard input (make revoke-api-key < file [STACK=deployed-stack-name])
+	@STACK=$(STACK) $(BIN)/apikey -revoke
 
 sam-env: ## write .local/sam-env.json, a deployed stack's function environment for `sam local invoke --env-vars` (make sam-env STACK=name AWS_ENDPOINT_URL=)
 	@STACK=$(STACK) $(GO) run ./infra/samenv

@@ -2,6 +2,10 @@
 // and prints it: exactly one line, the key. Only the key's SHA-256 hash is
 // stored. The account is created if it does not exist.
 //
+// With -revoke it revokes the key it reads from standard input instead
+// (`make revoke-api-key < file`): read there, the key stays out of the
+// command line, the shell's history and the process list.
+//
 // The endpoints table is found, in order, from ENDPOINTS_TABLE, from the
 // outputs of the CloudFormation stack named by STACK, or from the local
 // stack's .local/outputs.json. Requests go where the AWS SDK is pointed:
@@ -9,12 +13,15 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
+	"strings"
 	"syscall"
 	"time"
 
@@ -30,8 +37,15 @@ import (
 func main() {
 	account := flag.String("account", "", "account id (1-128 characters of A-Za-z0-9_.:-)")
 	outputs := flag.String("outputs", ".local/outputs.json", "the local stack's outputs, used when neither ENDPOINTS_TABLE nor STACK is set")
+	revoke := flag.Bool("revoke", false, "revoke the key read from standard input instead of creating one")
 	flag.Parse()
-	if err := run(*account, *outputs); err != nil {
+	var err error
+	if *revoke {
+		err = revokeKey(os.Stdin, *outputs)
+	} else {
+		err = run(*account, *outputs)
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "api-key:", err)
 		os.Exit(1)
 	}
@@ -43,24 +57,63 @@ func run(account, outputsPath string) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	cfg, err := awsconfig.LoadDefaultConfig(ctx)
+	st, err := keyStore(ctx, outputsPath)
 	if err != nil {
 		return err
 	}
-	table, err := endpointsTable(ctx, cloudformation.NewFromConfig(cfg), outputsPath)
-	if err != nil {
-		return err
-	}
-	st := store.New(dynamodb.NewFromConfig(cfg), table, "")
 	key := apikey.New()
 	if err := st.CreateAPIKey(ctx, account, apikey.Hash(key), time.Now()); err != nil {
-		if ep := os.Getenv("AWS_ENDPOINT_URL"); ep != "" && errors.Is(err, syscall.ECONNREFUSED) {
-			return fmt.Errorf("nothing answers at %s: start the local stack with `make local`, or set AWS_ENDPOINT_URL= for AWS", ep)
-		}
-		return err
+		return explain(err)
 	}
 	fmt.Println(key)
 	return nil
+}
+
+// revokeKey revokes the key on the first line of in.
+func revokeKey(in io.Reader, outputsPath string) error {
+	line, err := bufio.NewReader(io.LimitReader(in, 1024)).ReadString('\n')
+	if err != nil && !errors.Is(err, io.EOF) {
+		return err
+	}
+	key := strings.TrimSpace(line)
+	if !apikey.WellFormed(key) {
+		return errors.New("standard input holds no API key (make revoke-api-key < file-holding-the-key)")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	st, err := keyStore(ctx, outputsPath)
+	if err != nil {
+		return err
+	}
+	if err := st.RevokeAPIKey(ctx, apikey.Hash(key), time.Now()); err != nil {
+		if errors.Is(err, domain.ErrNotFound) {
+			return errors.New("no such key in this stack")
+		}
+		return explain(err)
+	}
+	fmt.Println("revoked")
+	return nil
+}
+
+// keyStore is the store over the stack's endpoints table.
+func keyStore(ctx context.Context, outputsPath string) (*store.Store, error) {
+	cfg, err := awsconfig.LoadDefaultConfig(ctx)
+	if err != nil {
+		return nil, err
+	}
+	table, err := endpointsTable(ctx, cloudformation.NewFromConfig(cfg), outputsPath)
+	if err != nil {
+		return nil, err
+	}
+	return store.New(dynamodb.NewFromConfig(cfg), table, ""), nil
+}
+
+// explain adds what to do to an error of the local stack not running.
+func explain(err error) error {
+	if ep := os.Getenv("AWS_ENDPOINT_URL"); ep != "" && errors.Is(err, syscall.ECONNREFUSED) {
+		return fmt.Errorf("nothing answers at %s: start the local stack with `make local`, or set AWS_ENDPOINT_URL= for AWS", ep)
+	}
+	return err
 }
 
 func endpointsTable(ctx context.Context, cfn *cloudformation.Client, outputsPath string) (string, error) {

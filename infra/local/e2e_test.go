@@ -201,6 +201,25 @@ func TestLocalStackEndToEnd(t *testing.T) {
 		}
 	})
 
+	t.Run("a key revoked by make revoke-api-key is refused at once", func(t *testing.T) {
+		doomed := ls.apiKey(t, "acc_e2e")
+		if status, _ := get("/v1/endpoints", doomed); status != 200 {
+			t.Fatalf("new key: %d", status)
+		}
+		cmd := exec.Command(filepath.Join(ls.bin, "apikey"), "-revoke", "-outputs", filepath.Join(ls.state, "outputs.json"))
+		cmd.Env = awsEnv(options{endpoint: awstest.Endpoint(), region: "us-east-1"})
+		cmd.Stdin = strings.NewReader(doomed + "\n")
+		if out, err := cmd.CombinedOutput(); err != nil || strings.TrimSpace(string(out)) != "revoked" {
+			t.Fatalf("revoke: %v %s", err, out)
+		}
+		if status, _ := get("/v1/endpoints", doomed); status != 401 {
+			t.Errorf("revoked key: %d, want 401", status)
+		}
+		if status, _ := get("/v1/endpoints", key); status != 200 {
+			t.Errorf("the account's other key: %d", status)
+		}
+	})
+
 	t.Run("endpoint management through the API bootstrap", func(t *testing.T) {
 		var mu sync.Mutex
 		var got []*http.Request

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -63,6 +64,27 @@ func (st *Store) CreateAPIKey(ctx context.Context, account, keyHash string, now 
 	}})
 	if err != nil {
 		return fmt.Errorf("create api key for account %s: %w", account, err)
+	}
+	return nil
+}
+
+// RevokeAPIKey revokes the key whose hash is keyHash: from then on it
+// resolves to no account. Revoking a revoked key keeps its first time; an
+// unknown key is not_found.
+func (st *Store) RevokeAPIKey(ctx context.Context, keyHash string, now time.Time) error {
+	_, err := st.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName:                 &st.endpointsTable,
+		Key:                       map[string]types.AttributeValue{"pk": s("APIKEY#" + keyHash), "sk": s(apiKeySK)},
+		UpdateExpression:          aws.String("SET revoked_at = if_not_exists(revoked_at, :t)"),
+		ConditionExpression:       aws.String("attribute_exists(pk)"),
+		ExpressionAttributeValues: map[string]types.AttributeValue{":t": s(now.UTC().Format(time.RFC3339))},
+	})
+	var ccf *types.ConditionalCheckFailedException
+	if errors.As(err, &ccf) {
+		return domain.Errorf(domain.CodeNotFound, "api key not found")
+	}
+	if err != nil {
+		return fmt.Errorf("revoke api key: %w", err)
 	}
 	return nil
 }

@@ -60,6 +60,34 @@ func TestAPIKeyRoundTrip(t *testing.T) {
 	}
 }
 
+// TestRevokedKeyResolvesToNoAccount: a revoked key is refused at once, the
+// account's other keys still work, and revoking an unknown key says so.
+func TestRevokedKeyResolvesToNoAccount(t *testing.T) {
+	st := newStore(t)
+	ctx := context.Background()
+	account := uniqueAccount()
+	key, other := apikey.New(), apikey.New()
+	for _, k := range []string{key, other} {
+		if err := st.CreateAPIKey(ctx, account, apikey.Hash(k), time.Now()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range 2 { // a second revocation changes nothing
+		if err := st.RevokeAPIKey(ctx, apikey.Hash(key), time.Now()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := st.AccountByKeyHash(ctx, apikey.Hash(key)); !errors.Is(err, domain.ErrNotFound) {
+		t.Errorf("revoked key: %v, want not_found", err)
+	}
+	if got, err := st.AccountByKeyHash(ctx, apikey.Hash(other)); err != nil || got != account {
+		t.Errorf("the account's other key: %q, %v", got, err)
+	}
+	if err := st.RevokeAPIKey(ctx, apikey.Hash(apikey.New()), time.Now()); !errors.Is(err, domain.ErrNotFound) {
+		t.Errorf("revoking an unknown key: %v, want not_found", err)
+	}
+}
+
 func TestUnknownKeyIsNotFound(t *testing.T) {
 	st := newStore(t)
 	_, err := st.AccountByKeyHash(context.Background(), apikey.Hash(apikey.New()))
