@@ -93,12 +93,23 @@ func entry(m Message) (types.SendMessageBatchRequestEntry, int) {
 	return e, size
 }
 
+// retryWait is how long send waits before sending again what SQS failed.
+const retryWait = 25 * time.Millisecond
+
 // send sends one batch request's entries, again for those SQS reports as
-// failed on its side.
+// failed on its side, after 25, 50, 100 and 200 ms: an entry SQS failed on
+// its side failed for a moment, and sending it straight back meets the same.
 func (q *Queue) send(ctx context.Context, url string, entries []types.SendMessageBatchRequestEntry) error {
 	for try := 0; len(entries) > 0; try++ {
 		if try == 5 {
 			return fmt.Errorf("send to %s: %d messages refused after 5 tries: %w", url, len(entries), domain.ErrUnavailable)
+		}
+		if try > 0 {
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(retryWait << (try - 1)):
+			}
 		}
 		out, err := q.client.SendMessageBatch(ctx, &sqs.SendMessageBatchInput{QueueUrl: &url, Entries: entries})
 		if err != nil {

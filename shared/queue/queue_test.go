@@ -2,13 +2,18 @@ package queue_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/customerthermometer/webhooks/shared/awstest"
@@ -146,5 +151,45 @@ func TestText(t *testing.T) {
 		if got := queue.Text(in); got != want {
 			t.Errorf("Text(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+// TestEntriesSQSFailedAreSentAgainLater: entries SQS reports as failed on
+// its side are sent again, alone, and only after a wait that grows; entries
+// failed by the sender's fault are not.
+func TestEntriesSQSFailedAreSentAgainLater(t *testing.T) {
+	var mu sync.Mutex
+	var calls []time.Time
+	var sizes []int
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var in struct{ Entries []struct{ Id string } }
+		_ = json.NewDecoder(r.Body).Decode(&in)
+		mu.Lock()
+		calls = append(calls, time.Now())
+		sizes = append(sizes, len(in.Entries))
+		n := len(calls)
+		mu.Unlock()
+		w.Header().Set("Content-Type", "application/x-amz-json-1.0")
+		out := map[string]any{"Successful": []any{}, "Failed": []any{}}
+		for i, e := range in.Entries {
+			if n < 3 && i == 0 { // the first entry fails twice, on SQS's side
+				out["Failed"] = []any{map[string]any{"Id": e.Id, "SenderFault": false, "Code": "InternalError", "Message": "try again"}}
+				continue
+			}
+			out["Successful"] = append(out["Successful"].([]any), map[string]any{"Id": e.Id, "MessageId": "m" + e.Id, "MD5OfMessageBody": "x"})
+		}
+		_ = json.NewEncoder(w).Encode(out)
+	}))
+	defer srv.Close()
+	client := sqs.New(sqs.Options{Region: "us-east-1", BaseEndpoint: aws.String(srv.URL), Credentials: credentials.NewStaticCredentialsProvider("a", "b", ""),
+		DisableMessageChecksumValidation: true})
+	if err := queue.New(client).SendBatch(context.Background(), srv.URL+"/1/q", []queue.Message{{Body: "a"}, {Body: "b"}, {Body: "c"}}); err != nil {
+		t.Fatal(err)
+	}
+	if len(calls) != 3 || sizes[0] != 3 || sizes[1] != 1 || sizes[2] != 1 {
+		t.Fatalf("%d requests of %v entries, want 3 of [3 1 1]", len(calls), sizes)
+	}
+	if first, second := calls[1].Sub(calls[0]), calls[2].Sub(calls[1]); first < 25*time.Millisecond || second < 50*time.Millisecond {
+		t.Errorf("sent again after %v, then %v: want at least 25 ms, then 50 ms", first, second)
 	}
 }
