@@ -90,11 +90,13 @@ func (st *Store) RevokeAPIKey(ctx context.Context, keyHash string, now time.Time
 }
 
 // AccountByKeyHash resolves an API key hash to its account. Unknown and revoked
-// keys are not_found.
+// keys are not_found. The read is strongly consistent, so a key revoked a
+// moment ago is already refused.
 func (st *Store) AccountByKeyHash(ctx context.Context, keyHash string) (string, error) {
 	out, err := st.db.GetItem(ctx, &dynamodb.GetItemInput{
-		TableName: &st.endpointsTable,
-		Key:       map[string]types.AttributeValue{"pk": s("APIKEY#" + keyHash), "sk": s(apiKeySK)},
+		TableName:      &st.endpointsTable,
+		Key:            map[string]types.AttributeValue{"pk": s("APIKEY#" + keyHash), "sk": s(apiKeySK)},
+		ConsistentRead: aws.Bool(true),
 	})
 	if err != nil {
 		return "", fmt.Errorf("look up api key: %w", err)
