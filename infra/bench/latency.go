@@ -53,7 +53,7 @@ func latency(rate float64, d time.Duration) error {
 		}
 	}))
 	defer receiver.Close()
-	if _, err := api.Endpoint(receiver.URL+"/hook", "th_lat"); err != nil {
+	if _, _, err := api.Endpoint(receiver.URL+"/hook", "th_lat"); err != nil {
 		return err
 	}
 

@@ -40,9 +40,10 @@ type awsFaults struct {
 	armed atomic.Bool
 	down  atomic.Bool
 
-	mu     sync.Mutex
-	counts map[string]map[string]int // fault -> operation -> requests
-	total  int
+	mu          sync.Mutex
+	counts      map[string]map[string]int // fault -> operation -> requests
+	total       int
+	outageTimes [][2]time.Time // from, to
 }
 
 // The faults, as the battery prints them.
@@ -268,10 +269,34 @@ func (f *awsFaults) count(fault, op string) {
 func (f *awsFaults) outages(times int, span, length time.Duration) {
 	for i := 0; i < times; i++ {
 		time.Sleep(time.Duration(rand.Int64N(int64(max(span/time.Duration(times)-length, time.Millisecond)))))
+		from := time.Now()
 		f.down.Store(true)
 		time.Sleep(length)
 		f.down.Store(false)
+		f.mu.Lock()
+		f.outageTimes = append(f.outageTimes, [2]time.Time{from, time.Now()})
+		f.mu.Unlock()
 	}
+}
+
+// windows are the outages made so far, from and to.
+func (f *awsFaults) windows() [][2]time.Time {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.outageTimes)
+}
+
+// made is how many of the functions' AWS requests went through the proxy,
+// and how many of those it failed.
+func (f *awsFaults) made() (total, faulted int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, ops := range f.counts {
+		for _, n := range ops {
+			faulted += n
+		}
+	}
+	return f.total, faulted
 }
 
 // report prints what was injected.

@@ -41,6 +41,7 @@ import (
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
 	"github.com/customerthermometer/webhooks/infra/localclient"
+	"github.com/customerthermometer/webhooks/shared/logcheck"
 	"github.com/customerthermometer/webhooks/shared/payload"
 )
 
@@ -66,8 +67,10 @@ type seen struct {
 	mu       sync.Mutex
 	requests map[string][]string        // delivery id -> attempt headers seen
 	events   map[string]map[string]bool // event id -> delivery ids seen
+	answered map[string]bool            // delivery id -> a 2xx was answered to it
 	inFlight map[string]int             // sender's address -> requests being answered
 	bad      []string
+	secrets  logcheck.Secrets // the key, the endpoints' secrets, every signature seen
 }
 
 type config struct {
@@ -153,7 +156,8 @@ func run(c config) error {
 		return err
 	}
 
-	s := &seen{requests: map[string][]string{}, events: map[string]map[string]bool{}, inFlight: map[string]int{}}
+	s := &seen{requests: map[string][]string{}, events: map[string]map[string]bool{}, answered: map[string]bool{}, inFlight: map[string]int{}}
+	s.secrets.Remember(api.Key)
 	var testMode atomic.Bool
 	testMode.Store(true)
 	var flakyCount sync.Map
@@ -163,6 +167,7 @@ func run(c config) error {
 		if strings.HasPrefix(kind, "gone") {
 			kind = "gone"
 		}
+		s.secrets.Remember(r.Header.Get("X-Ct-Hmac-Sha256"), strings.TrimPrefix(r.Header.Get("Webhook-Signature"), "v1,"))
 		if r.Header.Get("X-Ct-Event") == payload.TestEvent {
 			return // test fires pass, so endpoints can be linked
 		}
@@ -190,14 +195,23 @@ func run(c config) error {
 			}
 			s.mu.Unlock()
 		}()
+		answered := func() {
+			s.mu.Lock()
+			s.answered[id] = true
+			s.mu.Unlock()
+		}
 		switch kind {
 		case "ok":
+			answered()
 		case "late":
 			time.Sleep(2 * time.Second)
+			answered()
 		case "flaky":
 			c, _ := flakyCount.LoadOrStore(id, new(atomic.Int32))
 			if c.(*atomic.Int32).Add(1) == 1 {
 				w.WriteHeader(http.StatusServiceUnavailable)
+			} else {
+				answered()
 			}
 		case "fail":
 			w.WriteHeader(http.StatusInternalServerError)
@@ -225,7 +239,8 @@ func run(c config) error {
 	// One endpoint per kind, linked to a thermometer of its own; gone gets
 	// one endpoint per event (each is disabled by its first 410).
 	var events []string
-	expect := map[string]string{} // event id -> status
+	expect := map[string]string{}    // event id -> status
+	eventKind := map[string]string{} // event id -> receiver kind
 	perKind := map[string]int{}
 	for i := 0; i < n; i++ {
 		k := kinds[i%len(kinds)]
@@ -236,6 +251,7 @@ func run(c config) error {
 		id := fmt.Sprintf("evt_chaos_%d", i)
 		events = append(events, fmt.Sprintf(`{"version":1,"event_id":%q,"type":"rating","account_id":%q,"occurred_at":"2026-11-27T10:55:03Z","thermometer":{"id":%q,"type":"email"},"response":{"id":"rsp_%d","rating":"gold"}}`, id, account, th, i))
 		expect[id] = k.status
+		eventKind[id] = k.name
 		perKind[k.name]++
 	}
 	fmt.Printf("chaos: %d events over %d receiver kinds; setting up endpoints...\n", n, len(kinds))
@@ -244,18 +260,20 @@ func run(c config) error {
 		if k.name == "gone" {
 			continue
 		}
-		id, err := api.Endpoint(receiver.URL+"/"+k.name, "th_"+k.name)
+		id, secret, err := api.Endpoint(receiver.URL+"/"+k.name, "th_"+k.name)
 		if err != nil {
 			return err
 		}
+		s.secrets.Remember(secret)
 		endpointKind[id] = k.name
 	}
 	for i := 0; i < n; i++ {
 		if kinds[i%len(kinds)].name == "gone" {
-			id, err := api.Endpoint(receiver.URL+fmt.Sprintf("/gone%d", i), fmt.Sprintf("th_gone_%d", i))
+			id, secret, err := api.Endpoint(receiver.URL+fmt.Sprintf("/gone%d", i), fmt.Sprintf("th_gone_%d", i))
 			if err != nil {
 				return err
 			}
+			s.secrets.Remember(secret)
 			endpointKind[id] = "gone"
 		}
 	}
@@ -308,7 +326,7 @@ func run(c config) error {
 		}
 	}
 	faults.armed.Store(false)
-	final, err := deliveries(api)
+	final, logged, err := deliveries(api)
 	if err != nil {
 		return err
 	}
@@ -344,9 +362,42 @@ func run(c config) error {
 		}
 		counts[d.Status]++
 	}
-	if len(final) != n {
-		problems = append(problems, fmt.Sprintf("%d deliveries in the log for %d events", len(final), n))
+	// One delivery per event, counted before the map above merged any two.
+	if logged != n {
+		problems = append(problems, fmt.Sprintf("%d deliveries in the log for %d events", logged, n))
 	}
+	// What the log says happened, the receivers saw: a delivered delivery
+	// was answered 2xx, and every delivery's attempts, 1 to its count, each
+	// reached its receiver (a repeat after a kill is the same number); one
+	// whose receiver always fails used every attempt of its round.
+	s.mu.Lock()
+	for id, d := range final {
+		if _, ok := expect[id]; !ok {
+			problems = append(problems, fmt.Sprintf("the log has a delivery of an event never sent: %s", id))
+			continue
+		}
+		kind := eventKind[id]
+		got := map[int]bool{}
+		for _, a := range s.requests[d.ID] {
+			n, _ := strconv.Atoi(a)
+			got[n] = true
+		}
+		switch {
+		case d.Status == "delivered" && !s.answered[d.ID]:
+			problems = append(problems, fmt.Sprintf("%s (%s) is delivered in the log, but its receiver never answered it 2xx", id, kind))
+		case endpointStatus(kind) == "failing" && d.AttemptCount != attemptsPerRound:
+			problems = append(problems, fmt.Sprintf("%s (%s) failed after %d attempts, want %d", id, kind, d.AttemptCount, attemptsPerRound))
+		case len(got) != d.AttemptCount:
+			problems = append(problems, fmt.Sprintf("%s (%s): the log counts %d attempts, its receiver saw attempts %v", id, kind, d.AttemptCount, s.requests[d.ID]))
+		}
+		for a := 1; a <= d.AttemptCount; a++ {
+			if !got[a] {
+				problems = append(problems, fmt.Sprintf("%s (%s): attempt %d of %d never reached its receiver", id, kind, a, d.AttemptCount))
+				break
+			}
+		}
+	}
+	s.mu.Unlock()
 	if left > 0 {
 		problems = append(problems, fmt.Sprintf("%d messages still on the queues after %s without progress", left, stall))
 	}
@@ -359,18 +410,52 @@ func run(c config) error {
 	if n := strings.Count(string(stackLog), "retry quota exceeded"); n > 0 {
 		problems = append(problems, fmt.Sprintf("%d AWS requests gave up at their first error: the SDK's retry quota was spent", n))
 	}
+	// No line the stack wrote (both functions, the runtime emulator, the
+	// gateway) holds the API key, an endpoint's secret or a signature.
+	if err := s.secrets.Check(string(stackLog)); err != nil {
+		problems = append(problems, err.Error())
+	}
+	// The faults the battery claims were made.
+	switch injected, faulted := faults.made(); {
+	case injected == 0:
+		problems = append(problems, "no AWS request of the functions went through the fault proxy")
+	case c.awsFaults > 0 && faulted == 0:
+		problems = append(problems, "no AWS request was failed on purpose")
+	}
+	if got := len(faults.windows()); got < c.outages {
+		problems = append(problems, fmt.Sprintf("%d AWS outages of %d", got, c.outages))
+	}
+	if k.killed < kills {
+		problems = append(problems, fmt.Sprintf("the delivery process was killed %d times of %d", k.killed, kills))
+	}
+	if kills > 0 && k.midSend == 0 {
+		problems = append(problems, "no kill landed while a webhook was being sent")
+	}
+
 	// Every endpoint ends in the state its receiver earned it: a 410
 	// disables it; one whose deliveries all fail is failing; the others
 	// stay active. The failing flag is set on a best-effort basis (the
 	// endpoint's next delivery sets it again): an endpoint left active
-	// after the function logged that it could not update it is counted,
-	// not a problem.
+	// after the function logged that it could not update it, while every
+	// AWS request failed (an outage: with 3 % of requests failing, the
+	// SDK's and the update's own retries get through), is counted, not a
+	// problem.
 	notUpdated := map[string]bool{}
 	for _, line := range strings.Split(string(stackLog), "\n") {
-		if strings.Contains(line, `"msg":"endpoint state not updated"`) {
-			if _, rest, ok := strings.Cut(line, `"endpoint_id":"`); ok {
-				id, _, _ := strings.Cut(rest, `"`)
-				notUpdated[id] = true
+		var l struct {
+			Msg        string    `json:"msg"`
+			Time       time.Time `json:"time"`
+			EndpointID string    `json:"endpoint_id"`
+		}
+		if !strings.Contains(line, `"msg":"endpoint state not updated"`) {
+			continue
+		}
+		if i := strings.IndexByte(line, '{'); i < 0 || json.Unmarshal([]byte(line[i:]), &l) != nil {
+			continue
+		}
+		for _, w := range faults.windows() {
+			if !l.Time.Before(w[0]) && !l.Time.After(w[1].Add(2*time.Second)) {
+				notUpdated[l.EndpointID] = true
 			}
 		}
 	}
@@ -447,16 +532,19 @@ type killer struct {
 }
 
 // run kills times times within span. At each moment it picks a process
-// that is sending a webhook when there is one (killed between the POST and
-// its bookkeeping), any of the function's processes otherwise.
+// that is sending a webhook, waiting up to 5 s for one (killed between the
+// POST and its bookkeeping), any of the function's processes otherwise.
 func (k *killer) run(times int, span time.Duration) {
 	for i := 0; i < times; i++ {
 		time.Sleep(time.Duration(rand.Int64N(int64(span) / int64(times))))
-		pids := bootstraps(k.root, k.function)
+		var pids, victims []int
+		for wait := time.Now().Add(5 * time.Second); len(victims) == 0 && time.Now().Before(wait); time.Sleep(20 * time.Millisecond) {
+			pids = bootstraps(k.root, k.function)
+			victims = k.sending(pids)
+		}
 		if len(pids) == 0 {
 			continue
 		}
-		victims := k.sending(pids)
 		busy := len(victims) > 0
 		if !busy {
 			victims = pids
@@ -636,23 +724,27 @@ func onQueues(ctx context.Context, client *sqs.Client, urls []string) (int, erro
 }
 
 type delivery struct {
-	ID      string `json:"id"`
-	EventID string `json:"event_id"`
-	Event   string `json:"event"`
-	Status  string `json:"status"`
+	ID           string `json:"id"`
+	EventID      string `json:"event_id"`
+	Event        string `json:"event"`
+	Status       string `json:"status"`
+	AttemptCount int    `json:"attempt_count"`
 }
 
 // deliveries reads the whole log of the account, by event id, leaving out
-// the endpoints' test fires.
-func deliveries(c localclient.Client) (map[string]delivery, error) {
+// the endpoints' test fires, and how many deliveries it listed (more than
+// the map holds when an event has two).
+func deliveries(c localclient.Client) (map[string]delivery, int, error) {
 	ds, err := listAll[delivery](c, "/v1/deliveries")
 	out := map[string]delivery{}
+	n := 0
 	for _, d := range ds {
 		if d.Event != payload.TestEvent {
 			out[d.EventID] = d
+			n++
 		}
 	}
-	return out, err
+	return out, n, err
 }
 
 // listAll reads every page of one of the account's listings.

@@ -122,16 +122,17 @@ func (c Client) call(method, path, body string) (m map[string]any, retry time.Du
 }
 
 // Endpoint registers an endpoint for url with every trigger, test-fires it
-// and links it to thermometer; it returns the endpoint's id.
-func (c Client) Endpoint(url, thermometer string) (string, error) {
+// and links it to thermometer; it returns the endpoint's id and secret.
+func (c Client) Endpoint(url, thermometer string) (id, secret string, err error) {
 	ep, err := c.Call("POST", "/v1/endpoints", fmt.Sprintf(`{"name":"local","url":%q,"triggers":["*"]}`, url))
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
-	id, _ := ep["id"].(string)
+	id, _ = ep["id"].(string)
+	secret, _ = ep["secret"].(string)
 	if _, err := c.Call("POST", "/v1/endpoints/"+id+"/test", ""); err != nil {
-		return "", err
+		return "", "", err
 	}
 	_, err = c.Call("PUT", "/v1/endpoints/"+id+"/thermometers", fmt.Sprintf(`{"thermometers":[{"id":%q,"name":"Local","type":"email"}]}`, thermometer))
-	return id, err
+	return id, secret, err
 }
