@@ -140,6 +140,7 @@ func (ls *localStack) apiKey(t *testing.T, account string) string {
 	if len(lines) != 1 {
 		t.Fatalf("apikey printed %d lines, want exactly one: %q", len(lines), out)
 	}
+	e2eSecrets.Remember(lines[0])
 	return lines[0]
 }
 
@@ -226,6 +227,7 @@ func TestLocalStackEndToEnd(t *testing.T) {
 		var bodies [][]byte
 		rcv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			b, _ := io.ReadAll(r.Body)
+			rememberRequest(r)
 			mu.Lock()
 			got, bodies = append(got, r), append(bodies, b)
 			mu.Unlock()
@@ -250,7 +252,7 @@ func TestLocalStackEndToEnd(t *testing.T) {
 			_ = json.NewDecoder(res.Body).Decode(&m)
 			return res.StatusCode, m
 		}
-		status, ep := call("POST", "/v1/endpoints", `{"name":"Local receiver","url":"`+rcv.URL+`/hook","triggers":["*"],"basic_auth":{"username":"ct","password":"pw"}}`)
+		status, ep := call("POST", "/v1/endpoints", `{"name":"Local receiver","url":"`+rcv.URL+`/hook","triggers":["*"],"basic_auth":{"username":"ct","password":"local-basic-pw"}}`)
 		if status != 201 {
 			t.Fatalf("create: %d %v", status, ep)
 		}
@@ -276,8 +278,9 @@ func TestLocalStackEndToEnd(t *testing.T) {
 		if status, _ := call("DELETE", "/v1/endpoints/"+id, ""); status != 204 {
 			t.Errorf("delete: %d", status)
 		}
-		if strings.Contains(logs.String(), secret) || strings.Contains(logs.String(), key) {
-			t.Error("the local stack's logs hold a secret or the API key")
+		e2eSecrets.Remember(secret, "local-basic-pw")
+		if err := e2eSecrets.Check(logs.String()); err != nil {
+			t.Error(err)
 		}
 	})
 

@@ -142,6 +142,13 @@ func (e *env) do(method, path, key, body string, headers ...string) resp {
 	for i := 0; i+1 < len(headers); i += 2 {
 		r.Header.Set(headers[i], headers[i+1])
 	}
+	// Every credential sent counts as a secret for the log check, keys
+	// the service never issued included: a log line naming a refused key
+	// leaks it as much as an accepted one.
+	if auth := r.Header.Get("Authorization"); auth != "" {
+		_, cred, _ := strings.Cut(auth, " ")
+		remember(auth, cred)
+	}
 	w := httptest.NewRecorder()
 	e.h.ServeHTTP(w, r)
 	rememberJSON(w.Body.Bytes())

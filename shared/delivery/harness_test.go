@@ -77,7 +77,7 @@ func newHarness(t *testing.T, schedule ...time.Duration) *harness {
 		Sender:        dispatch.New(dispatch.Options{LocalMode: true}),
 		TasksQueueURL: hs.tasksURL, EventsDLQURL: hs.dlqURL,
 		Schedule: schedule, Retention: time.Hour, FanOutPage: 100, Concurrency: 8, MaxReceives: maxReceives,
-		Logger: slog.New(slog.NewJSONHandler(io.MultiWriter(hs.logs, &suiteLogs), nil)), Metrics: hs.metrics, StackName: "test", Now: time.Now,
+		Logger: slog.New(slog.NewJSONHandler(io.MultiWriter(hs.logs, &suiteLogs), nil)), Metrics: io.MultiWriter(hs.metrics, &suiteLogs), StackName: "test", Now: time.Now,
 	}
 	return hs
 }
