@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -19,6 +20,16 @@ import (
 // answers that no name exists (NXDOMAIN).
 func dnsServer(t *testing.T, ip net.IP) string {
 	t.Helper()
+	addr, _ := dnsSequence(t, ip)
+	return addr
+}
+
+// dnsSequence answers the nth A query with ips[n] (the last one from then
+// on), as a rebinding attacker's DNS does: a harmless address for the
+// check, then another for the connection. It counts the A queries.
+func dnsSequence(t *testing.T, ips ...net.IP) (string, *atomic.Int32) {
+	t.Helper()
+	var queries atomic.Int32
 	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -45,6 +56,12 @@ func dnsServer(t *testing.T, ip net.IP) string {
 			}
 			question := q[12 : end+5]
 			qtype := binary.BigEndian.Uint16(q[end+1 : end+3])
+			var ip net.IP
+			if qtype == 1 {
+				ip = ips[min(int(queries.Add(1))-1, len(ips)-1)]
+			} else if len(ips) > 0 {
+				ip = ips[0]
+			}
 			// Header: same id, a response, one question, one answer (A) or none.
 			resp := append([]byte{}, q[:2]...)
 			answers, rcode := uint16(0), byte(0)
@@ -63,7 +80,7 @@ func dnsServer(t *testing.T, ip net.IP) string {
 			_, _ = pc.WriteTo(resp, addr)
 		}
 	}()
-	return pc.LocalAddr().String()
+	return pc.LocalAddr().String(), &queries
 }
 
 // TestSecurityBatteryTargets: every disallowed target form is refused
@@ -144,6 +161,25 @@ func TestSecurityBatteryTargets(t *testing.T) {
 				t.Errorf("the refusal names the resolved address: %v", res.Err)
 			}
 		}
+	}
+
+	// DNS rebinding: the name is resolved once, and the address the guard
+	// checked is the one connected to. The name first resolves to this
+	// machine (allowed in local mode, where the test's receiver listens),
+	// then to a private address (refused in every mode): a guard that
+	// checked one resolution and let the connection resolve again would
+	// connect to the second.
+	var reached atomic.Int32
+	local := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { reached.Add(1) }))
+	defer local.Close()
+	dns, queries := dnsSequence(t, net.ParseIP("127.0.0.1"), net.ParseIP("10.0.0.1"))
+	flipping := New(Options{LocalMode: true, Resolver: &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, "udp", dns)
+	}}})
+	flip := flipping.Send(context.Background(), hook("http://flip.localhost:"+strconv.Itoa(local.Listener.Addr().(*net.TCPAddr).Port)+"/hook"))
+	if !flip.Delivered() || reached.Load() != 1 || queries.Load() != 1 {
+		t.Errorf("rebinding name: %+v (%v), %d requests reached the checked address, %d A queries (want one)", flip, flip.Err, reached.Load(), queries.Load())
 	}
 
 	// A redirect to a private address is never followed (local mode lets
