@@ -8,6 +8,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/customerthermometer/webhooks/shared/domain"
+	"github.com/customerthermometer/webhooks/shared/target"
 )
 
 // FuzzDecodeEndpoint: no request body crashes the decoder or passes a rule
@@ -44,6 +45,9 @@ func FuzzDecodeEndpoint(f *testing.F) {
 		// Nothing is quietly replaced: a U+FFFD was sent as one.
 		if in.name != nil && strings.ContainsRune(*in.name, utf8.RuneError) && !strings.ContainsRune(body, utf8.RuneError) && !strings.Contains(strings.ToLower(body), `\ufffd`) {
 			t.Fatalf("name %q holds a replacement character %q did not send", *in.name, body)
+		}
+		if in.url != nil && len(target.CheckURL(*in.url, false)) > 0 {
+			t.Fatalf("accepted url %q, which breaks %v", *in.url, target.CheckURL(*in.url, false))
 		}
 		if in.basicAuth != nil && (domain.CheckUsername(in.basicAuth.username) != "" || domain.CheckPassword(in.basicAuth.password) != "") {
 			t.Fatalf("accepted basic auth in %q", body)

@@ -23,7 +23,7 @@ func FuzzCheckURL(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, raw string, local bool) {
 		problems := CheckURL(raw, local)
-		if len(problems) > 0 || local {
+		if len(problems) > 0 {
 			return
 		}
 		u, err := url.Parse(raw)
@@ -34,13 +34,35 @@ func FuzzCheckURL(f *testing.F) {
 		if scheme != "http" && scheme != "https" || u.User != nil || u.Fragment != "" || len(raw) > MaxURLLength {
 			t.Fatalf("accepted %q", raw)
 		}
+		host := u.Hostname()
+		// A host whose last label is a number is an address in some
+		// spelling (2130706433, 0x7f.1, 0177.0.0.1): only the dotted or
+		// bracketed forms are taken, in any mode.
+		if _, err := netip.ParseAddr(host); err != nil {
+			labels := strings.Split(strings.TrimSuffix(host, "."), ".")
+			if last := labels[len(labels)-1]; last != "" && strings.IndexFunc(last, func(r rune) bool { return r < '0' || r > '9' }) < 0 {
+				t.Fatalf("accepted the numeric host %q in %q", host, raw)
+			}
+		}
+		if local {
+			// Local mode adds loopback targets on any real port, and
+			// nothing else.
+			if ip, err := netip.ParseAddr(host); err == nil && !Public(ip) && !ip.Unmap().IsLoopback() {
+				t.Fatalf("local mode accepted non-public, non-loopback %s in %q", ip, raw)
+			}
+			if p := u.Port(); p != "" {
+				if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
+					t.Fatalf("local mode accepted port %q in %q", p, raw)
+				}
+			}
+			return
+		}
 		if p := u.Port(); p != "" {
 			n, _ := strconv.Atoi(p)
 			if scheme == "https" && n != 443 || scheme == "http" && n != 80 {
 				t.Fatalf("accepted port %s in %q", p, raw)
 			}
 		}
-		host := u.Hostname()
 		if ip, err := netip.ParseAddr(host); err == nil && !Public(ip) {
 			t.Fatalf("accepted non-public address %s in %q", ip, raw)
 		}
