@@ -83,10 +83,18 @@ func readResponse(raw json.RawMessage, r *wireResponse) error {
 	if err := json.Unmarshal(raw, &fields); err != nil {
 		return err
 	}
-	for key, dst := range map[string]any{"id": &r.ID, "rating": &r.Rating, "comment": &r.Comment, "drivers": &r.Drivers, "custom_fields": &r.CustomFields} {
-		if v, ok := fields[key]; ok {
-			if err := json.Unmarshal(v, dst); err != nil {
-				return fmt.Errorf("%s: %w", key, err)
+	if key := repeatedKey(fields["custom_fields"]); key != "" {
+		return fmt.Errorf("custom_fields: key %q appears twice", shorten(key))
+	}
+	// In a fixed order, so that an event breaking two rules is always
+	// refused for the same one.
+	for _, f := range []struct {
+		key string
+		dst any
+	}{{"id", &r.ID}, {"rating", &r.Rating}, {"comment", &r.Comment}, {"drivers", &r.Drivers}, {"custom_fields", &r.CustomFields}} {
+		if v, ok := fields[f.key]; ok {
+			if err := json.Unmarshal(v, f.dst); err != nil {
+				return fmt.Errorf("%s: %w", f.key, err)
 			}
 		}
 	}
@@ -117,7 +125,9 @@ func repeatedKey(raw json.RawMessage) string {
 		if err != nil || !ok {
 			return ""
 		}
-		if seen[key] {
+		// Decoding turns every lone surrogate escape into U+FFFD, so keys
+		// holding one may differ though they read alike.
+		if seen[key] && !strings.ContainsRune(key, utf8.RuneError) {
 			return key
 		}
 		seen[key] = true
@@ -229,13 +239,20 @@ func Parse(body []byte) (Event, error) {
 // rfc3339 is RFC 3339's date-time (section 5.6), whose "T" and "Z" may be
 // lower case; time.RFC3339 refuses those and takes a comma before the
 // fraction, which RFC 3339 does not.
-var rfc3339 = regexp.MustCompile(`^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2})$`)
+var rfc3339 = regexp.MustCompile(`^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([Zz]|[+-]([01][0-9]|2[0-3]):[0-5][0-9])$`)
 
+// parseTime reads an RFC 3339 date-time; a leap second (23:59:60), which
+// time.Time cannot hold, is read as the second after 23:59:59.
 func parseTime(s string) (time.Time, error) {
 	if !rfc3339.MatchString(s) {
 		return time.Time{}, fmt.Errorf("not an RFC 3339 date-time")
 	}
-	return time.Parse(time.RFC3339, strings.ToUpper(s))
+	s = strings.ToUpper(s)
+	if s[17:19] == "60" {
+		t, err := time.Parse(time.RFC3339, s[:17]+"59"+s[19:])
+		return t.Add(time.Second), err
+	}
+	return time.Parse(time.RFC3339, s)
 }
 
 func customKey(k string) bool {

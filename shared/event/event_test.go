@@ -123,6 +123,9 @@ func TestRules(t *testing.T) {
 		{"lower-case t and z", func(m map[string]any) { m["occurred_at"] = "2026-11-27t10:55:03.25z" }, ""},
 		{"offset", func(m map[string]any) { m["occurred_at"] = "2026-11-27T12:55:03+02:00" }, ""},
 		{"comma fraction", func(m map[string]any) { m["occurred_at"] = "2026-11-27T10:55:03,5Z" }, "occurred_at"},
+		{"offset hour 24", func(m map[string]any) { m["occurred_at"] = "2026-11-27T10:55:03+24:00" }, "occurred_at"},
+		{"offset minute 60", func(m map[string]any) { m["occurred_at"] = "2026-11-27T10:55:03+23:60" }, "occurred_at"},
+		{"leap second", func(m map[string]any) { m["occurred_at"] = "2016-12-31T23:59:60Z" }, ""},
 		{"no zone", func(m map[string]any) { m["occurred_at"] = "2026-11-27T10:55:03" }, "occurred_at"},
 		{"type of wrong JSON type", func(m map[string]any) { m["type"] = 5 }, "not a JSON object of the event schema"},
 		{"too large", func(m map[string]any) {
@@ -154,6 +157,16 @@ func TestRules(t *testing.T) {
 	if e, err := Parse([]byte(`{"version":1,"event_id":"evt_1","type":"rating","account_id":"acc_1","occurred_at":"2026-11-27t10:55:03z",` +
 		`"thermometer":{"id":"th_1","type":"email"},"response":{"id":"rsp_1","rating":"red","Rating":"gold","ID":""}}`)); err != nil || e.Trigger() != "rating.red" || e.ResponseID != "rsp_1" || !e.OccurredAt.Equal(time.Date(2026, 11, 27, 10, 55, 3, 0, time.UTC)) {
 		t.Errorf("keys of another case: %+v, %v; want routed by the exact keys receivers read", e, err)
+	}
+	// Keys that differ only in lone surrogates (which decoding makes alike)
+	// are not repeated; a custom field given twice is.
+	base := `{"version":1,"event_id":"evt_1","type":"rating","account_id":"acc_1","occurred_at":"2026-11-27T10:55:03Z","thermometer":{"id":"th_1","type":"email"},"response":`
+	if _, err := Parse([]byte(base + `{"id":"r","rating":"gold","x\ud800":1,"x\udbff":2}}`)); err != nil {
+		t.Errorf("distinct keys taken for one: %v", err)
+	}
+	var dup *Invalid
+	if _, err := Parse([]byte(base + `{"id":"r","rating":"gold","custom_fields":{"custom_1":"a","custom_1":"b"}}}`)); !errors.As(err, &dup) || !strings.Contains(dup.Reason, `custom_fields: key "custom_1" appears twice`) {
+		t.Errorf("a repeated custom field: %v", err)
 	}
 	var inv *Invalid
 	if _, err := Parse([]byte(`{"version":1,"event_id":"evt_1","type":"rating","account_id":"acc_1","occurred_at":"2026-11-27T10:55:03Z",` +
