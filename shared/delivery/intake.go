@@ -66,6 +66,7 @@ func (h *Handler) handleIntake(ctx context.Context, msgs []Message, rec *metrics
 	// another invalid event.
 	h.parallelN(4, len(setAside), func(i int) {
 		s := setAside[i]
+		defer h.recovered(ctx, s.m, func() { fail(s.m, -1) })
 		m := queue.Message{Body: s.m.Body, Attributes: map[string]string{"reason": s.inv.Reason, "event_id": s.inv.EventID}}
 		attrs := []slog.Attr{slog.String("message_id", s.m.ID), slog.String("event_id", s.inv.EventID), slog.String("reason", s.inv.Reason)}
 		if queue.MessageSize(m) > queue.SmallestMaxMessageSize {
