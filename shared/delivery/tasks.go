@@ -65,7 +65,7 @@ func readTask(body string, t *taskMessage) string {
 			return "a fan-out task needs its event"
 		}
 	default:
-		return fmt.Sprintf("kind %q is neither delivery nor fanout", shortText(t.Kind))
+		return fmt.Sprintf("kind %.64q is neither delivery nor fanout", t.Kind)
 	}
 	return ""
 }
@@ -82,14 +82,6 @@ func (h *Handler) setAside(ctx context.Context, a *attempt, reason string, rec *
 		rec.Count(metrics.StrandedTasks)
 	}
 	a.moveAway = true
-}
-
-// shortText is s cut to 64 bytes, for a log line.
-func shortText(s string) string {
-	if len(s) > 64 {
-		return s[:64] + "…"
-	}
-	return s
 }
 
 // bookkeeping is how much of an invocation's time the attempts of a batch

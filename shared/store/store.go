@@ -36,6 +36,13 @@ const (
 
 func s(v string) types.AttributeValue { return &types.AttributeValueMemberS{Value: v} }
 
+func apiKeyPK(keyHash string) string { return "APIKEY#" + keyHash }
+
+// apiKeyKey is the key of the item of the API key whose hash is keyHash.
+func apiKeyKey(keyHash string) map[string]types.AttributeValue {
+	return map[string]types.AttributeValue{"pk": s(apiKeyPK(keyHash)), "sk": s(apiKeySK)}
+}
+
 // CreateAPIKey stores the hash of a new key for account, creating the account
 // if it does not exist yet. Both writes happen in one transaction, so there is
 // never a key without its account.
@@ -54,7 +61,7 @@ func (st *Store) CreateAPIKey(ctx context.Context, account, keyHash string, now 
 		{Put: &types.Put{
 			TableName: &st.endpointsTable,
 			Item: map[string]types.AttributeValue{
-				"pk": s("APIKEY#" + keyHash), "sk": s(apiKeySK),
+				"pk": s(apiKeyPK(keyHash)), "sk": s(apiKeySK),
 				"account_id": s(account), "created_at": s(at),
 			},
 			// A hash collision of 256-bit random keys does not happen; the
@@ -74,7 +81,7 @@ func (st *Store) CreateAPIKey(ctx context.Context, account, keyHash string, now 
 func (st *Store) RevokeAPIKey(ctx context.Context, keyHash string, now time.Time) error {
 	_, err := st.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 		TableName:                 &st.endpointsTable,
-		Key:                       map[string]types.AttributeValue{"pk": s("APIKEY#" + keyHash), "sk": s(apiKeySK)},
+		Key:                       apiKeyKey(keyHash),
 		UpdateExpression:          aws.String("SET revoked_at = if_not_exists(revoked_at, :t)"),
 		ConditionExpression:       aws.String("attribute_exists(pk)"),
 		ExpressionAttributeValues: map[string]types.AttributeValue{":t": s(now.UTC().Format(time.RFC3339))},
@@ -95,7 +102,7 @@ func (st *Store) RevokeAPIKey(ctx context.Context, keyHash string, now time.Time
 func (st *Store) AccountByKeyHash(ctx context.Context, keyHash string) (string, error) {
 	out, err := st.db.GetItem(ctx, &dynamodb.GetItemInput{
 		TableName:      &st.endpointsTable,
-		Key:            map[string]types.AttributeValue{"pk": s("APIKEY#" + keyHash), "sk": s(apiKeySK)},
+		Key:            apiKeyKey(keyHash),
 		ConsistentRead: aws.Bool(true),
 	})
 	if err != nil {

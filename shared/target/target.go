@@ -149,14 +149,14 @@ func CheckURL(raw string, localMode bool) []string {
 			problems = append(problems, "host "+host+" is a loopback name")
 		}
 	}
-	if port := u.Port(); port != "" && localMode && loopback {
-		// Any port on this machine, but a port there can be.
-		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
-			problems = append(problems, "port must be 1-65535")
-		}
-	} else if port != "" {
+	if port := u.Port(); port != "" {
 		n, err := strconv.Atoi(port)
 		switch {
+		case localMode && loopback:
+			// Any port on this machine, but a port there can be.
+			if err != nil || n < 1 || n > 65535 {
+				problems = append(problems, "port must be 1-65535")
+			}
 		case err != nil:
 			problems = append(problems, "port must be a number")
 		case scheme == "https" && n != 443:
@@ -164,7 +164,7 @@ func CheckURL(raw string, localMode bool) []string {
 		case scheme == "http" && n != 80:
 			problems = append(problems, "only port 80 is allowed for http")
 		}
-	} else if u.Port() == "" && strings.HasSuffix(u.Host, ":") {
+	} else if strings.HasSuffix(u.Host, ":") {
 		problems = append(problems, "port must not be empty")
 	}
 	return problems
