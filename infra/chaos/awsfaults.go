@@ -301,15 +301,10 @@ func (f *awsFaults) made() (total, faulted int) {
 
 // report prints what was injected.
 func (f *awsFaults) report(w io.Writer) {
+	total, faulted := f.made()
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	faulted := 0
-	for _, ops := range f.counts {
-		for _, n := range ops {
-			faulted += n
-		}
-	}
-	fmt.Fprintf(w, "  AWS requests of the functions %d, failed on purpose %d\n", f.total, faulted)
+	fmt.Fprintf(w, "  AWS requests of the functions %d, failed on purpose %d\n", total, faulted)
 	for _, fault := range []string{faultRefused, faultThrottled, faultLost, faultPartial, faultOutage} {
 		ops := f.counts[fault]
 		if len(ops) == 0 {
