@@ -52,7 +52,9 @@ revoke-api-key: $(BIN)/apikey ## revoke the API key read from standard input (ma
 sam-env: ## write .local/sam-env.json, a deployed stack's function environment for `sam local invoke --env-vars` (make sam-env STACK=name AWS_ENDPOINT_URL=)
 	@STACK=$(STACK) $(GO) run ./infra/samenv
 
-lint: ## gofmt, go vet, cfn-lint and the OpenAPI document
+lint: ## gofmt, go vet, cfn-lint, the OpenAPI document, and no build output among the tracked files
+	@big=$$(git ls-files -z 2>/dev/null | xargs -0 -r stat -c '%s %n' 2>/dev/null | awk '$$1 > 1048576 {print $$2}'); \
+		if [ -n "$$big" ]; then echo "tracked files over 1 MiB (build output?): $$big"; exit 1; fi
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 		if [ -n "$$unformatted" ]; then echo "gofmt would change: $$unformatted"; exit 1; fi
 	$(GO) vet ./...
