@@ -64,6 +64,7 @@ type (
 		GetEndpoint(ctx context.Context, account, id string) (domain.Endpoint, error)
 		SaveEndpoint(ctx context.Context, e domain.Endpoint, previous []domain.Thermometer) error
 		DeleteLink(ctx context.Context, account, thermometer, endpointID string) error
+		RepairLink(ctx context.Context, e domain.Endpoint, thermometer string) error
 	}
 	messageQueue interface {
 		SendBatch(ctx context.Context, url string, msgs []queue.Message) error

@@ -328,6 +328,19 @@ func (h *Handler) prepareAndSend(ctx context.Context, a *attempt, rec *metrics.R
 	case !ep.Enabled:
 		h.stop(ctx, a, "endpoint disabled", rec)
 		return
+	case d.AttemptCount == 0 && d.RoundStart <= 1 && !ep.Links(d.ThermometerID):
+		// Fan-out found a link the endpoint no longer has: the account
+		// holder unlinked the thermometer meanwhile, or a write of the
+		// endpoint stopped between its transactions and left the link.
+		// Only the first attempt is checked: a retry's event matched when
+		// it was first sent, and a redelivery is asked for.
+		h.stop(ctx, a, "thermometer no longer linked to the endpoint", rec)
+		h.repairLink(ctx, ep, d.ThermometerID)
+		return
+	case d.AttemptCount == 0 && d.RoundStart <= 1 && !domain.MatchesTrigger(ep.Triggers, d.Trigger):
+		h.stop(ctx, a, "endpoint no longer triggered by "+d.Trigger, rec)
+		h.repairLink(ctx, ep, d.ThermometerID)
+		return
 	}
 	a.ep = ep
 	body := []byte(a.task.Payload)
@@ -488,6 +501,14 @@ func (h *Handler) stop(ctx context.Context, a *attempt, reason string, rec *metr
 	a.done = true
 	rec.Count(metrics.DeliveryFailures)
 	h.logAttrs(ctx, slog.LevelInfo, "delivery stopped", slog.String("delivery_id", d.ID), slog.String("endpoint_id", d.EndpointID), slog.String("reason", reason))
+}
+
+// repairLink brings the link that made a delivery in line with the
+// endpoint, so that later events follow the endpoint as it is.
+func (h *Handler) repairLink(ctx context.Context, ep domain.Endpoint, thermometer string) {
+	if err := h.Store.RepairLink(ctx, ep, thermometer); err != nil {
+		h.logAttrs(ctx, slog.LevelWarn, "link not repaired", slog.String("endpoint_id", ep.ID), slog.String("error", err.Error()))
+	}
 }
 
 // settle records the attempt's outcome on the delivery (and, when it

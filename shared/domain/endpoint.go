@@ -77,6 +77,16 @@ func (e Endpoint) Status() string {
 	}
 }
 
+// Links reports whether e is linked to thermometer.
+func (e Endpoint) Links(thermometer string) bool {
+	for _, th := range e.Thermometers {
+		if th.ID == thermometer {
+			return true
+		}
+	}
+	return false
+}
+
 // Limits of endpoint fields.
 const (
 	MaxNameLength            = 100

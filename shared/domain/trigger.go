@@ -1,6 +1,9 @@
 package domain
 
-import "strconv"
+import (
+	"strconv"
+	"strings"
+)
 
 // Event types and ratings of the response-event schema (API.md sections 1-2).
 var (
@@ -33,6 +36,12 @@ func Matches(triggers []string, eventType, rating string) bool {
 		}
 	}
 	return false
+}
+
+// MatchesTrigger is Matches for an event's own trigger, type.rating.
+func MatchesTrigger(triggers []string, trigger string) bool {
+	eventType, rating, ok := strings.Cut(trigger, ".")
+	return ok && Matches(triggers, eventType, rating)
 }
 
 // CheckTriggers adds to v every rule triggers breaks.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -225,12 +226,9 @@ func (st *Store) write(ctx context.Context, e domain.Endpoint, previous []domain
 	if !remove {
 		for _, th := range e.Thermometers {
 			current[th.ID] = true
-			link := item
-			link.PK, link.Thermometer = linkPK(e.AccountID, th.ID), &thermometerAtt{ID: th.ID, Name: th.Name, Type: th.Type}
-			link.Thermometers = nil // the endpoint item holds the list
-			lav, err := attributevalue.MarshalMap(link)
+			lav, err := linkItem(item, th)
 			if err != nil {
-				return fmt.Errorf("encode link %s/%s: %w", e.ID, th.ID, err)
+				return err
 			}
 			ops = append(ops, types.TransactWriteItem{Put: &types.Put{TableName: &st.endpointsTable, Item: lav}})
 		}
@@ -262,6 +260,17 @@ func (st *Store) write(ctx context.Context, e domain.Endpoint, previous []domain
 		chunk = chunk[n:]
 	}
 	return nil
+}
+
+// linkItem is the link of the endpoint item to thermometer th.
+func linkItem(item endpointItem, th domain.Thermometer) (map[string]types.AttributeValue, error) {
+	item.PK, item.Thermometer = linkPK(item.AccountID, th.ID), &thermometerAtt{ID: th.ID, Name: th.Name, Type: th.Type}
+	item.Thermometers = nil // the endpoint item holds the list
+	av, err := attributevalue.MarshalMap(item)
+	if err != nil {
+		return nil, fmt.Errorf("encode link %s/%s: %w", item.ID, th.ID, err)
+	}
+	return av, nil
 }
 
 func (st *Store) conflictOrGone(ctx context.Context, e domain.Endpoint) error {
@@ -330,6 +339,40 @@ func (st *Store) DeleteLink(ctx context.Context, account, thermometer, endpointI
 	})
 	if err != nil {
 		return fmt.Errorf("delete link %s/%s of endpoint %s: %w", account, thermometer, endpointID, err)
+	}
+	return nil
+}
+
+// RepairLink brings the link of thermometer to e in line with e, as read
+// from its own item: written anew if e links thermometer, deleted if not.
+// A link is left as it is when a later version of the endpoint wrote it,
+// so a repair never undoes a newer write. It mends what a write of an
+// endpoint with more than 99 changes of links leaves when it stops between
+// its transactions.
+func (st *Store) RepairLink(ctx context.Context, e domain.Endpoint, thermometer string) error {
+	key := map[string]types.AttributeValue{"pk": s(linkPK(e.AccountID, thermometer)), "sk": s(endpointPrefix + e.ID)}
+	version := map[string]types.AttributeValue{":v": &types.AttributeValueMemberN{Value: fmt.Sprint(e.Version)}}
+	var err error
+	if i := slices.IndexFunc(e.Thermometers, func(th domain.Thermometer) bool { return th.ID == thermometer }); i >= 0 {
+		var av map[string]types.AttributeValue
+		if av, err = linkItem(toItem(e), e.Thermometers[i]); err != nil {
+			return err
+		}
+		_, err = st.db.PutItem(ctx, &dynamodb.PutItemInput{
+			TableName: &st.endpointsTable, Item: av,
+			ConditionExpression:       aws.String("attribute_not_exists(pk) OR version < :v"),
+			ExpressionAttributeValues: version,
+		})
+	} else {
+		_, err = st.db.DeleteItem(ctx, &dynamodb.DeleteItemInput{
+			TableName: &st.endpointsTable, Key: key,
+			ConditionExpression:       aws.String("version <= :v"),
+			ExpressionAttributeValues: version,
+		})
+	}
+	var ccf *types.ConditionalCheckFailedException
+	if err != nil && !errors.As(err, &ccf) {
+		return fmt.Errorf("repair link %s/%s of endpoint %s: %w", e.AccountID, thermometer, e.ID, err)
 	}
 	return nil
 }

@@ -1,0 +1,126 @@
+package delivery_test
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	dbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/customerthermometer/webhooks/shared/awstest"
+	"github.com/customerthermometer/webhooks/shared/domain"
+	"github.com/customerthermometer/webhooks/shared/ids"
+)
+
+// TestAStaleLinkIsCheckedAndRepaired: a write of an endpoint that stopped
+// between its transactions leaves links as they were. An event fanned out
+// through such a link is not sent (the endpoint no longer asks for it), and
+// the link is brought in line with the endpoint, so the next events follow
+// the endpoint as it is.
+func TestAStaleLinkIsCheckedAndRepaired(t *testing.T) {
+	hs := newHarness(t, time.Second)
+	ctx := context.Background()
+	rc := newReceiver(t, 200)
+	ep, _ := hs.endpoint(rc.URL, []string{"*"}, false, "th_kept", "th_dropped")
+	stale := []map[string]dbtypes.AttributeValue{hs.linkItem(ep, "th_kept"), hs.linkItem(ep, "th_dropped")}
+	cur := ep
+	cur.Triggers, cur.Thermometers = []string{"rating.red"}, ep.Thermometers[:1]
+	if err := hs.st.SaveEndpoint(ctx, cur, ep.Thermometers); err != nil {
+		t.Fatal(err)
+	}
+	for _, it := range stale { // as if the links' transaction had failed
+		hs.putItem(it)
+	}
+
+	hs.intake(hs.event("evt_stale_trigger", "rating", "gold", "th_kept"), hs.event("evt_stale_link", "rating", "red", "th_dropped"))
+	hs.drainUntil(func() bool {
+		a, _ := hs.deliveryOf("evt_stale_trigger", ep)
+		b, _ := hs.deliveryOf("evt_stale_link", ep)
+		return a.Status == domain.DeliveryFailed && b.Status == domain.DeliveryFailed
+	}, 1500*time.Millisecond)
+	if rc.count() != 0 {
+		t.Errorf("the receiver got %d webhooks the endpoint no longer asks for", rc.count())
+	}
+	if d, _ := hs.deliveryOf("evt_stale_trigger", ep); d.LastError != "endpoint no longer triggered by rating.gold" || d.AttemptCount != 0 {
+		t.Errorf("delivery through the stale trigger: %+v", d)
+	}
+	if d, _ := hs.deliveryOf("evt_stale_link", ep); d.LastError != "thermometer no longer linked to the endpoint" || d.AttemptCount != 0 {
+		t.Errorf("delivery through the stale link: %+v", d)
+	}
+	if linked, _, err := hs.st.LinkedEndpointsPage(ctx, hs.account, "th_dropped", "", 10); err != nil || len(linked) != 0 {
+		t.Errorf("the dropped thermometer's link is left: %+v (%v)", linked, err)
+	}
+	if linked, _, err := hs.st.LinkedEndpointsPage(ctx, hs.account, "th_kept", "", 10); err != nil || len(linked) != 1 ||
+		!slices.Equal(linked[0].Triggers, []string{"rating.red"}) || linked[0].Version != 2 {
+		t.Errorf("the kept thermometer's link is not repaired: %+v (%v)", linked, err)
+	}
+
+	// The repaired links follow the endpoint.
+	hs.intake(hs.event("evt_after_gold", "rating", "gold", "th_kept"), hs.event("evt_after_dropped", "rating", "red", "th_dropped"),
+		hs.event("evt_after_red", "rating", "red", "th_kept"))
+	for _, id := range []string{"evt_after_gold", "evt_after_dropped"} {
+		if d, err := hs.st.GetDelivery(ctx, hs.account, ids.Derived("dlv", hs.account, id, ep.ID)); !errors.Is(err, domain.ErrNotFound) {
+			t.Errorf("%s still made a delivery: %+v (%v)", id, d, err)
+		}
+	}
+	hs.drainUntil(func() bool { return rc.count() == 1 }, 1500*time.Millisecond)
+	if d, _ := hs.deliveryOf("evt_after_red", ep); d.Status != domain.DeliveryDelivered || rc.count() != 1 {
+		t.Errorf("a matching event after the repair: %+v, %d webhooks", d, rc.count())
+	}
+}
+
+// TestARetryOutlivesAChangeOfTriggers: the link is checked before the first
+// attempt only. An event that matched when it was fanned out and first sent
+// is retried to the end; disabling or deleting the endpoint stops it.
+func TestARetryOutlivesAChangeOfTriggers(t *testing.T) {
+	hs := newHarness(t, 4*time.Second)
+	ctx := context.Background()
+	rc := newReceiver(t, 500, 200)
+	ep, _ := hs.endpoint(rc.URL, []string{"*"}, false, "th_1")
+	hs.intake(hs.event("evt_retry_triggers", "comment", "amber", "th_1"))
+	hs.drainUntil(func() bool { return rc.count() >= 1 }, 300*time.Millisecond)
+	cur, err := hs.st.GetEndpoint(ctx, hs.account, ep.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cur.Triggers, cur.Thermometers = []string{"rating.red"}, nil
+	if err := hs.st.SaveEndpoint(ctx, cur, ep.Thermometers); err != nil {
+		t.Fatal(err)
+	}
+	if rc.count() != 1 {
+		t.Fatalf("%d attempts before the triggers changed, want 1", rc.count())
+	}
+	hs.drainUntil(func() bool { return rc.count() >= 2 }, 1500*time.Millisecond)
+	if d, _ := hs.deliveryOf("evt_retry_triggers", ep); d.Status != domain.DeliveryDelivered || d.AttemptCount != 2 {
+		t.Errorf("retry after the triggers changed: %+v, %d webhooks", d, rc.count())
+	}
+}
+
+// linkItem reads the stored link of e to thermometer as it is.
+func (hs *harness) linkItem(e domain.Endpoint, thermometer string) map[string]dbtypes.AttributeValue {
+	hs.t.Helper()
+	table := awstest.LoadStack(hs.t).Outputs["EndpointsTableName"]
+	out, err := dynamodb.NewFromConfig(awstest.Config(hs.t)).GetItem(context.Background(), &dynamodb.GetItemInput{
+		TableName: &table,
+		Key: map[string]dbtypes.AttributeValue{
+			"pk": &dbtypes.AttributeValueMemberS{Value: "ACCOUNT#" + e.AccountID + "#THERMOMETER#" + thermometer},
+			"sk": &dbtypes.AttributeValueMemberS{Value: "ENDPOINT#" + e.ID},
+		},
+	})
+	if err != nil || out.Item == nil {
+		hs.t.Fatalf("link %s of %s: %v", thermometer, e.ID, err)
+	}
+	return out.Item
+}
+
+// putItem writes item to the endpoints table as it is.
+func (hs *harness) putItem(item map[string]dbtypes.AttributeValue) {
+	hs.t.Helper()
+	table := awstest.LoadStack(hs.t).Outputs["EndpointsTableName"]
+	if _, err := dynamodb.NewFromConfig(awstest.Config(hs.t)).PutItem(context.Background(), &dynamodb.PutItemInput{TableName: &table, Item: item}); err != nil {
+		hs.t.Fatal(err)
+	}
+}
