@@ -243,7 +243,8 @@ func (st *Store) write(ctx context.Context, e domain.Endpoint, previous []domain
 	// The first transaction holds the endpoint item and its condition, so a
 	// conflicting write changes nothing. An endpoint with more than 99 links
 	// needs further transactions; should one of them fail, the next write
-	// of the endpoint rewrites every link.
+	// of the endpoint rewrites every link, and a delivery made through a
+	// link left stale repairs it (RepairLink).
 	for i, chunk := 0, ops; len(chunk) > 0; i++ {
 		n := min(len(chunk), maxTransactItems)
 		_, err := st.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: chunk[:n]})

@@ -221,3 +221,59 @@ func linked(t *testing.T, st *store.Store, account, thermometer string) ([]domai
 		after = next
 	}
 }
+
+// TestRepairLinkNeverUndoesANewerWrite: a repair made from an endpoint read
+// before a later write leaves that write's links alone; one made from the
+// endpoint as it is brings the link in line.
+func TestRepairLinkNeverUndoesANewerWrite(t *testing.T) {
+	st := newStore(t)
+	ctx := context.Background()
+	account := uniqueAccount()
+	e := newEndpoint(account, 0)
+	e.Thermometers = []domain.Thermometer{{ID: "th_1", Name: "One", Type: "email"}, {ID: "th_2", Name: "Two", Type: "email"}}
+	if err := st.CreateEndpoint(ctx, e); err != nil {
+		t.Fatal(err)
+	}
+	old, err := st.GetEndpoint(ctx, account, e.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cur := old
+	cur.Triggers = []string{"*"}
+	if err := st.SaveEndpoint(ctx, cur, old.Thermometers); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.RepairLink(ctx, old, "th_1"); err != nil {
+		t.Fatal(err)
+	}
+	if l, err := linked(t, st, account, "th_1"); err != nil || len(l) != 1 || l[0].Version != 2 || len(l[0].Triggers) != 1 || l[0].Triggers[0] != "*" {
+		t.Errorf("a repair from an older read rewrote the link: %+v (%v)", l, err)
+	}
+	unlinked := old
+	unlinked.Thermometers = old.Thermometers[:1]
+	if err := st.RepairLink(ctx, unlinked, "th_2"); err != nil {
+		t.Fatal(err)
+	}
+	if l, err := linked(t, st, account, "th_2"); err != nil || len(l) != 1 {
+		t.Errorf("a repair from an older read deleted the link: %+v (%v)", l, err)
+	}
+
+	// From the endpoint as it is (version 2): th_2 is unlinked there, and
+	// th_1's link is put back from the endpoint when it is missing.
+	cur, _ = st.GetEndpoint(ctx, account, e.ID)
+	cur.Thermometers = cur.Thermometers[:1]
+	if err := st.DeleteLink(ctx, account, "th_1", e.ID); err != nil {
+		t.Fatal(err)
+	}
+	for _, th := range []string{"th_1", "th_2"} {
+		if err := st.RepairLink(ctx, cur, th); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if l, err := linked(t, st, account, "th_2"); err != nil || len(l) != 0 {
+		t.Errorf("th_2's link left: %+v (%v)", l, err)
+	}
+	if l, err := linked(t, st, account, "th_1"); err != nil || len(l) != 1 || l[0].Version != 2 || l[0].Thermometers[0].Name != "One" {
+		t.Errorf("th_1's link not put back: %+v (%v)", l, err)
+	}
+}
