@@ -45,26 +45,27 @@ func (e *Invalid) Error() string { return "invalid event: " + e.Reason }
 
 var idPattern = regexp.MustCompile(`^[A-Za-z0-9_.:-]{1,128}$`)
 
+// The parts of an event the service reads. They are read by exact key
+// (readObject): encoding/json matches struct fields regardless of case, so
+// {"rating":"red","Rating":"gold"} would be routed as gold and arrive as
+// red, and {"EVENT_ID":"e"} would stand for the event_id the contract
+// requires.
 type wire struct {
-	Version     *int            `json:"version"`
-	EventID     *string         `json:"event_id"`
-	Type        *string         `json:"type"`
-	AccountID   *string         `json:"account_id"`
-	OccurredAt  *string         `json:"occurred_at"`
-	Thermometer *wireTherm      `json:"thermometer"`
-	Response    json.RawMessage `json:"response"`
+	Version     *int
+	EventID     *string
+	Type        *string
+	AccountID   *string
+	OccurredAt  *string
+	Thermometer json.RawMessage
+	Response    json.RawMessage
 }
 
 type wireTherm struct {
-	ID   *string `json:"id"`
-	Name *string `json:"name"`
-	Type *string `json:"type"`
+	ID   *string
+	Name *string
+	Type *string
 }
 
-// wireResponse is the part of the response the service reads. It is read
-// by exact key, as receivers read the response they get unchanged:
-// encoding/json matches struct fields regardless of case, so
-// {"rating":"red","Rating":"gold"} would be routed as gold and arrive as red.
 type wireResponse struct {
 	ID           *string
 	Rating       *string
@@ -73,29 +74,48 @@ type wireResponse struct {
 	CustomFields map[string]*string
 }
 
-// readResponse reads raw, a JSON object, into r by exact key; it names the
-// first thing that does not fit.
-func readResponse(raw json.RawMessage, r *wireResponse) error {
+// field is where readObject puts the value of key.
+type field struct {
+	key string
+	dst any
+}
+
+// readObject reads raw, a JSON object, into fields by exact key, in their
+// order (so that an event breaking two rules is always refused for the same
+// one); it names the first thing that does not fit. A key given twice is
+// refused: parsers differ on which of the two they keep.
+func readObject(raw json.RawMessage, fields ...field) error {
 	if key := repeatedKey(raw); key != "" {
 		return fmt.Errorf("key %q appears twice", shorten(key))
 	}
-	var fields map[string]json.RawMessage
-	if err := json.Unmarshal(raw, &fields); err != nil {
+	var values map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &values); err != nil {
 		return err
 	}
-	if key := repeatedKey(fields["custom_fields"]); key != "" {
-		return fmt.Errorf("custom_fields: key %q appears twice", shorten(key))
-	}
-	// In a fixed order, so that an event breaking two rules is always
-	// refused for the same one.
-	for _, f := range []struct {
-		key string
-		dst any
-	}{{"id", &r.ID}, {"rating", &r.Rating}, {"comment", &r.Comment}, {"drivers", &r.Drivers}, {"custom_fields", &r.CustomFields}} {
-		if v, ok := fields[f.key]; ok {
+	for _, f := range fields {
+		if v, ok := values[f.key]; ok {
 			if err := json.Unmarshal(v, f.dst); err != nil {
 				return fmt.Errorf("%s: %w", f.key, err)
 			}
+		}
+	}
+	return nil
+}
+
+// readResponse reads raw, a JSON object, into r by exact key; it names the
+// first thing that does not fit.
+func readResponse(raw json.RawMessage, r *wireResponse) error {
+	var custom json.RawMessage
+	if err := readObject(raw, field{"id", &r.ID}, field{"rating", &r.Rating}, field{"comment", &r.Comment},
+		field{"drivers", &r.Drivers}, field{"custom_fields", &custom}); err != nil {
+		return err
+	}
+	if len(custom) > 0 {
+		if err := readObject(custom); err != nil {
+			return fmt.Errorf("custom_fields: %w", err)
+		}
+		if err := json.Unmarshal(custom, &r.CustomFields); err != nil {
+			return fmt.Errorf("custom_fields: %w", err)
 		}
 	}
 	for i, d := range r.Drivers {
@@ -154,7 +174,9 @@ func Parse(body []byte) (Event, error) {
 		return Event{}, &Invalid{Reason: "body is not valid UTF-8"}
 	}
 	var w wire
-	if err := json.Unmarshal(body, &w); err != nil {
+	if err := readObject(body, field{"version", &w.Version}, field{"event_id", &w.EventID}, field{"type", &w.Type},
+		field{"account_id", &w.AccountID}, field{"occurred_at", &w.OccurredAt}, field{"thermometer", &w.Thermometer},
+		field{"response", &w.Response}); err != nil {
 		return Event{}, &Invalid{EventID: peekID(body), Reason: "body is not a JSON object of the event schema: " + shorten(err.Error())}
 	}
 	inv := func(format string, args ...any) error {
@@ -189,10 +211,13 @@ func Parse(body []byte) (Event, error) {
 	if err != nil {
 		return e, inv("occurred_at %q is not an RFC 3339 time", shorten(*w.OccurredAt))
 	}
-	if w.Thermometer == nil {
+	if isNull(w.Thermometer) {
 		return e, inv("thermometer is required")
 	}
-	th := w.Thermometer
+	var th wireTherm
+	if err := readObject(w.Thermometer, field{"id", &th.ID}, field{"name", &th.Name}, field{"type", &th.Type}); err != nil {
+		return e, inv("thermometer does not match the schema: %s", shorten(err.Error()))
+	}
 	switch {
 	case th.ID == nil:
 		return e, inv("thermometer.id is required")
@@ -203,7 +228,7 @@ func Parse(body []byte) (Event, error) {
 	case *th.Type != "email" && *th.Type != "embedded":
 		return e, inv("thermometer.type %q is not email or embedded", shorten(*th.Type))
 	}
-	if len(w.Response) == 0 || bytes.Equal(bytes.TrimSpace(w.Response), []byte("null")) {
+	if isNull(w.Response) {
 		return e, inv("response is required")
 	}
 	var r wireResponse
@@ -255,6 +280,11 @@ func parseTime(s string) (time.Time, error) {
 	return time.Parse(time.RFC3339, s)
 }
 
+// isNull reports whether raw, a value read by readObject, is absent or null.
+func isNull(raw json.RawMessage) bool {
+	return len(raw) == 0 || bytes.Equal(raw, []byte("null"))
+}
+
 func customKey(k string) bool {
 	n, ok := strings.CutPrefix(k, "custom_")
 	if !ok {
@@ -278,14 +308,12 @@ func compact(raw json.RawMessage) json.RawMessage {
 
 // peekID finds the event id of a body that is not fully valid, for the log.
 func peekID(body []byte) string {
-	var p struct {
-		EventID any `json:"event_id"`
+	var values map[string]json.RawMessage
+	var id string
+	if json.Unmarshal(body, &values) != nil || json.Unmarshal(values["event_id"], &id) != nil {
+		return ""
 	}
-	_ = json.Unmarshal(body, &p)
-	if s, ok := p.EventID.(string); ok {
-		return shorten(s)
-	}
-	return ""
+	return shorten(id)
 }
 
 func shorten(s string) string {

@@ -120,6 +120,11 @@ func TestRules(t *testing.T) {
 		{"rating of another case only", func(m map[string]any) {
 			m["response"] = map[string]any{"id": "r", "Rating": "gold"}
 		}, "response.rating is required"},
+		{"event_id of another case only", func(m map[string]any) { m["EVENT_ID"] = m["event_id"]; delete(m, "event_id") }, "event_id is required"},
+		{"account_id of another case only", func(m map[string]any) { m["Account_Id"] = m["account_id"]; delete(m, "account_id") }, "account_id is required"},
+		{"thermometer id of another case only", func(m map[string]any) { m["thermometer"] = map[string]any{"ID": "th_1", "type": "email"} }, "thermometer.id is required"},
+		{"thermometer null", func(m map[string]any) { m["thermometer"] = nil }, "thermometer is required"},
+		{"thermometer not an object", func(m map[string]any) { m["thermometer"] = "th_1" }, "thermometer does not match the schema"},
 		{"lower-case t and z", func(m map[string]any) { m["occurred_at"] = "2026-11-27t10:55:03.25z" }, ""},
 		{"offset", func(m map[string]any) { m["occurred_at"] = "2026-11-27T12:55:03+02:00" }, ""},
 		{"comma fraction", func(m map[string]any) { m["occurred_at"] = "2026-11-27T10:55:03,5Z" }, "occurred_at"},
@@ -172,5 +177,13 @@ func TestRules(t *testing.T) {
 	if _, err := Parse([]byte(`{"version":1,"event_id":"evt_1","type":"rating","account_id":"acc_1","occurred_at":"2026-11-27T10:55:03Z",` +
 		`"thermometer":{"id":"th_1","type":"email"},"response":{"id":"rsp_1","rating":"red","rating":"gold"}}`)); !errors.As(err, &inv) || !strings.Contains(inv.Reason, `key "rating" appears twice`) {
 		t.Errorf("a repeated key: %v", err)
+	}
+	for _, body := range []string{
+		`{"version":1,"event_id":"evt_1","type":"rating","type":"driver","account_id":"acc_1","occurred_at":"2026-11-27T10:55:03Z","thermometer":{"id":"th_1","type":"email"},"response":{"id":"rsp_1","rating":"red"}}`,
+		`{"version":1,"event_id":"evt_1","type":"rating","account_id":"acc_1","occurred_at":"2026-11-27T10:55:03Z","thermometer":{"id":"th_1","type":"email","type":"embedded"},"response":{"id":"rsp_1","rating":"red"}}`,
+	} {
+		if _, err := Parse([]byte(body)); !errors.As(err, &inv) || !strings.Contains(inv.Reason, `key "type" appears twice`) {
+			t.Errorf("a repeated key outside the response: %v", err)
+		}
 	}
 }

@@ -35,6 +35,7 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte(`null`))
 	f.Add([]byte(`{"version":1,"event_id":"e","type":"rating","account_id":"a","occurred_at":"2026-11-27t10:55:03z","thermometer":{"id":"t","type":"email"},"response":{"id":"r","rating":"red","Rating":"gold"}}`))
 	f.Add([]byte(`{"version":1,"event_id":"e","type":"rating","account_id":"a","occurred_at":"2026-11-27T10:55:03Z","thermometer":{"id":"t","type":"email"},"response":{"id":"r","rating":"red","rating":"gold"}}`))
+	f.Add([]byte(`{"version":1,"EVENT_ID":"e","type":"rating","account_id":"a","occurred_at":"2026-11-27T10:55:03Z","thermometer":{"ID":"t","id":"u","type":"email"},"response":{"id":"r","rating":"red"}}`))
 	// One rule broken each, so that the seeds alone catch a rule dropped.
 	for _, change := range [][2]string{
 		{`"account_id":"a"`, `"account_id":"a b"`}, {`"type":"email"`, `"type":"sms"`},
@@ -56,12 +57,16 @@ func FuzzParse(f *testing.F) {
 			!domain.ValidAccountID(e.AccountID) || e.Thermometer.Type != "email" && e.Thermometer.Type != "embedded" || len(body) > MaxSize || e.OccurredAt.IsZero() {
 			t.Fatalf("accepted an event that breaks the rules: %+v", e)
 		}
-		// occurred_at as sent was an RFC 3339 date-time.
-		var w struct {
-			OccurredAt string `json:"occurred_at"`
+		// occurred_at as sent (by exact key) was an RFC 3339 date-time, and
+		// the ids are the exact keys' values.
+		var top, th map[string]json.RawMessage
+		var at, id, account, thID string
+		if json.Unmarshal(body, &top) != nil || json.Unmarshal(top["occurred_at"], &at) != nil || json.Unmarshal(top["event_id"], &id) != nil ||
+			json.Unmarshal(top["account_id"], &account) != nil || json.Unmarshal(top["thermometer"], &th) != nil || json.Unmarshal(th["id"], &thID) != nil {
+			t.Fatalf("accepted a body without the exact keys: %q", body)
 		}
-		if json.Unmarshal(body, &w) == nil && !dateTime.MatchString(w.OccurredAt) {
-			t.Fatalf("accepted occurred_at %q", w.OccurredAt)
+		if !dateTime.MatchString(at) || id != e.ID || account != e.AccountID || thID != e.Thermometer.ID {
+			t.Fatalf("accepted occurred_at %q, ids %q %q %q for %+v", at, id, account, thID, e)
 		}
 		// Custom fields (by exact key, as receivers read them): at most 12,
 		// named custom_1 … custom_12, strings.
