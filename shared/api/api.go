@@ -4,11 +4,13 @@ import (
 	"context"
 	_ "embed"
 	"errors"
+	"fmt"
 	"log/slog"
 	"math"
 	"net/http"
 	"net/netip"
 	"path"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"time"
@@ -138,6 +140,28 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := h.Now()
 	rw := &responseWriter{ResponseWriter: w}
 	var pattern string
+	defer func() {
+		// A bug that panics fails its own request with the contract's
+		// internal error, rather than the function and API Gateway's
+		// shapeless 502 (and, in local mode, every request in flight).
+		if v := recover(); v != nil {
+			h.Logger.LogAttrs(r.Context(), slog.LevelError, "panic serving request",
+				slog.String("route", pattern), slog.String("panic", truncate(fmt.Sprint(v), 200)),
+				slog.String("stack", string(debug.Stack())), slog.String("request_id", r.Header.Get("X-Request-Id")))
+			if rw.status == 0 {
+				h.writeError(rw, r, domain.Errorf(domain.CodeInternal, "internal error"))
+			}
+		}
+		h.Logger.LogAttrs(r.Context(), slog.LevelInfo, "request",
+			slog.String("method", r.Method),
+			slog.String("route", pattern),
+			slog.String("path", truncate(r.URL.Path, 200)),
+			slog.Int("status", rw.status),
+			slog.Int64("duration_ms", h.Now().Sub(start).Milliseconds()),
+			slog.String("account_id", rw.account),
+			slog.String("request_id", r.Header.Get("X-Request-Id")),
+		)
+	}()
 	if p := r.URL.EscapedPath(); !canonical(p) {
 		// ServeMux would answer a text/html redirect to the cleaned path,
 		// before any key is checked; such a path names no route.
@@ -161,15 +185,6 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// ServeMux.ServeHTTP, not route: it sets the path values ({id}).
 		h.mux.ServeHTTP(rw, r)
 	}
-	h.Logger.LogAttrs(r.Context(), slog.LevelInfo, "request",
-		slog.String("method", r.Method),
-		slog.String("route", pattern),
-		slog.String("path", truncate(r.URL.Path, 200)),
-		slog.Int("status", rw.status),
-		slog.Int64("duration_ms", h.Now().Sub(start).Milliseconds()),
-		slog.String("account_id", rw.account),
-		slog.String("request_id", r.Header.Get("X-Request-Id")),
-	)
 }
 
 // canonical reports whether ServeMux routes path as it is: it redirects any
