@@ -6,6 +6,7 @@ import (
 	"context"
 	"log/slog"
 	"os"
+	"runtime/debug"
 	"time"
 
 	"github.com/aws/aws-lambda-go/lambda"
@@ -36,6 +37,9 @@ func main() {
 		fail("configuration", err)
 	}
 	cfg.WarnRaisedRetention(logger)
+	if limit := config.MemoryLimit(os.LookupEnv); limit > 0 {
+		debug.SetMemoryLimit(limit)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	awsCfg, err := awsconfig.LoadDefaultConfig(ctx)

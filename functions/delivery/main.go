@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"os"
+	"runtime/debug"
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
@@ -34,6 +35,9 @@ func main() {
 		os.Exit(1)
 	}
 	cfg.WarnRaisedRetention(logger)
+	if limit := config.MemoryLimit(os.LookupEnv); limit > 0 {
+		debug.SetMemoryLimit(limit)
+	}
 	awsCfg, err := awsconfig.LoadDefaultConfig(context.Background())
 	if err != nil {
 		logger.Error("start-up failed: aws config", slog.String("error", err.Error()))

@@ -201,3 +201,20 @@ func parseIPs(s string) ([]netip.Addr, error) {
 	}
 	return ips, nil
 }
+
+// MemoryLimit is the soft limit for the Go runtime's heap: nine tenths of
+// the function's memory (AWS_LAMBDA_FUNCTION_MEMORY_SIZE, in MB), so that
+// garbage is collected before Lambda stops the function for memory,
+// rather than when the heap has doubled. It is 0, no limit set, when
+// GOMEMLIMIT sets one already or the size is not given.
+func MemoryLimit(lookup func(string) (string, bool)) int64 {
+	if _, ok := lookup("GOMEMLIMIT"); ok {
+		return 0
+	}
+	v, _ := lookup("AWS_LAMBDA_FUNCTION_MEMORY_SIZE")
+	mb, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || mb < 1 || mb > 1<<20 {
+		return 0
+	}
+	return mb << 20 / 10 * 9
+}

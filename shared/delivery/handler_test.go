@@ -6,6 +6,7 @@ import (
 	"errors"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -17,6 +18,7 @@ import (
 	"github.com/customerthermometer/webhooks/shared/dispatch"
 	"github.com/customerthermometer/webhooks/shared/domain"
 	"github.com/customerthermometer/webhooks/shared/ids"
+	"github.com/customerthermometer/webhooks/shared/store"
 )
 
 func TestFanOutReachesOnlyMatchingEndpoints(t *testing.T) {
@@ -280,6 +282,52 @@ func TestLargeEventFansOutWhole(t *testing.T) {
 		if !strings.Contains(string(body), `"comment":"`+comment+`"`) {
 			t.Errorf("webhook %d (%s, %d bytes) does not carry the comment as sent", i+1, r.Header.Get("X-Ct-Delivery-Id"), len(body))
 		}
+	}
+}
+
+// pageLimits records the page sizes fan-out asks for.
+type pageLimits struct {
+	*store.Store
+	mu     sync.Mutex
+	limits []int
+}
+
+func (p *pageLimits) LinkedEndpointsPage(ctx context.Context, account, thermometer, after string, limit int) ([]domain.Endpoint, string, error) {
+	p.mu.Lock()
+	p.limits = append(p.limits, limit)
+	p.mu.Unlock()
+	return p.Store.LinkedEndpointsPage(ctx, account, thermometer, after, limit)
+}
+
+// TestALargeEventFansOutInSmallerPages: a page of a large event reaches
+// fewer endpoints, so that the bodies one invocation holds stay bounded
+// whatever the event's size; every endpoint is still reached.
+func TestALargeEventFansOutInSmallerPages(t *testing.T) {
+	hs := newHarness(t, time.Second)
+	pages := &pageLimits{Store: hs.st}
+	hs.h.Store, hs.h.FanOutPage = pages, 500
+	rc := newReceiver(t, 200)
+	for i := 0; i < 24; i++ {
+		hs.endpoint(rc.URL, []string{"*"}, false, "th_wide")
+	}
+	comment := strings.Repeat("x", 200<<10)
+	ev := `{"version":1,"event_id":"evt_wide","type":"comment","account_id":"` + hs.account +
+		`","occurred_at":"2026-11-27T10:55:03Z","thermometer":{"id":"th_wide","type":"email"},"response":{"id":"rsp_1","rating":"red","comment":"` + comment + `"}}`
+	small := hs.event("evt_narrow", "comment", "red", "th_wide")
+	if failed := hs.intake(ev, small); len(failed) != 0 {
+		t.Fatalf("intake failed %v", failed)
+	}
+	hs.drainUntil(func() bool { return rc.count() == 48 }, 1500*time.Millisecond)
+	if rc.count() != 48 {
+		t.Fatalf("%d of 48 webhooks sent", rc.count())
+	}
+	pages.mu.Lock()
+	defer pages.mu.Unlock()
+	// 4 MiB of bodies a page: 20 endpoints of a 200 KiB event, then the
+	// rest; the small event's page is the configured 500.
+	slices.Sort(pages.limits)
+	if !slices.Equal(pages.limits, []int{20, 20, 500}) {
+		t.Errorf("pages of %v endpoints, want 20 and 20 for the large event and 500 for the small one", pages.limits)
 	}
 }
 

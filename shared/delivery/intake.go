@@ -90,13 +90,25 @@ func (h *Handler) infraFailure(ctx context.Context, m Message, err error, fail f
 	fail(m, -1)
 }
 
+// fanOutBytes bounds the bodies one page of a fan-out holds: each is held
+// a few times over (the body, its task message, the encoded requests that
+// carry them), for up to four events at once, in a 128 MB function.
+const fanOutBytes = 4 << 20
+
+// fanOutPage is the number of endpoints one page of an event of size bytes
+// reaches: at most limit, and fewer for a large event, so that a page's
+// bodies stay within fanOutBytes.
+func fanOutPage(limit, size int) int {
+	return max(min(limit, fanOutBytes/max(size, 1)), 1)
+}
+
 // fanOut creates a delivery and a task for every endpoint linked to the
 // event's thermometer whose triggers match, up to FanOutPage endpoints after
 // after; the rest continue in a fanout task. It is safe to repeat: delivery
 // ids derive from (account, event, endpoint), existing deliveries are never
 // made twice, and only deliveries never attempted get their task again.
 func (h *Handler) fanOut(ctx context.Context, ev event.Event, raw json.RawMessage, after string, rec *metrics.Recorder) error {
-	page := max(h.FanOutPage, 1)
+	page := fanOutPage(h.FanOutPage, len(raw))
 	links, next, err := h.Store.LinkedEndpointsPage(ctx, ev.AccountID, ev.Thermometer.ID, after, page)
 	if err != nil {
 		return fmt.Errorf("fan out %s: %w", ev.ID, err)
