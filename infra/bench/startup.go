@@ -161,7 +161,8 @@ func startup(fanOut int) error {
 
 	cmd := exec.Command(bootstrap)
 	env := append(os.Environ(), "AWS_LAMBDA_RUNTIME_API="+ln.Addr().String(), "AWS_ACCESS_KEY_ID=test", "AWS_SECRET_ACCESS_KEY=test",
-		"AWS_REGION=us-east-1", "AWS_EC2_METADATA_DISABLED=true", "LOCAL_MODE=true", "RETRY_SCHEDULE=12h")
+		"AWS_REGION=us-east-1", "AWS_EC2_METADATA_DISABLED=true", "LOCAL_MODE=true", "RETRY_SCHEDULE=12h",
+		"AWS_LAMBDA_FUNCTION_MEMORY_SIZE=128") // as Lambda sets it
 	for k, v := range stack.Functions["DeliveryFunction"].Environment {
 		if k != "LOCAL_MODE" && k != "RETRY_SCHEDULE" {
 			env = append(env, k+"="+v)
@@ -191,44 +192,60 @@ func startup(fanOut int) error {
 		return resp, json.Unmarshal(out, &resp)
 	}
 	eventsARN := "arn:aws:sqs:us-east-1:123456789012:" + stack.Outputs["ResponseEventsQueueUrl"][strings.LastIndex(stack.Outputs["ResponseEventsQueueUrl"], "/")+1:]
-	body := fmt.Sprintf(`{"version":1,"event_id":"evt_rss_1","type":"comment","account_id":%q,"occurred_at":"2026-11-27T10:55:03Z","thermometer":{"id":"th_rss","type":"email"},"response":{"id":"rsp_1","rating":"red","comment":"Took three days"}}`, account)
-	fanStart := time.Now()
-	if _, err := invoke(events.SQSEvent{Records: []events.SQSMessage{{MessageId: "m-1", Body: body, EventSourceARN: eventsARN,
-		Attributes: map[string]string{"ApproximateReceiveCount": "1"}}}}); err != nil {
-		return err
-	}
 	tasksARN := "arn:aws:sqs:us-east-1:123456789012:" + tasksURL[strings.LastIndex(tasksURL, "/")+1:]
-	invocations := 1
-	handled := 0
-	for handled < fanOut && time.Since(fanStart) < 5*time.Minute {
-		out, err := sq.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{QueueUrl: &tasksURL, MaxNumberOfMessages: 10, WaitTimeSeconds: 1,
-			MessageSystemAttributeNames: []sqstypes.MessageSystemAttributeName{sqstypes.MessageSystemAttributeNameAll}})
+	// fan sends one event with a comment of the given size and plays the
+	// tasks queue's event-source mapping until every endpoint but the
+	// hanging one has its webhook and the queue has been quiet for 2 s.
+	fan := func(id string, commentBytes int) (int64, int, time.Duration, error) {
+		before := delivered.Load()
+		body := fmt.Sprintf(`{"version":1,"event_id":%q,"type":"comment","account_id":%q,"occurred_at":"2026-11-27T10:55:03Z","thermometer":{"id":"th_rss","type":"email"},"response":{"id":"rsp_1","rating":"red","comment":%q}}`,
+			id, account, strings.Repeat("x", commentBytes))
+		start := time.Now()
+		if _, err := invoke(events.SQSEvent{Records: []events.SQSMessage{{MessageId: "m-" + id, Body: body, EventSourceARN: eventsARN,
+			Attributes: map[string]string{"ApproximateReceiveCount": "1"}}}}); err != nil {
+			return 0, 0, 0, err
+		}
+		invocations, quiet := 1, time.Now()
+		for time.Since(start) < 5*time.Minute && (delivered.Load()-before < int64(fanOut-1) || time.Since(quiet) < 2*time.Second) {
+			out, err := sq.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{QueueUrl: &tasksURL, MaxNumberOfMessages: 10, WaitTimeSeconds: 1,
+				MessageSystemAttributeNames: []sqstypes.MessageSystemAttributeName{sqstypes.MessageSystemAttributeNameAll}})
+			if err != nil {
+				return 0, 0, 0, err
+			}
+			if len(out.Messages) == 0 {
+				continue
+			}
+			quiet = time.Now()
+			ev := events.SQSEvent{}
+			for _, m := range out.Messages {
+				ev.Records = append(ev.Records, events.SQSMessage{MessageId: *m.MessageId, ReceiptHandle: *m.ReceiptHandle, Body: *m.Body,
+					EventSourceARN: tasksARN, Attributes: m.Attributes})
+			}
+			if _, err := invoke(ev); err != nil {
+				return 0, 0, 0, err
+			}
+			invocations++
+			for _, m := range out.Messages {
+				_, _ = sq.DeleteMessage(ctx, &sqs.DeleteMessageInput{QueueUrl: &tasksURL, ReceiptHandle: m.ReceiptHandle})
+			}
+		}
+		return delivered.Load() - before, invocations, time.Since(start), nil
+	}
+	fmt.Printf("delivery bootstrap (%s)\n", bootstrap)
+	fmt.Printf("  start-up to first invocation request  %6.1f ms\n", float64(startupTime.Microseconds())/1000)
+	for _, run := range []struct {
+		id, what string
+		comment  int
+	}{{"evt_rss_small", "one event", 15}, {"evt_rss_large", "one 200 KiB event", 200 << 10}} {
+		n, invocations, took, err := fan(run.id, run.comment)
 		if err != nil {
 			return err
 		}
-		if len(out.Messages) == 0 {
-			continue
-		}
-		ev := events.SQSEvent{}
-		for _, m := range out.Messages {
-			ev.Records = append(ev.Records, events.SQSMessage{MessageId: *m.MessageId, ReceiptHandle: *m.ReceiptHandle, Body: *m.Body,
-				EventSourceARN: tasksARN, Attributes: m.Attributes})
-		}
-		if _, err := invoke(ev); err != nil {
-			return err
-		}
-		invocations++
-		handled += len(out.Messages)
-		for _, m := range out.Messages {
-			_, _ = sq.DeleteMessage(ctx, &sqs.DeleteMessageInput{QueueUrl: &tasksURL, ReceiptHandle: m.ReceiptHandle})
-		}
+		hwm, rss := procMemory(cmd.Process.Pid)
+		fmt.Printf("  fan-out of %s to %d endpoints (one hanging until the 5 s limit): %d delivered in %d invocations, %s\n",
+			run.what, fanOut, n, invocations, took.Round(time.Millisecond))
+		fmt.Printf("  peak resident memory (VmHWM) so far   %6.1f MB   (now %.1f MB; the function has 128 MB)\n", hwm, rss)
 	}
-	hwm, rss := procMemory(cmd.Process.Pid)
-	fmt.Printf("delivery bootstrap (%s)\n", bootstrap)
-	fmt.Printf("  start-up to first invocation request  %6.1f ms\n", float64(startupTime.Microseconds())/1000)
-	fmt.Printf("  fan-out of one event to %d endpoints (one hanging until the 5 s limit): %d delivered in %d invocations, %s\n",
-		fanOut, delivered.Load(), invocations, time.Since(fanStart).Round(time.Millisecond))
-	fmt.Printf("  peak resident memory (VmHWM)          %6.1f MB   (now %.1f MB; the function has 128 MB)\n", hwm, rss)
 	return nil
 }
 
