@@ -4,15 +4,20 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	dbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
 	"github.com/customerthermometer/webhooks/shared/awstest"
+	"github.com/customerthermometer/webhooks/shared/delivery"
 	"github.com/customerthermometer/webhooks/shared/domain"
 	"github.com/customerthermometer/webhooks/shared/ids"
+	"github.com/customerthermometer/webhooks/shared/store"
 )
 
 // TestAStaleLinkIsCheckedAndRepaired: a write of an endpoint that stopped
@@ -122,5 +127,65 @@ func (hs *harness) putItem(item map[string]dbtypes.AttributeValue) {
 	table := awstest.LoadStack(hs.t).Outputs["EndpointsTableName"]
 	if _, err := dynamodb.NewFromConfig(awstest.Config(hs.t)).PutItem(context.Background(), &dynamodb.PutItemInput{TableName: &table, Item: item}); err != nil {
 		hs.t.Fatal(err)
+	}
+}
+
+// refusingLogOf is a store that refuses every log write holding an attempt
+// of one delivery.
+type refusingLogOf struct {
+	*store.Store
+	deliveryID string
+}
+
+func (r refusingLogOf) PutLogItems(ctx context.Context, items []store.LogItem) error {
+	for _, it := range items {
+		if it.DeliveryID == r.deliveryID && it.Attempt != nil {
+			return errors.New("refused")
+		}
+	}
+	return r.Store.PutLogItems(ctx, items)
+}
+
+// TestAFailedLogWriteFailsOnlyItsOwnDelivery: when the batch's log write
+// fails, each attempt's record is written on its own; a webhook whose
+// record is written is settled and not sent again, and only the one whose
+// record cannot be written comes back.
+func TestAFailedLogWriteFailsOnlyItsOwnDelivery(t *testing.T) {
+	hs := newHarness(t, time.Second)
+	ctx := context.Background()
+	rcA, rcB := newReceiver(t, 200), newReceiver(t, 200)
+	epA, _ := hs.endpoint(rcA.URL, []string{"*"}, false, "th_log")
+	epB, _ := hs.endpoint(rcB.URL, []string{"*"}, false, "th_log")
+	hs.intake(hs.event("evt_log", "rating", "green", "th_log"))
+	hs.h.Store = refusingLogOf{hs.st, ids.Derived("dlv", hs.account, "evt_log", epB.ID)}
+
+	var msgs []delivery.Message
+	for start := time.Now(); len(msgs) < 2 && time.Since(start) < 10*time.Second; {
+		out, err := hs.sqs.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{QueueUrl: &hs.tasksURL, MaxNumberOfMessages: 10, WaitTimeSeconds: 1,
+			MessageSystemAttributeNames: []sqstypes.MessageSystemAttributeName{sqstypes.MessageSystemAttributeNameAll}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range out.Messages {
+			msgs = append(msgs, hs.message(m))
+		}
+	}
+	if len(msgs) != 2 {
+		t.Fatalf("%d tasks, want 2", len(msgs))
+	}
+	failed := hs.h.Handle(ctx, msgs)
+	if rcA.count() != 1 || rcB.count() != 1 {
+		t.Fatalf("webhooks sent: %d and %d, want 1 each", rcA.count(), rcB.count())
+	}
+	a, attemptsA := hs.deliveryOf("evt_log", epA)
+	if a.Status != domain.DeliveryDelivered || len(attemptsA) != 1 {
+		t.Errorf("the delivery whose record was written: %+v, %d attempts logged", a, len(attemptsA))
+	}
+	b, _ := hs.deliveryOf("evt_log", epB)
+	if b.Status != domain.DeliveryPending || b.AttemptCount != 0 {
+		t.Errorf("the delivery whose record was refused claims its attempt: %+v", b)
+	}
+	if len(failed) != 1 || !strings.Contains(msgs[slices.IndexFunc(msgs, func(m delivery.Message) bool { return m.ID == failed[0] })].Body, b.ID) {
+		t.Errorf("messages to come back: %v, want only the task of %s", failed, b.ID)
 	}
 }

@@ -136,18 +136,26 @@ func (h *Handler) handleTasks(ctx context.Context, msgs []Message, rec *metrics.
 	// sent the same attempt (the one whose summary write wins decides the
 	// delivery's state, and both requests were sent).
 	var items []store.LogItem
+	var sent []*attempt
 	for _, a := range work {
 		if a.number > 0 {
 			attempt := a.res.Attempt(a.number, a.at)
 			items = append(items, store.LogItem{AccountID: a.d.AccountID, DeliveryID: a.d.ID, Expires: h.expires(), Request: store.NewRequestKey(), Attempt: &attempt})
+			sent = append(sent, a)
 		}
 	}
-	if err := h.Store.PutLogItems(ctx, items); err != nil {
-		for _, a := range work {
-			if a.number > 0 {
-				a.err = fmt.Errorf("log attempt %d of %s: %w", a.number, a.d.ID, err)
+	if err := h.Store.PutLogItems(ctx, items); err != nil && len(items) > 1 {
+		// Each on its own: a webhook whose record is written is settled,
+		// and only those whose record could not be written are sent again.
+		logCtx, cancel := withReserve(ctx)
+		h.parallel(len(items), func(i int) {
+			if err := h.Store.PutLogItems(logCtx, items[i:i+1]); err != nil {
+				sent[i].err = fmt.Errorf("log attempt %d of %s: %w", sent[i].number, sent[i].d.ID, err)
 			}
-		}
+		})
+		cancel()
+	} else if err != nil {
+		sent[0].err = fmt.Errorf("log attempt %d of %s: %w", sent[0].number, sent[0].d.ID, err)
 	}
 
 	h.parallel(len(work), func(i int) {
