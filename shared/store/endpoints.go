@@ -293,6 +293,9 @@ func (st *Store) LinkedEndpointsPage(ctx context.Context, account, thermometer, 
 		KeyConditionExpression:    aws.String("pk = :pk"),
 		ExpressionAttributeValues: map[string]types.AttributeValue{":pk": s(linkPK(account, thermometer))},
 		Limit:                     aws.Int32(int32(limit + 1)),
+		// An event that follows a change of the links at once meets the
+		// links as changed.
+		ConsistentRead: aws.Bool(true),
 	}
 	if after != "" {
 		in.ExclusiveStartKey = map[string]types.AttributeValue{"pk": s(linkPK(account, thermometer)), "sk": s(endpointPrefix + after)}
@@ -385,6 +388,8 @@ func (st *Store) AccountExists(ctx context.Context, account string) (bool, error
 		TableName:            &st.endpointsTable,
 		Key:                  map[string]types.AttributeValue{"pk": s(accountPK(account)), "sk": s(accountSK)},
 		ProjectionExpression: aws.String("pk"),
+		// An account's first events may follow its first key at once.
+		ConsistentRead: aws.Bool(true),
 	})
 	if err != nil {
 		return false, fmt.Errorf("look up account %s: %w", account, err)

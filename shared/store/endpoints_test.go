@@ -1,12 +1,22 @@
 package store_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+
+	"github.com/customerthermometer/webhooks/shared/apikey"
+	"github.com/customerthermometer/webhooks/shared/awstest"
 	"github.com/customerthermometer/webhooks/shared/domain"
 	"github.com/customerthermometer/webhooks/shared/ids"
 	"github.com/customerthermometer/webhooks/shared/store"
@@ -275,5 +285,73 @@ func TestRepairLinkNeverUndoesANewerWrite(t *testing.T) {
 	}
 	if l, err := linked(t, st, account, "th_1"); err != nil || len(l) != 1 || l[0].Version != 2 || l[0].Thermometers[0].Name != "One" {
 		t.Errorf("th_1's link not put back: %+v (%v)", l, err)
+	}
+}
+
+// recordingReads keeps the body of every GetItem and Query request.
+type recordingReads struct {
+	next  aws.HTTPClient
+	mu    sync.Mutex
+	reads []string
+}
+
+func (c *recordingReads) Do(r *http.Request) (*http.Response, error) {
+	if awstest.IsOperation(r, "GetItem") || awstest.IsOperation(r, "Query") {
+		b, err := io.ReadAll(r.Body)
+		if err != nil {
+			return nil, err
+		}
+		r.Body = io.NopCloser(bytes.NewReader(b))
+		c.mu.Lock()
+		c.reads = append(c.reads, string(b))
+		c.mu.Unlock()
+	}
+	return c.next.Do(r)
+}
+
+// TestReadsThatFollowAWriteAreConsistent: the reads whose answer a write
+// just before must show (an endpoint read for a change, the links an event
+// fans out through, an account or key just created) are strongly
+// consistent.
+func TestReadsThatFollowAWriteAreConsistent(t *testing.T) {
+	cfg := awstest.Config(t)
+	rec := &recordingReads{next: cfg.HTTPClient}
+	cfg.HTTPClient = rec
+	stack := awstest.LoadStack(t)
+	st := store.New(dynamodb.NewFromConfig(cfg), stack.Outputs["EndpointsTableName"], stack.Outputs["DeliveriesTableName"])
+	ctx := context.Background()
+	account := uniqueAccount()
+	e := newEndpoint(account, 0)
+	e.Thermometers = []domain.Thermometer{{ID: "th_1", Name: "One", Type: "email"}}
+	if err := st.CreateEndpoint(ctx, e); err != nil {
+		t.Fatal(err)
+	}
+	hash := apikey.Hash(apikey.New())
+	if err := st.CreateAPIKey(ctx, account, hash, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	reads := []func() error{
+		func() error { _, err := st.GetEndpoint(ctx, account, e.ID); return err },
+		func() error { _, _, err := st.LinkedEndpointsPage(ctx, account, "th_1", "", 10); return err },
+		func() error { _, err := st.AccountExists(ctx, account); return err },
+		func() error { _, err := st.AccountByKeyHash(ctx, hash); return err },
+	}
+	for i, read := range reads {
+		rec.mu.Lock()
+		rec.reads = nil
+		rec.mu.Unlock()
+		if err := read(); err != nil {
+			t.Fatal(err)
+		}
+		rec.mu.Lock()
+		for _, body := range rec.reads {
+			if !strings.Contains(body, `"ConsistentRead":true`) {
+				t.Errorf("read %d is eventually consistent: %s", i, body)
+			}
+		}
+		if len(rec.reads) == 0 {
+			t.Errorf("read %d made no request", i)
+		}
+		rec.mu.Unlock()
 	}
 }
