@@ -3,6 +3,7 @@ package delivery_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -187,5 +188,28 @@ func TestAFailedLogWriteFailsOnlyItsOwnDelivery(t *testing.T) {
 	}
 	if len(failed) != 1 || !strings.Contains(msgs[slices.IndexFunc(msgs, func(m delivery.Message) bool { return m.ID == failed[0] })].Body, b.ID) {
 		t.Errorf("messages to come back: %v, want only the task of %s", failed, b.ID)
+	}
+}
+
+// TestALongStepKeepsItsJitter: a step longer than SQS lets a message hide
+// (12 hours, less the time a batch takes) is cut below that limit, and the
+// jitter still spreads it there, so that receivers that failed together
+// are not retried at the same second.
+func TestALongStepKeepsItsJitter(t *testing.T) {
+	var nexts []time.Duration
+	for _, jitter := range []time.Duration{0, 12 * time.Hour / 5} {
+		hs := newHarness(t, 12*time.Hour)
+		hs.h.Jitter = func(time.Duration) time.Duration { return jitter }
+		eventID := "evt_long_" + fmt.Sprint(len(nexts))
+		rc, ep := hs.oneDelivery(eventID, 500)
+		hs.drainUntil(func() bool { return rc.count() == 1 }, 300*time.Millisecond)
+		d, attempts := hs.deliveryOf(eventID, ep)
+		if d.Status != domain.DeliveryRetrying || len(attempts) != 1 {
+			t.Fatalf("delivery %+v, %d attempts", d, len(attempts))
+		}
+		nexts = append(nexts, d.NextAttemptAt.Sub(d.UpdatedAt).Round(time.Minute))
+	}
+	if nexts[0] != 11*time.Hour+57*time.Minute || nexts[1] != 11*time.Hour+21*time.Minute {
+		t.Errorf("next attempts %v after the first, want 11h57m without jitter and 11h21m with the most", nexts)
 	}
 }

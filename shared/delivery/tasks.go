@@ -538,14 +538,20 @@ func (h *Handler) settle(ctx context.Context, a *attempt, rec *metrics.Recorder)
 	case res.Gone():
 		d.Status = domain.DeliveryFailed
 	case inRound < len(h.Schedule)+1:
-		retryAfter = h.Schedule[inRound-1]
+		step := h.Schedule[inRound-1]
+		var jitter time.Duration
 		if h.Jitter != nil {
-			retryAfter += h.Jitter(retryAfter)
+			jitter = h.Jitter(step)
 		}
-		// The visibility change that hides the message counts from its
-		// receive, and SQS refuses one that would end more than 12 hours
-		// after it.
-		retryAfter = min(retryAfter, maxHidden)
+		retryAfter = step + jitter
+		if retryAfter > maxHidden {
+			// The visibility change that hides the message counts from its
+			// receive, and SQS refuses one that would end more than 12
+			// hours after it. Below that limit the jitter still spreads
+			// the retries of receivers that failed together (by up to a
+			// twentieth of the step: 36 minutes of a 12-hour one).
+			retryAfter = maxHidden - jitter/4
+		}
 		d.Status, d.NextAttemptAt, retry = domain.DeliveryRetrying, h.Now().UTC().Add(retryAfter), true
 	default:
 		d.Status, retryAfter, retry = domain.DeliveryFailed, 0, true // to the dead-letter queue
