@@ -213,3 +213,28 @@ func TestALongStepKeepsItsJitter(t *testing.T) {
 		t.Errorf("next attempts %v after the first, want 11h57m without jitter and 11h21m with the most", nexts)
 	}
 }
+
+// TestATaskWhoseDeliveryExpiredIsCounted: a task redriven after its
+// delivery expired from the log has nothing to send; it is acknowledged,
+// logged as an error and counted in StrandedTasks, which raises the
+// operator's alarm.
+func TestATaskWhoseDeliveryExpiredIsCounted(t *testing.T) {
+	hs := newHarness(t, time.Second)
+	rc, ep := hs.oneDelivery("evt_expired", 200)
+	hs.drainUntil(func() bool { return rc.count() == 1 }, 300*time.Millisecond)
+	d, _ := hs.deliveryOf("evt_expired", ep)
+	if err := hs.deleteItem(d, "#SUMMARY"); err != nil {
+		t.Fatal(err)
+	}
+	hs.redeliveryTask(d)
+	msg := hs.receiveTask()
+	if failed := hs.h.Handle(context.Background(), []delivery.Message{msg}); len(failed) != 0 {
+		t.Errorf("failed %v, want the task acknowledged", failed)
+	}
+	if rc.count() != 1 {
+		t.Errorf("%d webhooks, want the first alone", rc.count())
+	}
+	if !strings.Contains(hs.metrics.String(), `"StrandedTasks"`) || !strings.Contains(hs.logs.String(), `"level":"ERROR","msg":"task for a delivery no longer in the log dropped"`) {
+		t.Errorf("the expired delivery's task is not counted or logged:\n%s\n%s", hs.metrics.String(), hs.logs.String())
+	}
+}

@@ -236,7 +236,13 @@ func (h *Handler) settleTwin(ctx context.Context, a *attempt, rec *metrics.Recor
 func (h *Handler) prepareAndSend(ctx context.Context, a *attempt, rec *metrics.Recorder) {
 	d, err := h.Store.GetDelivery(ctx, a.task.AccountID, a.task.DeliveryID)
 	if errors.Is(err, domain.ErrNotFound) {
-		h.logAttrs(ctx, slog.LevelWarn, "task for an unknown delivery dropped", slog.String("delivery_id", a.task.DeliveryID))
+		// A delivery is made before its first task, so it has expired from
+		// the log: a task redriven from the dead-letter queue later than
+		// LogRetentionDays allows. Nothing is left to send; the operator
+		// hears of it (StrandedDeliveriesAlarm).
+		h.logAttrs(ctx, slog.LevelError, "task for a delivery no longer in the log dropped", slog.String("delivery_id", a.task.DeliveryID),
+			slog.String("account_id", a.task.AccountID))
+		rec.Count(metrics.StrandedTasks)
 		a.done = true
 		return
 	}

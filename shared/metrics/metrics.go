@@ -26,7 +26,9 @@ const (
 	UnmatchedEvents  = "UnmatchedEvents"  // valid events that matched no endpoint
 	// StrandedTasks counts delivery tasks that met an infrastructure failure
 	// on their last receive: SQS moves them to the dead-letter queue with
-	// their delivery unfinished, and only a redrive finishes it.
+	// their delivery unfinished, and only a redrive finishes it. It also
+	// counts tasks whose delivery has expired from the log (redriven too
+	// late), which nothing can finish.
 	StrandedTasks = "StrandedTasks"
 )
 
