@@ -63,6 +63,7 @@ type (
 		PutLogItems(ctx context.Context, items []store.LogItem) error
 		GetEndpoint(ctx context.Context, account, id string) (domain.Endpoint, error)
 		SaveEndpoint(ctx context.Context, e domain.Endpoint, previous []domain.Thermometer) error
+		SaveEndpointState(ctx context.Context, e domain.Endpoint) error
 		DeleteLink(ctx context.Context, account, thermometer, endpointID string) error
 		RepairLink(ctx context.Context, e domain.Endpoint, thermometer string) error
 	}

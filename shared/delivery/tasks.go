@@ -592,7 +592,7 @@ func (h *Handler) settle(ctx context.Context, a *attempt, rec *metrics.Recorder)
 	case domain.DeliveryDelivered:
 		rec.Count(metrics.Deliveries)
 		if a.ep.Failing {
-			_ = h.updateEndpoint(ctx, a.ep, func(e *domain.Endpoint) bool { ch := e.Failing; e.Failing = false; return ch })
+			_ = h.updateEndpoint(ctx, a.ep, false, func(e *domain.Endpoint) bool { ch := e.Failing; e.Failing = false; return ch })
 		}
 	case domain.DeliveryFailed:
 		rec.Count(metrics.DeliveryFailures)
@@ -603,7 +603,7 @@ func (h *Handler) settle(ctx context.Context, a *attempt, rec *metrics.Recorder)
 				return h.afterInfraFailure(a.m, rec), true
 			}
 		} else {
-			_ = h.updateEndpoint(ctx, a.ep, func(e *domain.Endpoint) bool { ch := !e.Failing; e.Failing = true; return ch })
+			_ = h.updateEndpoint(ctx, a.ep, false, func(e *domain.Endpoint) bool { ch := !e.Failing; e.Failing = true; return ch })
 		}
 	}
 	return retryAfter, retry
@@ -638,10 +638,11 @@ func (h *Handler) afterConflict(ctx context.Context, rec *metrics.Recorder, m Me
 }
 
 // updateEndpoint applies change to the endpoint's current state and saves it
-// when it changed anything. A failure is logged and returned; only a 410's
-// disabling is retried (the failing flag follows the endpoint's next
-// delivery anyway). An endpoint deleted meanwhile needs nothing.
-func (h *Handler) updateEndpoint(ctx context.Context, ep domain.Endpoint, change func(*domain.Endpoint) bool) error {
+// when it changed anything, its links too when links is set (a change fan-out
+// reads). A failure is logged and returned; only a 410's disabling is retried
+// (the failing flag follows the endpoint's next delivery anyway). An
+// endpoint deleted meanwhile needs nothing.
+func (h *Handler) updateEndpoint(ctx context.Context, ep domain.Endpoint, links bool, change func(*domain.Endpoint) bool) error {
 	var err error
 	for try := 0; try < 5; try++ {
 		var cur domain.Endpoint
@@ -656,7 +657,11 @@ func (h *Handler) updateEndpoint(ctx context.Context, ep domain.Endpoint, change
 			return nil
 		}
 		cur.UpdatedAt = h.Now().UTC()
-		err = h.Store.SaveEndpoint(ctx, cur, cur.Thermometers)
+		if links {
+			err = h.Store.SaveEndpoint(ctx, cur, cur.Thermometers)
+		} else {
+			err = h.Store.SaveEndpointState(ctx, cur)
+		}
 		if errors.Is(err, store.ErrConflict) {
 			continue
 		}
@@ -684,7 +689,7 @@ func failedByGone(d domain.Delivery) bool {
 // holder has set since. (Other changes, the service's own failing flag
 // among them, do not matter.)
 func (h *Handler) disableGone(ctx context.Context, d domain.Delivery) error {
-	return h.updateEndpoint(ctx, domain.Endpoint{AccountID: d.AccountID, ID: d.EndpointID}, func(e *domain.Endpoint) bool {
+	return h.updateEndpoint(ctx, domain.Endpoint{AccountID: d.AccountID, ID: d.EndpointID}, true, func(e *domain.Endpoint) bool {
 		if !e.Enabled || e.URL != d.LastURL {
 			return false
 		}

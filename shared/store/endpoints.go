@@ -191,6 +191,29 @@ func (st *Store) SaveEndpoint(ctx context.Context, e domain.Endpoint, previous [
 	return st.write(ctx, e, previous, false)
 }
 
+// SaveEndpointState is SaveEndpoint for a change of the endpoint's own
+// state that fan-out does not read (its failing flag): the endpoint item
+// alone is written, not its links, which keep their version.
+func (st *Store) SaveEndpointState(ctx context.Context, e domain.Endpoint) error {
+	expect := e.Version
+	e.Version++
+	av, err := attributevalue.MarshalMap(toItem(e))
+	if err != nil {
+		return fmt.Errorf("encode endpoint %s: %w", e.ID, err)
+	}
+	_, err = st.db.PutItem(ctx, &dynamodb.PutItemInput{TableName: &st.endpointsTable, Item: av,
+		ConditionExpression:       aws.String("version = :v"),
+		ExpressionAttributeValues: map[string]types.AttributeValue{":v": &types.AttributeValueMemberN{Value: fmt.Sprint(expect)}}})
+	var ccf *types.ConditionalCheckFailedException
+	if errors.As(err, &ccf) {
+		return st.conflictOrGone(ctx, e)
+	}
+	if err != nil {
+		return fmt.Errorf("write endpoint %s: %w", e.ID, err)
+	}
+	return nil
+}
+
 // DeleteEndpoint removes e and all its links, if it still has e.Version.
 func (st *Store) DeleteEndpoint(ctx context.Context, e domain.Endpoint) error {
 	return st.write(ctx, e, e.Thermometers, true)
@@ -223,6 +246,10 @@ func (st *Store) write(ctx context.Context, e domain.Endpoint, previous []domain
 	}
 	ops := []types.TransactWriteItem{first}
 	current := map[string]bool{}
+	// A link is changed only if no later write of the endpoint has changed
+	// it since: see below.
+	notNewer := aws.String("attribute_not_exists(pk) OR version <= :v")
+	newVersion := map[string]types.AttributeValue{":v": &types.AttributeValueMemberN{Value: fmt.Sprint(e.Version)}}
 	if !remove {
 		for _, th := range e.Thermometers {
 			current[th.ID] = true
@@ -230,7 +257,8 @@ func (st *Store) write(ctx context.Context, e domain.Endpoint, previous []domain
 			if err != nil {
 				return err
 			}
-			ops = append(ops, types.TransactWriteItem{Put: &types.Put{TableName: &st.endpointsTable, Item: lav}})
+			ops = append(ops, types.TransactWriteItem{Put: &types.Put{TableName: &st.endpointsTable, Item: lav,
+				ConditionExpression: notNewer, ExpressionAttributeValues: newVersion}})
 		}
 	}
 	for _, th := range previous {
@@ -238,24 +266,35 @@ func (st *Store) write(ctx context.Context, e domain.Endpoint, previous []domain
 			continue
 		}
 		ops = append(ops, types.TransactWriteItem{Delete: &types.Delete{TableName: &st.endpointsTable,
-			Key: map[string]types.AttributeValue{"pk": s(linkPK(e.AccountID, th.ID)), "sk": s(item.SK)}}})
+			Key:                 map[string]types.AttributeValue{"pk": s(linkPK(e.AccountID, th.ID)), "sk": s(item.SK)},
+			ConditionExpression: notNewer, ExpressionAttributeValues: newVersion}})
 	}
 	// The first transaction holds the endpoint item and its condition, so a
 	// conflicting write changes nothing. An endpoint with more than 99 links
 	// needs further transactions; should one of them fail, the next write
 	// of the endpoint rewrites every link, and a delivery made through a
-	// link left stale repairs it (RepairLink).
+	// link left stale repairs it (RepairLink). A later write of the
+	// endpoint may start once the first transaction is done: when it has
+	// changed a link of a further transaction, that transaction's links are
+	// the later write's to set, and this write is done.
 	for i, chunk := 0, ops; len(chunk) > 0; i++ {
 		n := min(len(chunk), maxTransactItems)
 		_, err := st.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: chunk[:n]})
-		if err != nil {
-			var tce *types.TransactionCanceledException
-			if i == 0 && errors.As(err, &tce) && len(tce.CancellationReasons) > 0 && aws.ToString(tce.CancellationReasons[0].Code) == "ConditionalCheckFailed" {
-				if expect == 0 {
-					return fmt.Errorf("create endpoint %s: id already exists", e.ID)
-				}
-				return st.conflictOrGone(ctx, e)
+		var tce *types.TransactionCanceledException
+		switch {
+		case err == nil:
+		case !errors.As(err, &tce):
+			return fmt.Errorf("write endpoint %s: %w", e.ID, err)
+		case i == 0 && len(tce.CancellationReasons) > 0 && aws.ToString(tce.CancellationReasons[0].Code) == "ConditionalCheckFailed":
+			if expect == 0 {
+				return fmt.Errorf("create endpoint %s: id already exists", e.ID)
 			}
+			return st.conflictOrGone(ctx, e)
+		case i > 0 && slices.ContainsFunc(tce.CancellationReasons, func(r types.CancellationReason) bool {
+			return aws.ToString(r.Code) == "ConditionalCheckFailed"
+		}):
+			return nil
+		default:
 			return fmt.Errorf("write endpoint %s: %w", e.ID, err)
 		}
 		chunk = chunk[n:]

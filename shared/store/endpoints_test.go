@@ -14,6 +14,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	dbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/customerthermometer/webhooks/shared/apikey"
 	"github.com/customerthermometer/webhooks/shared/awstest"
@@ -354,4 +355,107 @@ func TestReadsThatFollowAWriteAreConsistent(t *testing.T) {
 		}
 		rec.mu.Unlock()
 	}
+}
+
+// TestALaterWriteKeepsItsLinks: an endpoint with 100 links is written in two
+// transactions. A later write may start once the first is done; a link it
+// has set already is not set back by the earlier write's second
+// transaction, which then ends without error.
+func TestALaterWriteKeepsItsLinks(t *testing.T) {
+	// A table of its own: the emulator copies a whole table for every
+	// transaction, and puts the copy back when one is cancelled, undoing
+	// what other tests wrote meanwhile.
+	table := privateTable(t)
+	st := store.New(dynamodb.NewFromConfig(awstest.Config(t)), table, awstest.LoadStack(t).Outputs["DeliveriesTableName"])
+	ctx := context.Background()
+	account := uniqueAccount()
+	e := newEndpoint(account, 0)
+	for i := 1; i <= domain.MaxThermometers; i++ {
+		e.Thermometers = append(e.Thermometers, domain.Thermometer{ID: fmt.Sprintf("th_%d", i), Name: "T", Type: "email"})
+	}
+	if err := st.CreateEndpoint(ctx, e); err != nil {
+		t.Fatal(err)
+	}
+	// The last link, in the second transaction, as a write of version 3
+	// left it.
+	last := fmt.Sprintf("th_%d", domain.MaxThermometers)
+	_, err := dynamodb.NewFromConfig(awstest.Config(t)).UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName: &table,
+		Key: map[string]dbtypes.AttributeValue{
+			"pk": &dbtypes.AttributeValueMemberS{Value: "ACCOUNT#" + account + "#THERMOMETER#" + last},
+			"sk": &dbtypes.AttributeValueMemberS{Value: "ENDPOINT#" + e.ID},
+		},
+		UpdateExpression:          aws.String("SET version = :v, triggers = :t"),
+		ExpressionAttributeValues: map[string]dbtypes.AttributeValue{":v": &dbtypes.AttributeValueMemberN{Value: "3"}, ":t": &dbtypes.AttributeValueMemberL{Value: []dbtypes.AttributeValue{&dbtypes.AttributeValueMemberS{Value: "*"}}}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cur, err := st.GetEndpoint(ctx, account, e.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cur.Triggers = []string{"rating.red"}
+	if err := st.SaveEndpoint(ctx, cur, cur.Thermometers); err != nil {
+		t.Fatalf("the earlier write: %v", err)
+	}
+	if l, err := linked(t, st, account, "th_1"); err != nil || len(l) != 1 || l[0].Version != 2 || l[0].Triggers[0] != "rating.red" {
+		t.Errorf("a link of the first transaction: %+v (%v)", l, err)
+	}
+	if l, err := linked(t, st, account, last); err != nil || len(l) != 1 || l[0].Version != 3 || l[0].Triggers[0] != "*" {
+		t.Errorf("the later write's link was set back: %+v (%v)", l, err)
+	}
+}
+
+// TestSaveEndpointStateLeavesTheLinks: the failing flag is the endpoint's
+// own; writing it leaves the links (and their version) as they are.
+func TestSaveEndpointStateLeavesTheLinks(t *testing.T) {
+	st := newStore(t)
+	ctx := context.Background()
+	account := uniqueAccount()
+	e := newEndpoint(account, 0)
+	e.Thermometers = []domain.Thermometer{{ID: "th_1", Name: "One", Type: "email"}}
+	if err := st.CreateEndpoint(ctx, e); err != nil {
+		t.Fatal(err)
+	}
+	cur, _ := st.GetEndpoint(ctx, account, e.ID)
+	cur.Failing = true
+	if err := st.SaveEndpointState(ctx, cur); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := st.GetEndpoint(ctx, account, e.ID); err != nil || !got.Failing || got.Version != 2 {
+		t.Errorf("endpoint %+v (%v), want failing at version 2", got, err)
+	}
+	if l, err := linked(t, st, account, "th_1"); err != nil || len(l) != 1 || l[0].Version != 1 || l[0].Failing {
+		t.Errorf("link %+v (%v), want it as written at version 1", l, err)
+	}
+	stale := cur
+	stale.Failing = false
+	if err := st.SaveEndpointState(ctx, stale); !errors.Is(err, store.ErrConflict) {
+		t.Errorf("a state write from an older read: %v, want a conflict", err)
+	}
+}
+
+// privateTable creates an endpoints table for one test (keys only, as the
+// stack's), deleted when the test ends.
+func privateTable(t *testing.T) string {
+	t.Helper()
+	db := dynamodb.NewFromConfig(awstest.Config(t))
+	name := "endpoints-" + uniqueAccount()
+	_, err := db.CreateTable(context.Background(), &dynamodb.CreateTableInput{
+		TableName: &name, BillingMode: dbtypes.BillingModePayPerRequest,
+		AttributeDefinitions: []dbtypes.AttributeDefinition{
+			{AttributeName: aws.String("pk"), AttributeType: dbtypes.ScalarAttributeTypeS},
+			{AttributeName: aws.String("sk"), AttributeType: dbtypes.ScalarAttributeTypeS},
+		},
+		KeySchema: []dbtypes.KeySchemaElement{
+			{AttributeName: aws.String("pk"), KeyType: dbtypes.KeyTypeHash},
+			{AttributeName: aws.String("sk"), KeyType: dbtypes.KeyTypeRange},
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _, _ = db.DeleteTable(context.Background(), &dynamodb.DeleteTableInput{TableName: &name}) })
+	return name
 }
