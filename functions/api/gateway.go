@@ -21,7 +21,7 @@ func gatewayHandler(h http.Handler) func(context.Context, events.APIGatewayV2HTT
 			return events.APIGatewayV2HTTPResponse{
 				StatusCode: http.StatusBadRequest,
 				Headers:    map[string]string{"Content-Type": "application/json"},
-				Body:       `{"error":{"code":"invalid_json","message":"the request could not be read"}}`,
+				Body:       `{"error":{"code":"invalid_json","message":"the request could not be read","details":[]}}`,
 			}, nil
 		}
 		w := &recorder{header: http.Header{}}

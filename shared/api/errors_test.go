@@ -101,6 +101,13 @@ func TestErrorCodes(t *testing.T) {
 			if err := json.Unmarshal(r.body, &body); err != nil || body.Error.Message == "" {
 				t.Fatalf("error shape: %s", r.body)
 			}
+			// The one shape: details always present, [] when no field is named.
+			var shape struct {
+				Error map[string]json.RawMessage `json:"error"`
+			}
+			if _ = json.Unmarshal(r.body, &shape); len(shape.Error["details"]) == 0 || shape.Error["details"][0] != '[' {
+				t.Errorf("error without a details array: %s", r.body)
+			}
 			named := map[string]bool{}
 			required := map[string]int{} // a missing field breaks one rule only
 			for _, d := range body.Error.Details {

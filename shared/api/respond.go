@@ -38,7 +38,7 @@ type errorBody struct {
 	Error struct {
 		Code    domain.Code         `json:"code"`
 		Message string              `json:"message"`
-		Details []domain.FieldError `json:"details,omitempty"`
+		Details []domain.FieldError `json:"details"` // [] when no field is named: the shape is always the same
 	} `json:"error"`
 }
 
@@ -67,6 +67,9 @@ func (h *handler) writeError(w http.ResponseWriter, r *http.Request, err error) 
 	}
 	var body errorBody
 	body.Error.Code, body.Error.Message, body.Error.Details = e.Code, e.Message, e.Details
+	if body.Error.Details == nil {
+		body.Error.Details = []domain.FieldError{}
+	}
 	writeJSON(w, statusOf[e.Code], body)
 }
 
@@ -74,7 +77,7 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	b, err := json.Marshal(v)
 	if err != nil {
 		// Only our own types are encoded here; this cannot happen for them.
-		http.Error(w, `{"error":{"code":"internal","message":"internal error"}}`, http.StatusInternalServerError)
+		http.Error(w, `{"error":{"code":"internal","message":"internal error","details":[]}}`, http.StatusInternalServerError)
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
