@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 // FuzzCheckURL: no input crashes the check, and whatever it accepts outside
@@ -31,7 +32,7 @@ func FuzzCheckURL(f *testing.F) {
 			t.Fatalf("accepted an unparsable URL %q", raw)
 		}
 		scheme := strings.ToLower(u.Scheme)
-		if scheme != "http" && scheme != "https" || u.User != nil || u.Fragment != "" || len(raw) > MaxURLLength {
+		if scheme != "http" && scheme != "https" || u.User != nil || u.Fragment != "" || utf8.RuneCountInString(raw) > MaxURLLength {
 			t.Fatalf("accepted %q", raw)
 		}
 		host := u.Hostname()

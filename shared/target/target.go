@@ -11,9 +11,10 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
-// MaxURLLength is the longest endpoint URL accepted.
+// MaxURLLength is the longest endpoint URL accepted, in characters.
 const MaxURLLength = 2048
 
 // nonPublic lists the IPv4 and IPv6 ranges a webhook is never sent to:
@@ -105,7 +106,7 @@ func CheckURL(raw string, localMode bool) []string {
 	if raw == "" {
 		return []string{"is required"}
 	}
-	if len(raw) > MaxURLLength {
+	if utf8.RuneCountInString(raw) > MaxURLLength {
 		return []string{fmt.Sprintf("must be at most %d characters", MaxURLLength)}
 	}
 	if strings.ContainsAny(raw, " \t\r\n") || strings.IndexFunc(raw, func(r rune) bool { return r < 0x20 || r == 0x7f }) >= 0 {

@@ -107,6 +107,9 @@ func TestCheckURL(t *testing.T) {
 		{"https:opaque", false, "absolute"},
 		{"", false, "required"},
 		{"https://example.com/" + strings.Repeat("a", 2048), false, "2048"},
+		// Characters, not bytes: 2,048 characters of which most take two bytes.
+		{"https://example.com/" + strings.Repeat("é", 2048-20), false, ""},
+		{"https://example.com/" + strings.Repeat("é", 2048-19), false, "2048"},
 		{"https://exa mple.com/", false, "spaces"},
 		{"https://127.0.0.1/", false, "not a public address"},
 		{"https://localhost/", false, "loopback"},
