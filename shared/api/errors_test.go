@@ -285,7 +285,10 @@ func TestListQueryParameters(t *testing.T) {
 		{"/v1/endpoints?limit=%2B5", 422, "limit"},
 		{"/v1/endpoints?limit=5&limit=5", 422, "limit"},
 		{"/v1/endpoints?cursor=a&cursor=b", 422, "cursor"},
-		{"/v1/endpoints?limit=", 422, "limit"},
+		{"/v1/endpoints?limit=", 200, ""}, // given empty: not given
+		{"/v1/deliveries?endpoint_id=&status=&limit=&cursor=", 200, ""},
+		{"/v1/deliveries?status=failed&status=", 422, "status"},
+		{"/v1/endpoints?bogus=", 422, "bogus"},
 		{"/v1/endpoints?limit=05", 200, ""},
 		{"/v1/deliveries?limit=100&status=failed", 200, ""},
 	} {

@@ -22,6 +22,13 @@ const (
 // of the API and this service could read different values. limit is plain
 // decimal digits, so "+5" or " 5" is refused rather than read as 5.
 func listParams(q url.Values, v *domain.ValidationError, filters ...string) int {
+	// A known parameter given once with an empty value counts as not given,
+	// as the contract writes the routes ("?endpoint_id=&status=&limit=").
+	for k, vs := range q {
+		if len(vs) == 1 && vs[0] == "" && (k == "limit" || k == "cursor" || slices.Contains(filters, k)) {
+			delete(q, k)
+		}
+	}
 	limit := defaultLimit
 	if s := q.Get("limit"); q.Has("limit") && len(q["limit"]) == 1 {
 		n, err := strconv.Atoi(s)
