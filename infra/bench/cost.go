@@ -22,11 +22,9 @@ const (
 // a handful of DynamoDB round trips of a few milliseconds.
 const lambdaMillis = 150.0
 
-// bytesPerDelivery through the NAT gateway: the request (headers and a ~1 KB
-// body) and the receiver's answer, with TLS overhead.
-const bytesPerDelivery = 4096.0
 
-func printCost(fn, esm *counter, deliveries, invocations float64) {
+// natBytesPerDelivery is what the bench counted through the NAT gateway.
+func printCost(fn, esm *counter, deliveries, invocations, natBytesPerDelivery float64) {
 	var wru, rru, sqsReq, kmsReq float64
 	for _, c := range []*counter{fn, esm} {
 		wru, rru = wru+c.wru, rru+c.rru
@@ -44,7 +42,7 @@ func printCost(fn, esm *counter, deliveries, invocations float64) {
 	lambda := invocations*perM*lambdaPerRequest + invocations*perM*(lambdaMillis/1000)*(128.0/1024)*lambdaPerGBSecondARM
 	sqs := sqsReq * perM * sqsPerRequest
 	ddb := wru*perM*ddbPerWRU + rru*perM*ddbPerRRU
-	nat := 1e6 * bytesPerDelivery / 1e9 * natPerGB
+	nat := 1e6 * natBytesPerDelivery / 1e9 * natPerGB
 	kmsCost := kmsReq * perM * kmsPerRequest
 	fmt.Printf("\ncost per million deliveries (us-east-1 on-demand; formula in docs/benchmarks.md)\n")
 	fmt.Printf("  Lambda arm64 128 MB   %7.0f invocations × ($0.20/M + %.0f ms × 0.125 GB × $0.0000133334/GB-s)  $%7.3f\n", invocations*perM, lambdaMillis, lambda)
@@ -52,6 +50,9 @@ func printCost(fn, esm *counter, deliveries, invocations float64) {
 	fmt.Printf("  DynamoDB              %7.0f WRU × $0.625/M + %7.0f RRU × $0.125/M                         $%7.3f\n", wru*perM, rru*perM, ddb)
 	fmt.Printf("                        (%.2f WRU and %.2f RRU per delivery, from the sizes of the items written)\n", wru/deliveries, rru/deliveries)
 	fmt.Printf("  KMS                   %7.0f requests × $0.03/10k (secrets cached 5 min per instance)     $%7.3f\n", kmsReq*perM, kmsCost)
-	fmt.Printf("  NAT gateway data      %7.1f GB × $0.045/GB (%.0f bytes per delivery)                      $%7.3f\n", 1e6*bytesPerDelivery/1e9, bytesPerDelivery, nat)
+	fmt.Printf("  NAT gateway data      %7.1f GB × $0.045/GB (%.0f bytes per delivery, counted above)       $%7.3f\n", 1e6*natBytesPerDelivery/1e9, natBytesPerDelivery, nat)
 	fmt.Printf("  total                                                                                  $%7.3f\n", lambda+sqs+ddb+kmsCost+nat)
+	slow := invocations*perM*lambdaPerRequest + invocations*perM*1.0*(128.0/1024)*lambdaPerGBSecondARM
+	fmt.Printf("  (the Lambda duration is assumed; billed at 1 s per invocation, receivers answering slowly, Lambda would be $%.3f and the total $%.3f)\n",
+		slow, slow+sqs+ddb+kmsCost+nat)
 }

@@ -18,6 +18,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awsmiddleware "github.com/aws/aws-sdk-go-v2/aws/middleware"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
@@ -125,15 +126,22 @@ func requests(events int) error {
 		return cfg
 	}
 	fnCfg, esmCfg := load(fn), load(esm)
+	nat := &natBytes{next: fnCfg.HTTPClient}
+	if nat.next == nil {
+		nat.next = awshttp.NewBuildableClient()
+	}
+	fnCfg.HTTPClient = nat
 	st := store.New(dynamodb.NewFromConfig(fnCfg), stack.Outputs["EndpointsTableName"], stack.Outputs["DeliveriesTableName"])
 	sealer := kms.New(awskms.NewFromConfig(fnCfg), stack.Outputs["SecretsKeyId"])
 	esmSQS := sqs.NewFromConfig(esmCfg)
 
-	var delivered atomic.Int64
-	receiver := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	var delivered, webhookBytes atomic.Int64
+	receiver := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.Copy(io.Discard, r.Body)
 		delivered.Add(1)
 	}))
+	receiver.Listener = countingListener{Listener: receiver.Listener, bytes: &webhookBytes}
+	receiver.Start()
 	defer receiver.Close()
 
 	// Setup, not counted: an account and three endpoints linked to one
@@ -170,6 +178,9 @@ func requests(events int) error {
 	}
 	fn.reset()
 	esm.reset()
+	nat.bytes.Store(0)
+	nat.exchanges.Store(0)
+	webhookBytes.Store(0)
 
 	h := &delivery.Handler{
 		Store: st, Queue: queue.New(sqs.NewFromConfig(fnCfg)), Secrets: sealer,
@@ -240,7 +251,10 @@ func requests(events int) error {
 	fnTotal := report("made by the delivery function", fn)
 	esmTotal := report("made by the event-source mapping (SQS receives and deletes, billed to the account)", esm)
 	fmt.Printf("  total %.3f requests per delivery (%.3f function, %.3f event-source mapping)\n", (fnTotal+esmTotal)/n, fnTotal/n, esmTotal/n)
-	printCost(fn, esm, n, float64(invocations.Load()))
+	natPerDelivery := (float64(webhookBytes.Load()+nat.bytes.Load()) + exchangeOverhead*(n+float64(nat.exchanges.Load()))) / n
+	fmt.Printf("  through the NAT gateway, per delivery: %.0f HTTP bytes of webhook and answer, %.0f of SQS and KMS requests and answers (%.3f exchanges), %.0f allowed for TLS and TCP/IP (%.0f an exchange): %.0f bytes\n",
+		float64(webhookBytes.Load())/n, float64(nat.bytes.Load())/n, float64(nat.exchanges.Load())/n, exchangeOverhead*(1+float64(nat.exchanges.Load())/n), exchangeOverhead, natPerDelivery)
+	printCost(fn, esm, n, float64(invocations.Load()), natPerDelivery)
 	return nil
 }
 
