@@ -566,6 +566,9 @@ func (h *Handler) settle(ctx context.Context, a *attempt, rec *metrics.Recorder)
 	if errors.Is(err, store.ErrConflict) {
 		// Another worker recorded this attempt first (a duplicated task).
 		h.logAttrs(ctx, slog.LevelWarn, "duplicate attempt", slog.String("delivery_id", d.ID), slog.Int("attempt", a.number))
+		if res.Delivered() && h.deliveredAfterAll(ctx, a, d, rec) {
+			return 0, false
+		}
 		return h.afterConflict(ctx, rec, a.m, d)
 	}
 	if err != nil {
@@ -607,6 +610,29 @@ func (h *Handler) settle(ctx context.Context, a *attempt, rec *metrics.Recorder)
 		}
 	}
 	return retryAfter, retry
+}
+
+// deliveredAfterAll records d, delivered by this worker's request, over
+// the failure another worker recorded first for the same attempt (its
+// request of the same webhook failed): the receiver has the webhook, and
+// leaving the delivery retrying would send it again. A 410 answer stays,
+// having disabled the endpoint. It reports whether d is now recorded.
+func (h *Handler) deliveredAfterAll(ctx context.Context, a *attempt, d domain.Delivery, rec *metrics.Recorder) bool {
+	cur, err := h.Store.GetDelivery(ctx, d.AccountID, d.ID)
+	if err != nil || cur.Status == domain.DeliveryDelivered || cur.AttemptCount != a.number || cur.RoundStart != d.RoundStart || failedByGone(cur) {
+		return false
+	}
+	if err := h.Store.SaveDelivery(ctx, d, a.number, h.expires()); err != nil {
+		return false
+	}
+	rec.Count(metrics.Deliveries)
+	h.logAttrs(ctx, slog.LevelInfo, "attempt", slog.String("delivery_id", d.ID), slog.String("account_id", d.AccountID),
+		slog.String("endpoint_id", d.EndpointID), slog.String("event_id", d.EventID), slog.Int("attempt", a.number),
+		slog.String("status", d.Status), slog.Int("status_code", a.res.StatusCode), slog.String("replaces", cur.Status))
+	if cur.Status == domain.DeliveryFailed || a.ep.Failing {
+		_ = h.updateEndpoint(ctx, a.ep, false, func(e *domain.Endpoint) bool { ch := e.Failing; e.Failing = false; return ch })
+	}
+	return true
 }
 
 // afterConflict says what becomes of message m of a task that lost the race

@@ -1,11 +1,20 @@
+// Tests of what the delivery log and the links say after trouble: stale
+// links, failed log writes, duplicated attempts, expired deliveries, long
+// retry steps.
+
 package delivery_test
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -236,5 +245,63 @@ func TestATaskWhoseDeliveryExpiredIsCounted(t *testing.T) {
 	}
 	if !strings.Contains(hs.metrics.String(), `"StrandedTasks"`) || !strings.Contains(hs.logs.String(), `"level":"ERROR","msg":"task for a delivery no longer in the log dropped"`) {
 		t.Errorf("the expired delivery's task is not counted or logged:\n%s\n%s", hs.metrics.String(), hs.logs.String())
+	}
+}
+
+// TestADeliveredDuplicateReplacesAFailedOne: SQS hands one message to two
+// invocations; the receiver fails one request and accepts the other, whose
+// record comes second. The delivery ends delivered, not retrying: the
+// receiver has the webhook, and a retry would send it again.
+func TestADeliveredDuplicateReplacesAFailedOne(t *testing.T) {
+	hs := newHarness(t, time.Second)
+	var mu sync.Mutex
+	arrived := 0
+	both := make(chan struct{})
+	var got atomic.Int32
+	rc := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		got.Add(1)
+		mu.Lock()
+		arrived++
+		n := arrived
+		if n == 2 {
+			close(both)
+		}
+		mu.Unlock()
+		<-both
+		if n == 1 {
+			w.WriteHeader(http.StatusInternalServerError)
+			return
+		}
+		time.Sleep(300 * time.Millisecond) // recorded after the failure
+		w.WriteHeader(http.StatusOK)
+	}))
+	t.Cleanup(rc.Close)
+	ep, _ := hs.endpoint(rc.URL, []string{"*"}, false, "th_1")
+	hs.intake(hs.event("evt_dup_ok", "rating", "gold", "th_1"))
+	ctx := context.Background()
+	first := hs.receiveTask()
+	if _, err := hs.sqs.ChangeMessageVisibility(ctx, &sqs.ChangeMessageVisibilityInput{QueueUrl: &hs.tasksURL, ReceiptHandle: &first.ReceiptHandle}); err != nil {
+		t.Fatal(err)
+	}
+	second := hs.receiveTask()
+	var wg sync.WaitGroup
+	for _, m := range []delivery.Message{first, second} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if failed := hs.h.Handle(ctx, []delivery.Message{m}); !contains(failed, m.ID) {
+				_, _ = hs.sqs.DeleteMessage(ctx, &sqs.DeleteMessageInput{QueueUrl: &hs.tasksURL, ReceiptHandle: &m.ReceiptHandle})
+			}
+		}()
+	}
+	wg.Wait()
+	d, attempts := hs.deliveryOf("evt_dup_ok", ep)
+	if d.Status != domain.DeliveryDelivered || d.AttemptCount != 1 || d.LastStatusCode != 200 || len(attempts) != 2 {
+		t.Errorf("delivery %+v with %d attempts logged; want delivered at attempt 1, both requests logged", d, len(attempts))
+	}
+	hs.drainUntil(func() bool { return true }, 1500*time.Millisecond)
+	if got.Load() != 2 {
+		t.Errorf("the receiver got %d requests, want the two of the duplicated attempt and no retry", got.Load())
 	}
 }
