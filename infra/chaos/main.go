@@ -287,7 +287,13 @@ func run(c config) error {
 	faults.armed.Store(true)
 	outagesMade := make(chan struct{})
 	go func() { faults.outages(c.outages, span, outage); close(outagesMade) }()
-	go func() { k.run(kills, span); close(killed) }()
+	// After an outage every message may wait out its visibility timeout
+	// with nothing being sent; the killer waits that long for a sender.
+	senderWait := 6*time.Minute + 10*time.Second
+	if c.visibility > 0 {
+		senderWait = c.visibility + 10*time.Second
+	}
+	go func() { k.run(kills, span, senderWait); close(killed) }()
 	for i := 0; i < len(events); i += 10 {
 		var entries []sqstypes.SendMessageBatchRequestEntry
 		for j, e := range events[i:min(i+10, len(events))] {
@@ -532,13 +538,14 @@ type killer struct {
 }
 
 // run kills times times within span. At each moment it picks a process
-// that is sending a webhook, waiting up to 5 s for one (killed between the
-// POST and its bookkeeping), any of the function's processes otherwise.
-func (k *killer) run(times int, span time.Duration) {
+// that is sending a webhook, waiting up to senderWait for one (killed
+// between the POST and its bookkeeping), any of the function's processes
+// otherwise.
+func (k *killer) run(times int, span, senderWait time.Duration) {
 	for i := 0; i < times; i++ {
 		time.Sleep(time.Duration(rand.Int64N(int64(span) / int64(times))))
 		var pids, victims []int
-		for wait := time.Now().Add(5 * time.Second); time.Now().Before(wait); time.Sleep(20 * time.Millisecond) {
+		for wait := time.Now().Add(senderWait); time.Now().Before(wait); time.Sleep(20 * time.Millisecond) {
 			pids = bootstraps(k.root, k.function)
 			if victims = k.sending(pids); len(victims) > 0 {
 				break // at once: a fast receiver answers within milliseconds
