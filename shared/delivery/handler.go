@@ -88,9 +88,12 @@ type Handler struct {
 	Sender  sender
 
 	// TasksQueueURL is the delivery-tasks queue; EventsDLQURL is where
-	// invalid events are set aside.
-	TasksQueueURL string
-	EventsDLQURL  string
+	// invalid events are set aside. EventsQueueURL is the response-events
+	// queue, whose messages' visibility an infrastructure failure changes
+	// (empty: they come back after the queue's visibility timeout).
+	TasksQueueURL  string
+	EventsDLQURL   string
+	EventsQueueURL string
 
 	// Schedule is the delay before each retry: len(Schedule)+1 attempts.
 	Schedule []time.Duration
@@ -170,16 +173,20 @@ func (h *Handler) Handle(ctx context.Context, msgs []Message) []string {
 	var rec metrics.Recorder
 	var mu sync.Mutex
 	var failed []string
-	var visibility []queue.Visibility
+	visibility := map[string][]queue.Visibility{} // by queue URL
+	tasksQueue := queueName(h.TasksQueueURL)
 	fail := func(m Message, after time.Duration) {
 		mu.Lock()
 		defer mu.Unlock()
 		failed = append(failed, m.ID)
-		if after >= 0 {
-			visibility = append(visibility, queue.Visibility{ReceiptHandle: m.ReceiptHandle, Timeout: after})
+		url := h.TasksQueueURL
+		if m.Queue != tasksQueue {
+			url = h.EventsQueueURL
+		}
+		if after >= 0 && url != "" {
+			visibility[url] = append(visibility[url], queue.Visibility{ReceiptHandle: m.ReceiptHandle, Timeout: after})
 		}
 	}
-	tasksQueue := queueName(h.TasksQueueURL)
 
 	var intake, tasks []Message
 	for _, m := range msgs {
@@ -195,10 +202,10 @@ func (h *Handler) Handle(ctx context.Context, msgs []Message) []string {
 	go func() { defer wg.Done(); h.handleTasks(ctx, tasks, &rec, fail) }()
 	wg.Wait()
 
-	if len(visibility) > 0 {
+	for url, vs := range visibility {
 		// Best effort: a message whose visibility could not be changed still
 		// comes back, after the queue's own visibility timeout.
-		if err := h.Queue.ChangeVisibility(ctx, h.TasksQueueURL, visibility); err != nil {
+		if err := h.Queue.ChangeVisibility(ctx, url, vs); err != nil {
 			h.Logger.WarnContext(ctx, "visibility not changed", slog.String("error", err.Error()))
 		}
 	}

@@ -77,7 +77,7 @@ func (h *Handler) handleIntake(ctx context.Context, msgs []Message, rec *metrics
 		}
 		if err := h.Queue.SendBatch(ctx, h.EventsDLQURL, []queue.Message{m}); err != nil {
 			h.logAttrs(ctx, slog.LevelError, "invalid event not set aside; will be retried", append(attrs, slog.String("error", err.Error()))...)
-			fail(s.m, -1)
+			fail(s.m, h.infraDelay(s.m))
 			return
 		}
 		rec.Count(metrics.InvalidEvents)
@@ -85,9 +85,12 @@ func (h *Handler) handleIntake(ctx context.Context, msgs []Message, rec *metrics
 	})
 }
 
+// infraFailure sends event message m back for another try after an
+// infrastructure failure: after infraDelay (30 s, growing with its
+// receives), not the queue's visibility timeout of several minutes.
 func (h *Handler) infraFailure(ctx context.Context, m Message, err error, fail func(Message, time.Duration)) {
 	h.logAttrs(ctx, slog.LevelError, "message will be retried", slog.String("message_id", m.ID), slog.String("error", err.Error()))
-	fail(m, -1)
+	fail(m, h.infraDelay(m))
 }
 
 // fanOutBytes bounds the bodies one page of a fan-out holds: each is held

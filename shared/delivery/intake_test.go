@@ -124,3 +124,50 @@ func TestAHungIntakeCallLeavesTimeForTheBatch(t *testing.T) {
 		t.Errorf("kept back %v, want only the hung event", failed)
 	}
 }
+
+// visibilityQueue records the visibility changes made, by queue URL.
+type visibilityQueue struct {
+	limitedQueue
+	changes map[string][]queue.Visibility
+}
+
+func (q *visibilityQueue) ChangeVisibility(_ context.Context, url string, vs []queue.Visibility) error {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.changes[url] = append(q.changes[url], vs...)
+	return nil
+}
+
+// unavailableAccounts is a store whose account check fails, as in an AWS
+// outage.
+type unavailableAccounts struct{ deliveryStore }
+
+func (unavailableAccounts) AccountExists(context.Context, string) (bool, error) {
+	return false, errors.New("look up account: DynamoDB unavailable")
+}
+
+// TestAnEventThatMeetsAnOutageComesBackSoon: an event whose fan-out fails
+// for infrastructure reasons comes back after 30 s (growing with its
+// receives), through a visibility change on the events queue, rather than
+// after the queue's visibility timeout of six minutes.
+func TestAnEventThatMeetsAnOutageComesBackSoon(t *testing.T) {
+	q := &visibilityQueue{limitedQueue: limitedQueue{max: queue.SmallestMaxMessageSize}, changes: map[string][]queue.Visibility{}}
+	h := &Handler{Store: unavailableAccounts{}, Queue: q, TasksQueueURL: "https://sqs.example/1/tasks", EventsQueueURL: "https://sqs.example/1/events",
+		EventsDLQURL: "https://sqs.example/1/dlq", Schedule: []time.Duration{time.Hour}, FanOutPage: 10, Concurrency: 4,
+		Logger: slog.New(slog.NewJSONHandler(io.Discard, nil)), Now: time.Now}
+	ev := `{"version":1,"event_id":"evt_1","type":"rating","account_id":"acc_1","occurred_at":"2026-11-27T10:55:03Z","thermometer":{"id":"th_1","type":"email"},"response":{"id":"r","rating":"red"}}`
+	failed := h.Handle(context.Background(), []Message{
+		{ID: "first", Body: ev, ReceiptHandle: "rh-1", Queue: "events", ReceiveCount: 1},
+		{ID: "third", Body: ev, ReceiptHandle: "rh-3", Queue: "events", ReceiveCount: 3},
+	})
+	if len(failed) != 2 {
+		t.Fatalf("failed %v, want both events back", failed)
+	}
+	got := map[string]time.Duration{}
+	for _, v := range q.changes["https://sqs.example/1/events"] {
+		got[v.ReceiptHandle] = v.Timeout
+	}
+	if got["rh-1"] != 30*time.Second || got["rh-3"] != 2*time.Minute || len(q.changes) != 1 {
+		t.Errorf("visibility changes %v, want 30s and 2m0s on the events queue", q.changes)
+	}
+}
