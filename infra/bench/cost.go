@@ -22,7 +22,6 @@ const (
 // a handful of DynamoDB round trips of a few milliseconds.
 const lambdaMillis = 150.0
 
-
 // natBytesPerDelivery is what the bench counted through the NAT gateway.
 func printCost(fn, esm *counter, deliveries, invocations, natBytesPerDelivery float64) {
 	var wru, rru, sqsReq, kmsReq float64
