@@ -16,6 +16,6 @@ type Enqueuer struct {
 
 // Enqueue sends the task for d.
 func (q *Enqueuer) Enqueue(ctx context.Context, d domain.Delivery) error {
-	t := taskMessage{Kind: "delivery", AccountID: d.AccountID, DeliveryID: d.ID, RoundStart: d.RoundStart}
+	t := taskMessage{Kind: "delivery", AccountID: d.AccountID, DeliveryID: d.ID, RoundStart: d.RoundStart, Redelivery: true}
 	return q.Queue.SendBatch(ctx, q.QueueURL, []queue.Message{{Body: t.body()}})
 }

@@ -222,9 +222,12 @@ type taskMessage struct {
 	Kind string `json:"kind"` // "delivery" or "fanout"
 
 	// kind delivery
-	AccountID  string          `json:"account_id,omitempty"`
-	DeliveryID string          `json:"delivery_id,omitempty"`
-	RoundStart int             `json:"round_start,omitempty"`
+	AccountID  string `json:"account_id,omitempty"`
+	DeliveryID string `json:"delivery_id,omitempty"`
+	RoundStart int    `json:"round_start,omitempty"`
+	// Redelivery marks a round an account holder asked for: it is sent
+	// whatever the endpoint's links and triggers now say.
+	Redelivery bool            `json:"redelivery,omitempty"`
 	Payload    json.RawMessage `json:"payload,omitempty"` // the body to send, when small enough
 
 	// kind fanout: the rest of an event's endpoints, after After

@@ -305,3 +305,34 @@ func TestADeliveredDuplicateReplacesAFailedOne(t *testing.T) {
 		t.Errorf("the receiver got %d requests, want the two of the duplicated attempt and no retry", got.Load())
 	}
 }
+
+// TestARedeliveryIsSentWhateverTheLinks: a delivery stopped before its
+// first attempt because its thermometer was unlinked is sent when the
+// account holder redelivers it: a redelivery is asked for, and the API has
+// answered it 202.
+func TestARedeliveryIsSentWhateverTheLinks(t *testing.T) {
+	hs := newHarness(t, time.Second)
+	ctx := context.Background()
+	rc := newReceiver(t, 200)
+	ep, _ := hs.endpoint(rc.URL, []string{"*"}, false, "th_gone")
+	hs.intake(hs.event("evt_unlinked", "rating", "amber", "th_gone"))
+	cur := ep
+	cur.Thermometers = nil
+	if err := hs.st.SaveEndpoint(ctx, cur, ep.Thermometers); err != nil {
+		t.Fatal(err)
+	}
+	hs.drainUntil(func() bool { d, _ := hs.deliveryOf("evt_unlinked", ep); return d.Status == domain.DeliveryFailed }, 300*time.Millisecond)
+	d, _ := hs.deliveryOf("evt_unlinked", ep)
+	if d.LastError != "thermometer no longer linked to the endpoint" || rc.count() != 0 {
+		t.Fatalf("delivery %+v, %d webhooks; want it stopped unsent", d, rc.count())
+	}
+	d, err := hs.st.StartRound(ctx, hs.account, d.ID, d.AttemptCount, time.Now(), time.Now().Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs.redeliveryTask(d)
+	hs.drainUntil(func() bool { return rc.count() == 1 }, 300*time.Millisecond)
+	if d, _ = hs.deliveryOf("evt_unlinked", ep); d.Status != domain.DeliveryDelivered || rc.count() != 1 {
+		t.Errorf("redelivered: %+v, %d webhooks; want it sent", d, rc.count())
+	}
+}

@@ -342,7 +342,7 @@ func (h *Handler) prepareAndSend(ctx context.Context, a *attempt, rec *metrics.R
 	case !ep.Enabled:
 		h.stop(ctx, a, "endpoint disabled", rec)
 		return
-	case d.AttemptCount == 0 && d.RoundStart <= 1 && !ep.Links(d.ThermometerID):
+	case d.AttemptCount == 0 && !a.task.Redelivery && !ep.Links(d.ThermometerID):
 		// Fan-out found a link the endpoint no longer has: the account
 		// holder unlinked the thermometer meanwhile, or a write of the
 		// endpoint stopped between its transactions and left the link.
@@ -351,7 +351,7 @@ func (h *Handler) prepareAndSend(ctx context.Context, a *attempt, rec *metrics.R
 		h.stop(ctx, a, "thermometer no longer linked to the endpoint", rec)
 		h.repairLink(ctx, ep, d.ThermometerID)
 		return
-	case d.AttemptCount == 0 && d.RoundStart <= 1 && !domain.MatchesTrigger(ep.Triggers, d.Trigger):
+	case d.AttemptCount == 0 && !a.task.Redelivery && !domain.MatchesTrigger(ep.Triggers, d.Trigger):
 		h.stop(ctx, a, "endpoint no longer triggered by "+d.Trigger, rec)
 		h.repairLink(ctx, ep, d.ThermometerID)
 		return
