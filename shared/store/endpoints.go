@@ -274,15 +274,17 @@ func (st *Store) write(ctx context.Context, e domain.Endpoint, previous []domain
 	// needs further transactions; should one of them fail, the next write
 	// of the endpoint rewrites every link, and a delivery made through a
 	// link left stale repairs it (RepairLink). A later write of the
-	// endpoint may start once the first transaction is done: when it has
-	// changed a link of a further transaction, that transaction's links are
-	// the later write's to set, and this write is done.
-	for i, chunk := 0, ops; len(chunk) > 0; i++ {
+	// endpoint may start once the first transaction is done: a link it has
+	// changed since is its to set, and is left out of this write's further
+	// transactions (each refused one is sent again without the links whose
+	// condition failed).
+	for i, chunk := 0, ops; len(chunk) > 0; {
 		n := min(len(chunk), maxTransactItems)
 		_, err := st.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: chunk[:n]})
 		var tce *types.TransactionCanceledException
 		switch {
 		case err == nil:
+			chunk, i = chunk[n:], i+1
 		case !errors.As(err, &tce):
 			return fmt.Errorf("write endpoint %s: %w", e.ID, err)
 		case i == 0 && len(tce.CancellationReasons) > 0 && aws.ToString(tce.CancellationReasons[0].Code) == "ConditionalCheckFailed":
@@ -290,14 +292,23 @@ func (st *Store) write(ctx context.Context, e domain.Endpoint, previous []domain
 				return fmt.Errorf("create endpoint %s: id already exists", e.ID)
 			}
 			return st.conflictOrGone(ctx, e)
-		case i > 0 && slices.ContainsFunc(tce.CancellationReasons, func(r types.CancellationReason) bool {
-			return aws.ToString(r.Code) == "ConditionalCheckFailed"
+		case i > 0 && len(tce.CancellationReasons) == n && !slices.ContainsFunc(tce.CancellationReasons, func(r types.CancellationReason) bool {
+			code := aws.ToString(r.Code)
+			return code != "" && code != "None" && code != "ConditionalCheckFailed"
 		}):
-			return nil
+			kept := make([]types.TransactWriteItem, 0, len(chunk))
+			for j, r := range tce.CancellationReasons {
+				if aws.ToString(r.Code) != "ConditionalCheckFailed" {
+					kept = append(kept, chunk[j])
+				}
+			}
+			if len(kept) == n {
+				return fmt.Errorf("write endpoint %s: %w", e.ID, err)
+			}
+			chunk = append(kept, chunk[n:]...)
 		default:
 			return fmt.Errorf("write endpoint %s: %w", e.ID, err)
 		}
-		chunk = chunk[n:]
 	}
 	return nil
 }
@@ -403,7 +414,9 @@ func (st *Store) RepairLink(ctx context.Context, e domain.Endpoint, thermometer 
 		}
 		_, err = st.db.PutItem(ctx, &dynamodb.PutItemInput{
 			TableName: &st.endpointsTable, Item: av,
-			ConditionExpression:       aws.String("attribute_not_exists(pk) OR version < :v"),
+			// Only a link that is there: one missing was deleted by a
+			// later write (or with the endpoint), and must not come back.
+			ConditionExpression:       aws.String("attribute_exists(pk) AND version < :v"),
 			ExpressionAttributeValues: version,
 		})
 	} else {

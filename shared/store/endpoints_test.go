@@ -269,13 +269,17 @@ func TestRepairLinkNeverUndoesANewerWrite(t *testing.T) {
 		t.Errorf("a repair from an older read deleted the link: %+v (%v)", l, err)
 	}
 
-	// From the endpoint as it is (version 2): th_2 is unlinked there, and
-	// th_1's link is put back from the endpoint when it is missing.
+	// From the endpoint as it is: after a state write (version 3, its links
+	// still at 2), th_1's link is rewritten, and th_2's, unlinked there, is
+	// deleted. A link that is not there is not put back: a later write or
+	// the endpoint's deletion removed it.
 	cur, _ = st.GetEndpoint(ctx, account, e.ID)
-	cur.Thermometers = cur.Thermometers[:1]
-	if err := st.DeleteLink(ctx, account, "th_1", e.ID); err != nil {
+	cur.Failing = true
+	if err := st.SaveEndpointState(ctx, cur); err != nil {
 		t.Fatal(err)
 	}
+	cur, _ = st.GetEndpoint(ctx, account, e.ID)
+	cur.Thermometers = cur.Thermometers[:1]
 	for _, th := range []string{"th_1", "th_2"} {
 		if err := st.RepairLink(ctx, cur, th); err != nil {
 			t.Fatal(err)
@@ -284,8 +288,17 @@ func TestRepairLinkNeverUndoesANewerWrite(t *testing.T) {
 	if l, err := linked(t, st, account, "th_2"); err != nil || len(l) != 0 {
 		t.Errorf("th_2's link left: %+v (%v)", l, err)
 	}
-	if l, err := linked(t, st, account, "th_1"); err != nil || len(l) != 1 || l[0].Version != 2 || l[0].Thermometers[0].Name != "One" {
-		t.Errorf("th_1's link not put back: %+v (%v)", l, err)
+	if l, err := linked(t, st, account, "th_1"); err != nil || len(l) != 1 || l[0].Version != 3 || !l[0].Failing {
+		t.Errorf("th_1's link not rewritten: %+v (%v)", l, err)
+	}
+	if err := st.DeleteLink(ctx, account, "th_1", e.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.RepairLink(ctx, cur, "th_1"); err != nil {
+		t.Fatal(err)
+	}
+	if l, err := linked(t, st, account, "th_1"); err != nil || len(l) != 0 {
+		t.Errorf("a missing link was put back: %+v (%v)", l, err)
 	}
 }
 
@@ -357,53 +370,73 @@ func TestReadsThatFollowAWriteAreConsistent(t *testing.T) {
 	}
 }
 
-// TestALaterWriteKeepsItsLinks: an endpoint with 100 links is written in two
-// transactions. A later write may start once the first is done; a link it
-// has set already is not set back by the earlier write's second
-// transaction, which then ends without error.
+// TestALaterWriteKeepsItsLinks: moving an endpoint from 100 thermometers to
+// 100 others takes three transactions (the endpoint and 99 new links; the
+// 100th new link and 99 old ones to delete; the last old one). A later
+// write may start once the first is done; a link it has set already is
+// not set back by the earlier write, whose other links, the deletions
+// among them, are still written.
 func TestALaterWriteKeepsItsLinks(t *testing.T) {
 	// A table of its own: the emulator copies a whole table for every
 	// transaction, and puts the copy back when one is cancelled, undoing
 	// what other tests wrote meanwhile.
 	table := privateTable(t)
-	st := store.New(dynamodb.NewFromConfig(awstest.Config(t)), table, awstest.LoadStack(t).Outputs["DeliveriesTableName"])
+	db := dynamodb.NewFromConfig(awstest.Config(t))
+	st := store.New(db, table, awstest.LoadStack(t).Outputs["DeliveriesTableName"])
 	ctx := context.Background()
 	account := uniqueAccount()
-	e := newEndpoint(account, 0)
-	for i := 1; i <= domain.MaxThermometers; i++ {
-		e.Thermometers = append(e.Thermometers, domain.Thermometer{ID: fmt.Sprintf("th_%d", i), Name: "T", Type: "email"})
+	thermometers := func(prefix string) []domain.Thermometer {
+		var ths []domain.Thermometer
+		for i := 1; i <= domain.MaxThermometers; i++ {
+			ths = append(ths, domain.Thermometer{ID: fmt.Sprintf("%s_%d", prefix, i), Name: "T", Type: "email"})
+		}
+		return ths
 	}
+	e := newEndpoint(account, 0)
+	e.Thermometers = thermometers("old")
 	if err := st.CreateEndpoint(ctx, e); err != nil {
 		t.Fatal(err)
 	}
-	// The last link, in the second transaction, as a write of version 3
-	// left it.
-	last := fmt.Sprintf("th_%d", domain.MaxThermometers)
-	_, err := dynamodb.NewFromConfig(awstest.Config(t)).UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName: &table,
-		Key: map[string]dbtypes.AttributeValue{
-			"pk": &dbtypes.AttributeValueMemberS{Value: "ACCOUNT#" + account + "#THERMOMETER#" + last},
-			"sk": &dbtypes.AttributeValueMemberS{Value: "ENDPOINT#" + e.ID},
-		},
-		UpdateExpression:          aws.String("SET version = :v, triggers = :t"),
-		ExpressionAttributeValues: map[string]dbtypes.AttributeValue{":v": &dbtypes.AttributeValueMemberN{Value: "3"}, ":t": &dbtypes.AttributeValueMemberL{Value: []dbtypes.AttributeValue{&dbtypes.AttributeValueMemberS{Value: "*"}}}},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	// The 100th new link, in the second transaction, as a write of
+	// version 3 left it.
+	last := fmt.Sprintf("new_%d", domain.MaxThermometers)
 	cur, err := st.GetEndpoint(ctx, account, e.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cur.Triggers = []string{"rating.red"}
-	if err := st.SaveEndpoint(ctx, cur, cur.Thermometers); err != nil {
+	later := cur
+	later.Version, later.Triggers, later.Thermometers = 2, []string{"*"}, thermometers("new")[domain.MaxThermometers-1:]
+	if err := st.RepairLink(ctx, later, last); err != nil { // not there: not written
+		t.Fatal(err)
+	}
+	if l, _ := linked(t, st, account, last); len(l) != 0 {
+		t.Fatalf("a repair wrote a link that was not there: %+v", l)
+	}
+	item := map[string]dbtypes.AttributeValue{
+		"pk": &dbtypes.AttributeValueMemberS{Value: "ACCOUNT#" + account + "#THERMOMETER#" + last}, "sk": &dbtypes.AttributeValueMemberS{Value: "ENDPOINT#" + e.ID},
+		"id": &dbtypes.AttributeValueMemberS{Value: e.ID}, "account_id": &dbtypes.AttributeValueMemberS{Value: account},
+		"version": &dbtypes.AttributeValueMemberN{Value: "3"}, "enabled": &dbtypes.AttributeValueMemberBOOL{Value: true},
+		"triggers": &dbtypes.AttributeValueMemberL{Value: []dbtypes.AttributeValue{&dbtypes.AttributeValueMemberS{Value: "*"}}},
+	}
+	if _, err := db.PutItem(ctx, &dynamodb.PutItemInput{TableName: &table, Item: item}); err != nil {
+		t.Fatal(err)
+	}
+
+	moved := cur
+	moved.Triggers, moved.Thermometers = []string{"rating.red"}, thermometers("new")
+	if err := st.SaveEndpoint(ctx, moved, cur.Thermometers); err != nil {
 		t.Fatalf("the earlier write: %v", err)
 	}
-	if l, err := linked(t, st, account, "th_1"); err != nil || len(l) != 1 || l[0].Version != 2 || l[0].Triggers[0] != "rating.red" {
+	if l, err := linked(t, st, account, "new_1"); err != nil || len(l) != 1 || l[0].Version != 2 || l[0].Triggers[0] != "rating.red" {
 		t.Errorf("a link of the first transaction: %+v (%v)", l, err)
 	}
 	if l, err := linked(t, st, account, last); err != nil || len(l) != 1 || l[0].Version != 3 || l[0].Triggers[0] != "*" {
 		t.Errorf("the later write's link was set back: %+v (%v)", l, err)
+	}
+	for _, th := range []string{"old_1", "old_99", "old_100"} {
+		if l, err := linked(t, st, account, th); err != nil || len(l) != 0 {
+			t.Errorf("old link %s left behind: %+v (%v)", th, l, err)
+		}
 	}
 }
 
