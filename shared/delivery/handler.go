@@ -117,6 +117,11 @@ type Handler struct {
 	Now       func() time.Time
 
 	secrets secretCache
+
+	// fanOutSlots bounds the fan-out pages in progress at once, events' and
+	// continuations' together (fanOutGate).
+	fanOutOnce  sync.Once
+	fanOutSlots chan struct{}
 }
 
 // infraRetry is how soon a message comes back after an infrastructure error

@@ -34,7 +34,7 @@ func (h *Handler) handleIntake(ctx context.Context, msgs []Message, rec *metrics
 	defer cancel()
 	// A few events at a time: each fans out with h.Concurrency writes of
 	// its own, and the product of the two is what one instance holds open.
-	h.parallelN(4, len(msgs), func(i int) {
+	h.parallelN(fanOutsAtOnce, len(msgs), func(i int) {
 		m := msgs[i]
 		defer h.recovered(ctx, m, func() { fail(m, -1) })
 		ev, err := event.Parse([]byte(m.Body))
@@ -95,8 +95,25 @@ func (h *Handler) infraFailure(ctx context.Context, m Message, err error, fail f
 
 // fanOutBytes bounds the bodies one page of a fan-out holds: each is held
 // a few times over (the body, its task message, the encoded requests that
-// carry them), for up to four events at once, in a 128 MB function.
-const fanOutBytes = 4 << 20
+// carry them), for up to fanOutsAtOnce pages at once, in a 128 MB function.
+const (
+	fanOutBytes   = 4 << 20
+	fanOutsAtOnce = 4
+)
+
+// fanOutGate waits for one of the fanOutsAtOnce slots for a fan-out page
+// (an event's first, or a continuation's from the tasks queue: a batch of
+// ten continuations would otherwise run ten at once) and returns its
+// release.
+func (h *Handler) fanOutGate(ctx context.Context) (func(), error) {
+	h.fanOutOnce.Do(func() { h.fanOutSlots = make(chan struct{}, fanOutsAtOnce) })
+	select {
+	case h.fanOutSlots <- struct{}{}:
+		return func() { <-h.fanOutSlots }, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
 
 // fanOutPage is the number of endpoints one page of an event of size bytes
 // reaches: at most limit, and fewer for a large event, so that a page's
@@ -111,6 +128,11 @@ func fanOutPage(limit, size int) int {
 // ids derive from (account, event, endpoint), existing deliveries are never
 // made twice, and only deliveries never attempted get their task again.
 func (h *Handler) fanOut(ctx context.Context, ev event.Event, raw json.RawMessage, after string, rec *metrics.Recorder) error {
+	release, err := h.fanOutGate(ctx)
+	if err != nil {
+		return fmt.Errorf("fan out %s: %w", ev.ID, err)
+	}
+	defer release()
 	page := fanOutPage(h.FanOutPage, len(raw))
 	links, next, err := h.Store.LinkedEndpointsPage(ctx, ev.AccountID, ev.Thermometer.ID, after, page)
 	if err != nil {

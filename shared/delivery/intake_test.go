@@ -2,7 +2,9 @@ package delivery
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"strings"
@@ -169,5 +171,49 @@ func TestAnEventThatMeetsAnOutageComesBackSoon(t *testing.T) {
 	}
 	if got["rh-1"] != 30*time.Second || got["rh-3"] != 2*time.Minute || len(q.changes) != 1 {
 		t.Errorf("visibility changes %v, want 30s and 2m0s on the events queue", q.changes)
+	}
+}
+
+// countingLinks is a store whose link reads wait a moment, counting how
+// many are under way at once.
+type countingLinks struct {
+	deliveryStore
+	mu        sync.Mutex
+	now, most int
+}
+
+func (c *countingLinks) AccountExists(context.Context, string) (bool, error) { return true, nil }
+
+func (c *countingLinks) PutLogItems(context.Context, []store.LogItem) error { return nil }
+
+func (c *countingLinks) LinkedEndpointsPage(ctx context.Context, _, _, _ string, _ int) ([]domain.Endpoint, string, error) {
+	c.mu.Lock()
+	c.now++
+	c.most = max(c.most, c.now)
+	c.mu.Unlock()
+	time.Sleep(50 * time.Millisecond)
+	c.mu.Lock()
+	c.now--
+	c.mu.Unlock()
+	return nil, "", nil
+}
+
+// TestFanOutPagesAreBoundedPerInvocation: a batch of ten continuations of
+// large fan-outs runs at most four pages at once, as intake does, so that
+// the bodies they hold stay within the function's memory.
+func TestFanOutPagesAreBoundedPerInvocation(t *testing.T) {
+	links := &countingLinks{}
+	h := &Handler{Store: links, Queue: &limitedQueue{max: queue.SmallestMaxMessageSize}, TasksQueueURL: "https://sqs.example/1/tasks",
+		EventsDLQURL: "https://sqs.example/1/dlq", FanOutPage: 10, Concurrency: 32, Logger: slog.New(slog.NewJSONHandler(io.Discard, nil)), Now: time.Now}
+	ev := `{"version":1,"event_id":"evt_1","type":"rating","account_id":"acc_1","occurred_at":"2026-11-27T10:55:03Z","thermometer":{"id":"th_1","type":"email"},"response":{"id":"r","rating":"red"}}`
+	var msgs []Message
+	for i := range 10 {
+		msgs = append(msgs, Message{ID: fmt.Sprint("cont-", i), Body: taskMessage{Kind: "fanout", Event: json.RawMessage(ev), After: "ep_x"}.body(), Queue: "tasks", ReceiveCount: 1})
+	}
+	if failed := h.Handle(context.Background(), msgs); len(failed) != 0 {
+		t.Fatalf("failed %v", failed)
+	}
+	if links.most != fanOutsAtOnce {
+		t.Errorf("%d fan-out pages at once, want %d", links.most, fanOutsAtOnce)
 	}
 }
