@@ -240,11 +240,7 @@ func TestRepairLinkNeverUndoesANewerWrite(t *testing.T) {
 	st := newStore(t)
 	ctx := context.Background()
 	account := uniqueAccount()
-	e := newEndpoint(account, 0)
-	e.Thermometers = []domain.Thermometer{{ID: "th_1", Name: "One", Type: "email"}, {ID: "th_2", Name: "Two", Type: "email"}}
-	if err := st.CreateEndpoint(ctx, e); err != nil {
-		t.Fatal(err)
-	}
+	e := createLinked(t, st, account, "th_1", "th_2")
 	old, err := st.GetEndpoint(ctx, account, e.ID)
 	if err != nil {
 		t.Fatal(err)
@@ -335,11 +331,7 @@ func TestReadsThatFollowAWriteAreConsistent(t *testing.T) {
 	st := store.New(dynamodb.NewFromConfig(cfg), stack.Outputs["EndpointsTableName"], stack.Outputs["DeliveriesTableName"])
 	ctx := context.Background()
 	account := uniqueAccount()
-	e := newEndpoint(account, 0)
-	e.Thermometers = []domain.Thermometer{{ID: "th_1", Name: "One", Type: "email"}}
-	if err := st.CreateEndpoint(ctx, e); err != nil {
-		t.Fatal(err)
-	}
+	e := createLinked(t, st, account, "th_1")
 	hash := apikey.Hash(apikey.New())
 	if err := st.CreateAPIKey(ctx, account, hash, time.Now()); err != nil {
 		t.Fatal(err)
@@ -446,11 +438,7 @@ func TestSaveEndpointStateLeavesTheLinks(t *testing.T) {
 	st := newStore(t)
 	ctx := context.Background()
 	account := uniqueAccount()
-	e := newEndpoint(account, 0)
-	e.Thermometers = []domain.Thermometer{{ID: "th_1", Name: "One", Type: "email"}}
-	if err := st.CreateEndpoint(ctx, e); err != nil {
-		t.Fatal(err)
-	}
+	e := createLinked(t, st, account, "th_1")
 	cur, _ := st.GetEndpoint(ctx, account, e.ID)
 	cur.Failing = true
 	if err := st.SaveEndpointState(ctx, cur); err != nil {
@@ -467,6 +455,21 @@ func TestSaveEndpointStateLeavesTheLinks(t *testing.T) {
 	if err := st.SaveEndpointState(ctx, stale); !errors.Is(err, store.ErrConflict) {
 		t.Errorf("a state write from an older read: %v, want a conflict", err)
 	}
+}
+
+// createLinked stores a new endpoint of account linked to thermometers
+// (named One, Two, … in order).
+func createLinked(t *testing.T, st *store.Store, account string, thermometers ...string) domain.Endpoint {
+	t.Helper()
+	e := newEndpoint(account, 0)
+	names := []string{"One", "Two", "Three"}
+	for i, th := range thermometers {
+		e.Thermometers = append(e.Thermometers, domain.Thermometer{ID: th, Name: names[i%len(names)], Type: "email"})
+	}
+	if err := st.CreateEndpoint(context.Background(), e); err != nil {
+		t.Fatal(err)
+	}
+	return e
 }
 
 // privateTable creates an endpoints table for one test (keys only, as the
