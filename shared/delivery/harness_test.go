@@ -365,8 +365,23 @@ func (hs *harness) attemptAtOnce(rc *receiver, m1, m2 delivery.Message) {
 	hs.t.Helper()
 	ctx := context.Background()
 	before := rc.count()
+	wait := hs.handleAtOnce(ctx, m1, m2)
+	for deadline := time.Now().Add(10 * time.Second); rc.count() < before+2 && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+	}
+	close(rc.release)
+	wait()
+	if rc.count() != before+2 {
+		hs.t.Fatalf("receiver got %d requests, want the attempt twice", rc.count()-before)
+	}
+}
+
+// handleAtOnce hands each message to an invocation of its own, all at once,
+// deleting what did not fail as the event-source mapping does; the
+// returned func waits for them.
+func (hs *harness) handleAtOnce(ctx context.Context, msgs ...delivery.Message) (wait func()) {
 	var wg sync.WaitGroup
-	for _, m := range []delivery.Message{m1, m2} {
+	for _, m := range msgs {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -375,14 +390,7 @@ func (hs *harness) attemptAtOnce(rc *receiver, m1, m2 delivery.Message) {
 			}
 		}()
 	}
-	for deadline := time.Now().Add(10 * time.Second); rc.count() < before+2 && time.Now().Before(deadline); {
-		time.Sleep(10 * time.Millisecond)
-	}
-	close(rc.release)
-	wg.Wait()
-	if rc.count() != before+2 {
-		hs.t.Fatalf("receiver got %d requests, want the attempt twice", rc.count()-before)
-	}
+	return wg.Wait
 }
 
 // deleteItem removes one item of d's from the log table.

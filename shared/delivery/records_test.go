@@ -285,17 +285,7 @@ func TestADeliveredDuplicateReplacesAFailedOne(t *testing.T) {
 		t.Fatal(err)
 	}
 	second := hs.receiveTask()
-	var wg sync.WaitGroup
-	for _, m := range []delivery.Message{first, second} {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if failed := hs.h.Handle(ctx, []delivery.Message{m}); !contains(failed, m.ID) {
-				_, _ = hs.sqs.DeleteMessage(ctx, &sqs.DeleteMessageInput{QueueUrl: &hs.tasksURL, ReceiptHandle: &m.ReceiptHandle})
-			}
-		}()
-	}
-	wg.Wait()
+	hs.handleAtOnce(ctx, first, second)()
 	d, attempts := hs.deliveryOf("evt_dup_ok", ep)
 	if d.Status != domain.DeliveryDelivered || d.AttemptCount != 1 || d.LastStatusCode != 200 || len(attempts) != 2 {
 		t.Errorf("delivery %+v with %d attempts logged; want delivered at attempt 1, both requests logged", d, len(attempts))
