@@ -5,8 +5,9 @@
 // Defences: the address actually dialled is checked (target.CheckAddr in the
 // dialer's Control hook) so DNS rebinding cannot reach private addresses;
 // redirects are never followed; no proxy from the environment is used; the
-// whole exchange is limited to Timeout; at most 1 KiB of the response body is
-// kept and at most 64 KiB read.
+// whole exchange is limited to Timeout, a 101 answer included; at most 1 KiB
+// of the response body is kept, as printable UTF-8, and at most 64 KiB read;
+// an error message quotes at most 256 bytes of a receiver's answer.
 package dispatch
 
 import (
@@ -24,6 +25,7 @@ import (
 	"strconv"
 	"syscall"
 	"time"
+	"unicode/utf8"
 
 	"github.com/customerthermometer/webhooks/shared/domain"
 	"github.com/customerthermometer/webhooks/shared/signature"
@@ -183,6 +185,16 @@ func (c *Client) Send(ctx context.Context, w Webhook) Result {
 		return Result{Latency: time.Since(start), Err: describe(err)}
 	}
 	defer resp.Body.Close()
+	if resp.StatusCode == http.StatusSwitchingProtocols {
+		// Nothing asked for an upgrade. Its body is the bare connection,
+		// which the request's context no longer watches: reading it would
+		// wait for as long as the receiver kept the connection open.
+		return Result{StatusCode: resp.StatusCode, Latency: time.Since(start),
+			Err: errors.New("receiver answered 101 Switching Protocols to a request that asked for no upgrade")}
+	}
+	// Whatever the transport does with the body, closing it when the
+	// context ends stops every read below: Timeout bounds the whole send.
+	defer context.AfterFunc(ctx, func() { resp.Body.Close() })()
 	// A slow or broken body after a 2xx status does not undo the delivery:
 	// the status is the receiver's answer.
 	kept, _ := io.ReadAll(io.LimitReader(resp.Body, MaxResponseBody))
@@ -190,8 +202,10 @@ func (c *Client) Send(ctx context.Context, w Webhook) Result {
 	// Read a little more so the connection can be reused; a receiver that
 	// streams forever is cut off by the context.
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, drainLimit))
-	res := Result{StatusCode: resp.StatusCode, Latency: latency, ResponseBody: kept}
+	res := Result{StatusCode: resp.StatusCode, Latency: latency, ResponseBody: printable(kept, MaxResponseBody)}
 	switch {
+	case resp.StatusCode < 100 || resp.StatusCode > 599:
+		res.Err = fmt.Errorf("receiver answered an invalid status code %03d", resp.StatusCode)
 	case resp.StatusCode >= 200 && resp.StatusCode < 300:
 	case resp.StatusCode >= 300 && resp.StatusCode < 400:
 		res.Err = fmt.Errorf("receiver answered %d; redirects are not followed", resp.StatusCode)
@@ -252,7 +266,7 @@ func describe(err error) error {
 		}
 		return fmt.Errorf("dns: lookup of %s failed", dnsErr.Name)
 	case errors.As(err, &certErr):
-		return fmt.Errorf("tls: certificate not trusted: %v", certErr.Err)
+		return errors.New(string(printable([]byte("tls: certificate not trusted: "+certErr.Err.Error()), maxErrorText)))
 	case errors.As(err, &recordErr):
 		return errors.New("tls: the receiver did not answer with TLS")
 	case errors.Is(err, syscall.ECONNREFUSED):
@@ -262,10 +276,46 @@ func describe(err error) error {
 	case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
 		return errors.New("connection closed by the receiver before a response")
 	case errors.As(err, &opErr):
-		return fmt.Errorf("connection failed: %v", opErr.Err)
+		return errors.New(string(printable([]byte("connection failed: "+opErr.Err.Error()), maxErrorText)))
 	default:
-		return fmt.Errorf("request failed: %v", err)
+		// Go's parse errors quote the receiver's bad line, which can be
+		// tens of kilobytes of anything.
+		return errors.New(string(printable([]byte("request failed: "+err.Error()), maxErrorText)))
 	}
+}
+
+// maxErrorText is the most of an error message that can hold a receiver's
+// bytes (a certificate's names, a malformed status line) that is kept.
+const maxErrorText = 256
+
+// printable returns at most limit bytes of b as valid UTF-8 without control
+// characters: a receiver's bytes on their way to the delivery log, the API
+// and the function's log lines. Invalid bytes and control characters other
+// than tab, line feed and carriage return become U+FFFD, and a character
+// the limit would cut in two is left out. b is returned as it is when it
+// needs none of that, which is the common case.
+func printable(b []byte, limit int) []byte {
+	clean := len(b) <= limit
+	for i := 0; clean && i < len(b); i++ {
+		c := b[i]
+		clean = c >= 0x20 && c < 0x7f || c == '\t' || c == '\n' || c == '\r'
+	}
+	if clean {
+		return b
+	}
+	out := make([]byte, 0, min(len(b), limit))
+	for len(b) > 0 {
+		r, size := utf8.DecodeRune(b)
+		b = b[size:]
+		if r == utf8.RuneError && size <= 1 || r < 0x20 && r != '\t' && r != '\n' && r != '\r' || r >= 0x7f && r < 0xa0 {
+			r = utf8.RuneError
+		}
+		if len(out)+utf8.RuneLen(r) > limit {
+			break
+		}
+		out = utf8.AppendRune(out, r)
+	}
+	return out
 }
 
 func isTimeout(err error) bool {
