@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/customerthermometer/webhooks/shared/awstest"
 	"github.com/customerthermometer/webhooks/shared/config"
+	"github.com/customerthermometer/webhooks/shared/domain"
 	"github.com/customerthermometer/webhooks/shared/metrics"
 )
 
@@ -199,6 +201,36 @@ func TestTemplateInvariants(t *testing.T) {
 		t.Errorf("DeliveryFunctionRole may do on SQS %s", got)
 	}
 
+	// The delivery function may decrypt what it needs to sign and
+	// authenticate webhooks, and nothing else sealed with the same key.
+	purposes := map[string]bool{}
+	policies, _ := res("DeliveryFunctionRole")["Policies"].([]any)
+	for _, p := range policies {
+		doc, _ := p.(map[string]any)["PolicyDocument"].(map[string]any)
+		statements, _ := doc["Statement"].([]any)
+		for _, st := range statements {
+			st, _ := st.(map[string]any)
+			if !slices.ContainsFunc(asList(st["Action"]), func(a any) bool { return strings.HasPrefix(fmt.Sprint(a), "kms:") }) {
+				continue
+			}
+			cond, _ := st["Condition"].(map[string]any)
+			eq, _ := cond["StringEquals"].(map[string]any)
+			var allowed []any
+			if v, ok := eq["kms:EncryptionContext:purpose"]; ok {
+				allowed = asList(v)
+			}
+			if len(allowed) == 0 {
+				t.Errorf("DeliveryFunctionRole may use the KMS key for any purpose: %v", st)
+			}
+			for _, a := range allowed {
+				purposes[fmt.Sprint(a)] = true
+			}
+		}
+	}
+	if want := map[string]bool{domain.PurposeSecret: true, domain.PurposePassword: true}; !maps.Equal(purposes, want) {
+		t.Errorf("DeliveryFunctionRole may decrypt for purposes %v, want %v", purposes, want)
+	}
+
 	// Each function logs to a group of the stack that expires its lines.
 	for _, fn := range []string{"ApiFunction", "DeliveryFunction"} {
 		logging, _ := res(fn)["LoggingConfig"].(map[string]any)
@@ -279,6 +311,10 @@ func TestTemplateInvariants(t *testing.T) {
 			}
 			if r.Properties["AlarmActions"] == nil {
 				t.Errorf("%s notifies no one", id)
+			}
+			// Named as the operating guide names it, not with a random suffix.
+			if name, _ := r.Properties["AlarmName"].(map[string]any); fmt.Sprint(name["Fn::Sub"]) != "${AWS::StackName}-"+id {
+				t.Errorf("%s is named %v", id, r.Properties["AlarmName"])
 			}
 		}
 	}
