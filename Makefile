@@ -64,7 +64,7 @@ lint: ## gofmt, go vet, cfn-lint, the OpenAPI document, and no build output amon
 template-check: ## expand template.yaml with samtranslator, as `sam deploy` would
 	$(PYTHON) infra/local/provision.py --translate-only --out $(LOCAL)/template.cfn.json
 
-build: build-ApiFunction build-DeliveryFunction ## the arm64 Lambda bootstraps in .aws-sam-like bin/ (sam build does the same)
+build: build-ApiFunction build-DeliveryFunction ## the arm64 Lambda bootstraps in bin/<Function>/bootstrap, as sam build makes them
 
 build-ApiFunction: ## (SAM) the API function's bootstrap into $(ARTIFACTS_DIR)
 	$(LAMBDA_BUILD) -o $(or $(ARTIFACTS_DIR),bin/ApiFunction)/bootstrap ./functions/api

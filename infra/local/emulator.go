@@ -68,7 +68,7 @@ func ensureEmulator(ctx context.Context, endpoint string, logTo io.Writer) (stop
 			return func() {}, errors.New("moto_server did not answer within 60 s")
 		}
 	}
-	fmt.Fprintf(os.Stderr, "ctlocal: started moto_server on %s\n", u.Host)
+	fmt.Fprintf(os.Stderr, "[ctlocal] started moto_server on %s\n", u.Host)
 	return stop, nil
 }
 

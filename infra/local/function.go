@@ -204,6 +204,16 @@ func (f *function) stop() {
 type lineLog struct {
 	mu  sync.Mutex
 	out io.Writer
+	// quiet drops the child processes' lines: set while the stack stops,
+	// when a bootstrap only reports that its runtime emulator went away.
+	quiet bool
+}
+
+// silence drops the child processes' lines from now on.
+func (l *lineLog) silence() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.quiet = true
 }
 
 func (l *lineLog) printf(format string, args ...any) {
@@ -219,7 +229,9 @@ func (l *lineLog) writer(prefix string) io.Writer {
 		sc.Buffer(make([]byte, 64<<10), 1<<20)
 		for sc.Scan() {
 			l.mu.Lock()
-			fmt.Fprintf(l.out, "[%s] %s\n", prefix, sc.Text())
+			if !l.quiet {
+				fmt.Fprintf(l.out, "[%s] %s\n", prefix, sc.Text())
+			}
 			l.mu.Unlock()
 		}
 		_, _ = io.Copy(io.Discard, pr)

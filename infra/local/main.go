@@ -159,6 +159,11 @@ func emulatorLog(dir string) io.Writer {
 // run starts the local stack and keeps it up until ctx ends.
 func run(ctx context.Context, o options) error {
 	log := &lineLog{out: o.log}
+	defer func() {
+		if ctx.Err() != nil {
+			log.printf("stopped")
+		}
+	}()
 	if err := checkVisibility(o.visibilityTimeout); err != nil {
 		return err
 	}
@@ -298,6 +303,7 @@ func run(ctx context.Context, o options) error {
 	}
 	<-ctx.Done()
 	log.printf("stopping")
+	log.silence()
 	return nil
 }
 

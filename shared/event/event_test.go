@@ -50,6 +50,31 @@ func TestSamplesParse(t *testing.T) {
 	}
 }
 
+// TestTheProducersGuideExample: the event docs/producing.md shows is valid,
+// and an example reason it quotes is the one the service gives.
+func TestTheProducersGuideExample(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("..", "..", "docs", "producing.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, block, ok := strings.Cut(string(b), "```json\n")
+	block, _, _ = strings.Cut(block, "```")
+	if !ok {
+		t.Fatal("no JSON example in docs/producing.md")
+	}
+	e, err := Parse([]byte(block))
+	if err != nil || e.Trigger() != "comment.red" {
+		t.Fatalf("the guide's example: %+v, %v", e, err)
+	}
+	_, err = Parse([]byte(strings.Replace(block, `"rating": "red"`, `"rating": "purple"`, 1)))
+	var inv *Invalid
+	quoted := strings.Join(strings.Fields(`response.rating "purple" is
+not one of gold, green, amber, red`), " ")
+	if !errors.As(err, &inv) || inv.Reason != quoted || !strings.Contains(strings.Join(strings.Fields(string(b)), " "), quoted) {
+		t.Errorf("reason %v; the guide quotes %q", err, quoted)
+	}
+}
+
 func TestMixedBatchSample(t *testing.T) {
 	ev := loadSample(t, "sqs-batch-mixed.json")
 	want := []string{"", "not a JSON object", "type \"complaint\"", "account_id is required", "", "response.rating \"purple\""}
