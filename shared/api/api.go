@@ -49,7 +49,7 @@ type (
 	}
 	deliveryLog interface {
 		ListDeliveries(ctx context.Context, account string, f store.DeliveryFilter, limit int, after string) ([]domain.Delivery, string, error)
-		DeliveryDetail(ctx context.Context, account, id string) (domain.Delivery, []byte, []domain.Attempt, error)
+		DeliveryDetail(ctx context.Context, account, id string, maxAttempts int) (domain.Delivery, []byte, []domain.Attempt, bool, error)
 		GetDelivery(ctx context.Context, account, id string) (domain.Delivery, error)
 		StartRound(ctx context.Context, account, id string, attempts int, now, expires time.Time) (domain.Delivery, error)
 		CreateDelivery(ctx context.Context, d domain.Delivery, expires time.Time) (bool, domain.Delivery, error)

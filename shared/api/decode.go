@@ -7,6 +7,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -273,8 +274,15 @@ func (o object) strings(key string, dst *[]string) (bool, error) {
 	if !ok {
 		return false, nil
 	}
-	if err := json.Unmarshal(raw, dst); err != nil || o.isNull(key) {
+	// Through pointers: decoding into []string turns a null element into
+	// "", a string the client never sent.
+	var elems []*string
+	if err := json.Unmarshal(raw, &elems); err != nil || o.isNull(key) || slices.Contains(elems, nil) {
 		return true, typeError(o.name(key), "an array of strings")
+	}
+	*dst = make([]string, len(elems))
+	for i, e := range elems {
+		(*dst)[i] = *e
 	}
 	return true, nil
 }

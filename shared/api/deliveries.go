@@ -32,7 +32,15 @@ type deliveryJSON struct {
 	UpdatedAt      string          `json:"updated_at"`
 	Payload        json.RawMessage `json:"payload,omitempty"`
 	Attempts       *[]attemptJSON  `json:"attempts,omitempty"`
+	// AttemptsTruncated says that Attempts leaves out earlier ones.
+	AttemptsTruncated *bool `json:"attempts_truncated,omitempty"`
 }
+
+// MaxAttemptsShown is the most attempts GET /v1/deliveries/{id} shows, the
+// latest ones. A delivery redelivered again and again gathers attempts
+// without end, each with up to 1 KiB of response body; all of them would
+// not fit in one answer (Lambda returns at most 6 MB).
+const MaxAttemptsShown = 100
 
 type attemptJSON struct {
 	Number       int     `json:"number"`
@@ -127,7 +135,7 @@ func (h *handler) getDelivery(w http.ResponseWriter, r *http.Request, account st
 		h.writeError(w, r, err)
 		return
 	}
-	d, payload, attempts, err := h.Deliveries.DeliveryDetail(r.Context(), account, id)
+	d, payload, attempts, truncated, err := h.Deliveries.DeliveryDetail(r.Context(), account, id, MaxAttemptsShown)
 	if err != nil {
 		h.writeError(w, r, err)
 		return
@@ -144,6 +152,7 @@ func (h *handler) getDelivery(w http.ResponseWriter, r *http.Request, account st
 			LatencyMS: a.LatencyMS, Error: optString(a.Error), ResponseBody: optString(a.ResponseBody)})
 	}
 	v.Attempts = &list
+	v.AttemptsTruncated = &truncated
 	writeJSON(w, http.StatusOK, v)
 }
 

@@ -117,7 +117,11 @@ func (h *handler) decodeEndpoint(r *http.Request, create bool) (endpointInput, e
 		}
 	}
 	if in.url != nil {
-		for _, msg := range target.CheckURL(*in.url, h.LocalMode) {
+		problems := target.CheckURL(*in.url, h.LocalMode)
+		for _, msg := range problems {
+			v.Add("url", "%s", msg)
+		}
+		if msg := domain.CheckHidden(*in.url); msg != "" && len(problems) == 0 {
 			v.Add("url", "%s", msg)
 		}
 	}
@@ -194,8 +198,21 @@ func (h *handler) listEndpoints(w http.ResponseWriter, r *http.Request, account 
 		return
 	}
 	out := listJSON[endpointJSON]{Data: make([]endpointJSON, 0, len(eps))}
-	for _, e := range eps {
-		out.Data = append(out.Data, endpointView(e, ""))
+	size := 0
+	for i, e := range eps {
+		view := endpointView(e, "")
+		n, err := encodedSize(view)
+		if err != nil {
+			h.writeError(w, r, err)
+			return
+		}
+		if size += n; size > maxPageBytes && i > 0 {
+			// The page ends here; the cursor continues from the last
+			// endpoint shown.
+			eps, more = eps[:i], true
+			break
+		}
+		out.Data = append(out.Data, view)
 	}
 	if more && len(eps) > 0 {
 		c := h.Cursors.Seal(scope, []byte(eps[len(eps)-1].ID))
@@ -203,6 +220,13 @@ func (h *handler) listEndpoints(w http.ResponseWriter, r *http.Request, account 
 	}
 	writeJSON(w, http.StatusOK, out)
 }
+
+// maxPageBytes bounds the JSON of a page of endpoints. An endpoint can link
+// 100 thermometers with 200-character names, about 150 KB of JSON, and
+// Lambda returns at most 6 MB, in which the body is a JSON string that can
+// take up to twice its own size. Ordinary endpoints (about 1 KB each) fill
+// a page of 100 long before this.
+const maxPageBytes = 2560 << 10
 
 // endpoint reads the {id} of the request for account: malformed ids are
 // not_found like unknown ones, without a table read.
@@ -543,7 +567,11 @@ func (h *handler) setThermometers(w http.ResponseWriter, r *http.Request, accoun
 		v.Add("thermometers", "is required (an empty array unlinks every thermometer)")
 	}
 	if len(items) > domain.MaxThermometers {
+		// Refused whole: the items' own rules would add thousands of
+		// details for a 64 KiB array of empty objects.
 		v.Add("thermometers", "at most %d thermometers can be linked to one endpoint; got %d", domain.MaxThermometers, len(items))
+		h.writeError(w, r, v.Err())
+		return
 	}
 	ths := make([]domain.Thermometer, 0, len(items))
 	seen := map[string]bool{}

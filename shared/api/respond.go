@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -73,8 +74,16 @@ func (h *handler) writeError(w http.ResponseWriter, r *http.Request, err error) 
 	writeJSON(w, statusOf[e.Code], body)
 }
 
+// writeJSON answers v as JSON. HTML characters are written as they are
+// (json.Marshal would write "<" as six bytes, in the stored payload too,
+// which then is no longer the body that was sent and signed, and grows up to
+// six-fold); the answer is application/json with nosniff, never HTML.
 func writeJSON(w http.ResponseWriter, status int, v any) {
-	b, err := json.Marshal(v)
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	err := enc.Encode(v)
+	b := buf.Bytes()
 	if err != nil {
 		// Only our own types are encoded here; this cannot happen for them.
 		http.Error(w, `{"error":{"code":"internal","message":"internal error","details":[]}}`, http.StatusInternalServerError)
@@ -84,8 +93,21 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(status)
-	_, _ = w.Write(append(b, '\n'))
+	_, _ = w.Write(b) // Encode ends it with a newline
 }
+
+// encodedSize is the size of v as writeJSON writes it.
+func encodedSize(v any) (int, error) {
+	var c byteCounter
+	enc := json.NewEncoder(&c)
+	enc.SetEscapeHTML(false)
+	err := enc.Encode(v)
+	return int(c), err
+}
+
+type byteCounter int
+
+func (c *byteCounter) Write(p []byte) (int, error) { *c += byteCounter(len(p)); return len(p), nil }
 
 // responseWriter remembers the status and account for the request log line.
 type responseWriter struct {

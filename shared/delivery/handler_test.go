@@ -514,7 +514,7 @@ func TestFanOutRecoversFromACrashBeforeThePayload(t *testing.T) {
 	hs.drainUntil(func() bool { return rc.count() == 1 }, time.Second)
 	r, body := rc.get(0)
 	verify(t, secret, r, body)
-	got, _, _, err := hs.st.DeliveryDetail(context.Background(), hs.account, d.ID)
+	got, _, _, _, err := hs.st.DeliveryDetail(context.Background(), hs.account, d.ID, 0)
 	if err != nil || got.Status != domain.DeliveryDelivered || rc.count() != 1 {
 		t.Errorf("delivery %+v (%v), receiver %d", got, err, rc.count())
 	}

@@ -234,7 +234,7 @@ func contains(xs []string, s string) bool {
 
 func (hs *harness) deliveryOf(eventID string, e domain.Endpoint) (domain.Delivery, []domain.Attempt) {
 	hs.t.Helper()
-	d, _, attempts, err := hs.st.DeliveryDetail(context.Background(), hs.account, ids.Derived("dlv", hs.account, eventID, e.ID))
+	d, _, attempts, _, err := hs.st.DeliveryDetail(context.Background(), hs.account, ids.Derived("dlv", hs.account, eventID, e.ID), 0)
 	if err != nil {
 		hs.t.Fatalf("delivery of %s to %s: %v", eventID, e.ID, err)
 	}

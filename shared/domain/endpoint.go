@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"regexp"
 	"time"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -110,7 +111,51 @@ func CheckName(name string) string {
 	if hasControl(name) {
 		return "must not contain control characters"
 	}
+	return CheckDisplayText(name)
+}
+
+// CheckDisplayText returns the rule s, a name people read (an endpoint's,
+// a thermometer's), breaks beyond its length and control characters, or "".
+// A name is shown in lists and logs where it must not pass for another
+// one: it must have something visible, no spaces around it, and none of
+// the characters that reorder or hide text (bidirectional overrides and
+// isolates, which make "invoice\u202efdp.exe" read "invoicexe.pdf"), break
+// lines outside JSON's escapes (U+2028, U+2029) or are not characters at
+// all (byte order marks, noncharacters).
+func CheckDisplayText(s string) string {
+	if msg := CheckHidden(s); msg != "" {
+		return msg
+	}
+	visible := false
+	for _, r := range s {
+		if !unicode.IsSpace(r) && !zeroWidth(r) {
+			visible = true
+		}
+	}
+	if !visible {
+		return "must contain a visible character"
+	}
+	if first, _ := utf8.DecodeRuneInString(s); unicode.IsSpace(first) || zeroWidth(first) {
+		return "must not begin with a space"
+	}
+	if last, _ := utf8.DecodeLastRuneInString(s); unicode.IsSpace(last) || zeroWidth(last) {
+		return "must not end with a space"
+	}
 	return ""
+}
+
+// hidden reports whether r reorders, hides or is not text: bidirectional
+// embeddings, overrides and isolates, the line and paragraph separators,
+// the byte order mark, and the noncharacters.
+func hidden(r rune) bool {
+	return r >= 0x202a && r <= 0x202e || r >= 0x2066 && r <= 0x2069 || r == 0x2028 || r == 0x2029 || r == 0xfeff ||
+		r >= 0xfdd0 && r <= 0xfdef || r&0xfffe == 0xfffe
+}
+
+// zeroWidth reports whether r takes no room: names made of these alone
+// look empty.
+func zeroWidth(r rune) bool {
+	return r == 0x200b || r == 0x200c || r == 0x200d || r == 0x2060
 }
 
 // CheckUsername returns the rule a Basic Auth username breaks, or "".
@@ -123,6 +168,17 @@ func CheckUsername(u string) string {
 		return "must not contain ':'"
 	case hasControl(u):
 		return "must not contain control characters"
+	}
+	return CheckHidden(u)
+}
+
+// CheckHidden returns the rule s breaks if it holds a character that
+// reorders or hides text, or is not text (see CheckDisplayText), or "".
+func CheckHidden(s string) string {
+	for _, r := range s {
+		if hidden(r) {
+			return fmt.Sprintf("must not contain the invisible or reordering character U+%04X", r)
+		}
 	}
 	return ""
 }
@@ -154,6 +210,8 @@ func CheckThermometer(v *ValidationError, path string, th Thermometer) {
 	}
 	if n := utf8.RuneCountInString(th.Name); n < 1 || n > MaxThermometerNameLength || hasControl(th.Name) {
 		add(".name", "must be 1-%d characters without control characters", MaxThermometerNameLength)
+	} else if msg := CheckDisplayText(th.Name); msg != "" {
+		add(".name", "%s", msg)
 	}
 	if th.Type != "email" && th.Type != "embedded" {
 		add(".type", "must be email or embedded")

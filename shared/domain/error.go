@@ -65,32 +65,52 @@ func (e *Error) Is(target error) bool {
 
 // ValidationError collects every broken rule of a request before it is
 // returned as one validation_failed error.
-type ValidationError struct{ details []FieldError }
+type ValidationError struct {
+	details []FieldError
+	fields  map[string]bool
+	more    int // broken rules beyond MaxDetails
+}
+
+// MaxDetails is the most broken rules one error lists. A request body of
+// 64 KiB can break tens of thousands (an array of empty objects), and an
+// answer naming them all would be megabytes, past what Lambda can return.
+const MaxDetails = 50
+
+// maxMessageRules is how many of the listed rules the message repeats.
+const maxMessageRules = 10
 
 // Add records that field breaks a rule.
 func (v *ValidationError) Add(field, format string, args ...any) {
+	if v.fields == nil {
+		v.fields = map[string]bool{}
+	}
+	v.fields[field] = true
+	if len(v.details) == MaxDetails {
+		v.more++
+		return
+	}
 	v.details = append(v.details, FieldError{Field: field, Message: fmt.Sprintf(format, args...)})
 }
 
 // Has says whether v names a broken rule of field.
-func (v *ValidationError) Has(field string) bool {
-	for _, d := range v.details {
-		if d.Field == field {
-			return true
-		}
-	}
-	return false
-}
+func (v *ValidationError) Has(field string) bool { return v.fields[field] }
 
 // Err is nil when no rule was broken, and otherwise a validation_failed *Error
-// whose message lists every broken rule.
+// whose details list every broken rule, up to MaxDetails, and whose message
+// repeats the first ten and counts the rest.
 func (v *ValidationError) Err() error {
 	if len(v.details) == 0 {
 		return nil
 	}
-	msgs := make([]string, len(v.details))
-	for i, d := range v.details {
-		msgs[i] = d.Field + ": " + d.Message
+	msgs := make([]string, 0, maxMessageRules+1)
+	for _, d := range v.details[:min(len(v.details), maxMessageRules)] {
+		msgs = append(msgs, d.Field+": "+d.Message)
+	}
+	if rest := len(v.details) + v.more - len(msgs); rest > 0 {
+		msgs = append(msgs, fmt.Sprintf("and %d more", rest))
+	}
+	if v.more > 0 {
+		msgs[len(msgs)-1] += fmt.Sprintf(" (details lists the first %d)", MaxDetails)
 	}
 	return &Error{Code: CodeValidationFailed, Message: strings.Join(msgs, "; "), Details: v.details}
 }

@@ -50,6 +50,11 @@ func CheckTriggers(v *ValidationError, triggers []string) {
 		v.Add("triggers", "must list at least one trigger")
 		return
 	}
+	if len(triggers) > len(knownTriggers) {
+		// Longer lists repeat a trigger; no need to name every entry.
+		v.Add("triggers", "must list each trigger once: at most %d triggers; got %d", len(knownTriggers), len(triggers))
+		return
+	}
 	seen := map[string]bool{}
 	for i, t := range triggers {
 		switch {

@@ -350,64 +350,94 @@ func (st *Store) SaveDelivery(ctx context.Context, d domain.Delivery, prev int, 
 	return nil
 }
 
-// DeliveryDetail returns a delivery with its payload and attempts, in one
-// Query. The attempts are every request recorded, by attempt number and
-// then by time sent: two requests recorded for one attempt (see
-// LogItem.Request) are both there, with the same number.
-func (st *Store) DeliveryDetail(ctx context.Context, account, id string) (domain.Delivery, []byte, []domain.Attempt, error) {
+// DeliveryDetail returns a delivery with its payload and its latest
+// attempts: at most maxAttempts (every one when maxAttempts is 0), and
+// whether earlier ones were left out. The attempts are every request
+// recorded, by attempt number and then by time sent: two requests recorded
+// for one attempt (see LogItem.Request) are both there, with the same
+// number. Two Queries: the summary and payload, then the attempts, newest
+// first, so a delivery redelivered hundreds of times is read no further
+// than its latest attempts.
+func (st *Store) DeliveryDetail(ctx context.Context, account, id string, maxAttempts int) (domain.Delivery, []byte, []domain.Attempt, bool, error) {
 	var d domain.Delivery
 	var payload []byte
-	var attempts []domain.Attempt
 	found := false
-	p := dynamodb.NewQueryPaginator(st.db, &dynamodb.QueryInput{
+	pk := s(deliveryPK(account, id))
+	// "#SUMMARY" and "#PAYLOAD" sort before every "ATTEMPT#" key.
+	out, err := st.db.Query(ctx, &dynamodb.QueryInput{
 		TableName:                 &st.deliveriesTable,
-		KeyConditionExpression:    aws.String("pk = :pk"),
-		ExpressionAttributeValues: map[string]types.AttributeValue{":pk": s(deliveryPK(account, id))},
+		KeyConditionExpression:    aws.String("pk = :pk AND sk < :attempts"),
+		ExpressionAttributeValues: map[string]types.AttributeValue{":pk": pk, ":attempts": s(attemptPrefix)},
 		ConsistentRead:            aws.Bool(true),
 	})
-	for p.HasMorePages() {
-		out, err := p.NextPage(ctx)
-		if err != nil {
-			return d, nil, nil, fmt.Errorf("read delivery %s: %w", id, err)
-		}
-		for _, item := range out.Items {
-			sk, _ := item["sk"].(*types.AttributeValueMemberS)
-			if sk == nil {
-				continue
+	if err != nil {
+		return d, nil, nil, false, fmt.Errorf("read delivery %s: %w", id, err)
+	}
+	for _, item := range out.Items {
+		sk, _ := item["sk"].(*types.AttributeValueMemberS)
+		switch {
+		case sk == nil:
+		case sk.Value == summarySK:
+			var it summaryItem
+			if err := attributevalue.UnmarshalMap(item, &it); err != nil {
+				return d, nil, nil, false, err
 			}
-			switch {
-			case sk.Value == summarySK:
-				var it summaryItem
-				if err := attributevalue.UnmarshalMap(item, &it); err != nil {
-					return d, nil, nil, err
-				}
-				d, found = fromSummary(it), true
-			case sk.Value == payloadSK:
-				var it payloadItem
-				if err := attributevalue.UnmarshalMap(item, &it); err != nil {
-					return d, nil, nil, err
-				}
-				payload = []byte(it.Body)
-			case strings.HasPrefix(sk.Value, attemptPrefix):
-				var it attemptItem
-				if err := attributevalue.UnmarshalMap(item, &it); err != nil {
-					return d, nil, nil, err
-				}
-				at, _ := time.Parse(time.RFC3339Nano, it.At)
-				attempts = append(attempts, domain.Attempt{Number: it.Number, At: at, StatusCode: it.StatusCode,
-					LatencyMS: it.LatencyMS, Error: it.Error, ResponseBody: it.ResponseBody})
+			d, found = fromSummary(it), true
+		case sk.Value == payloadSK:
+			var it payloadItem
+			if err := attributevalue.UnmarshalMap(item, &it); err != nil {
+				return d, nil, nil, false, err
 			}
+			payload = []byte(it.Body)
 		}
 	}
 	if !found {
-		return d, nil, nil, domain.Errorf(domain.CodeNotFound, "delivery %s not found", id)
+		return d, nil, nil, false, domain.Errorf(domain.CodeNotFound, "delivery %s not found", id)
+	}
+	in := &dynamodb.QueryInput{
+		TableName:                 &st.deliveriesTable,
+		KeyConditionExpression:    aws.String("pk = :pk AND begins_with(sk, :attempts)"),
+		ExpressionAttributeValues: map[string]types.AttributeValue{":pk": pk, ":attempts": s(attemptPrefix)},
+		ConsistentRead:            aws.Bool(true),
+		ScanIndexForward:          aws.Bool(false),
+	}
+	if maxAttempts > 0 {
+		// One more than shown tells whether any were left out.
+		in.Limit = aws.Int32(int32(maxAttempts + 1))
+	}
+	var attempts []domain.Attempt
+	for {
+		out, err := st.db.Query(ctx, in)
+		if err != nil {
+			return d, nil, nil, false, fmt.Errorf("read attempts of delivery %s: %w", id, err)
+		}
+		for _, item := range out.Items {
+			var it attemptItem
+			if err := attributevalue.UnmarshalMap(item, &it); err != nil {
+				return d, nil, nil, false, err
+			}
+			at, _ := time.Parse(time.RFC3339Nano, it.At)
+			attempts = append(attempts, domain.Attempt{Number: it.Number, At: at, StatusCode: it.StatusCode,
+				LatencyMS: it.LatencyMS, Error: it.Error, ResponseBody: it.ResponseBody})
+		}
+		if len(out.LastEvaluatedKey) == 0 || maxAttempts > 0 && len(attempts) > maxAttempts {
+			break
+		}
+		in.ExclusiveStartKey = out.LastEvaluatedKey
+		if maxAttempts > 0 {
+			in.Limit = aws.Int32(int32(maxAttempts + 1 - len(attempts)))
+		}
+	}
+	truncated := maxAttempts > 0 && len(attempts) > maxAttempts
+	if truncated {
+		attempts = attempts[:maxAttempts]
 	}
 	// Keys order attempts by number, and two requests of one number by
 	// their random keys: order those by the time they were sent.
 	slices.SortStableFunc(attempts, func(a, b domain.Attempt) int {
 		return cmp.Or(cmp.Compare(a.Number, b.Number), a.At.Compare(b.At))
 	})
-	return d, payload, attempts, nil
+	return d, payload, attempts, truncated, nil
 }
 
 // DeliveryFilter narrows a listing; empty fields do not filter.

@@ -481,7 +481,7 @@ func TestTwoRequestsOfOneAttemptAreBothInTheLog(t *testing.T) {
 		sent(1, 502, at.Add(time.Second), "000000000000"), sent(1, 500, at, "ffffffffffff")}); err != nil {
 		t.Fatal(err)
 	}
-	_, _, attempts, err := st.DeliveryDetail(ctx, account, d.ID)
+	_, _, attempts, _, err := st.DeliveryDetail(ctx, account, d.ID, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
