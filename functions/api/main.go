@@ -61,7 +61,7 @@ func main() {
 		Keys: st, Endpoints: st, Secrets: sealer, Cursors: cursors, Deliveries: st,
 		Tasks:   &delivery.Enqueuer{Queue: queue.New(sqs.NewFromConfig(awsCfg)), QueueURL: cfg.DeliveryTasksQueueURL},
 		Sender:  dispatch.New(dispatch.Options{LocalMode: cfg.LocalMode}),
-		Counter: st, RateLimitPerMinute: cfg.RateLimitPerMinute,
+		Counter: st, RateLimitPerMinute: cfg.RateLimitPerMinute, SendsPerMinute: cfg.SendsPerMinute,
 		SourceIPs: cfg.SourceIPs, LocalMode: cfg.LocalMode, Retention: cfg.LogRetention, Logger: logger,
 	})
 	lambda.Start(gatewayHandler(handler))

@@ -476,6 +476,7 @@ delays:
 		exact      bool
 	}{
 		{"ApiRateLimitPerMinute", "RATE_LIMIT_PER_MINUTE", true},
+		{"ApiSendsPerMinute", "SENDS_PER_MINUTE", true},
 		{"LogRetentionDays", "LOG_RETENTION_DAYS", false},
 		{"DeliveryMaxReceiveCount", "DELIVERY_MAX_RECEIVE_COUNT", false},
 	} {

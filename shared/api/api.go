@@ -81,7 +81,11 @@ type Deps struct {
 	// Counter or a zero limit turns limiting off.
 	Counter            requestCounter
 	RateLimitPerMinute int
-	SourceIPs          []netip.Addr
+	// SendsPerMinute limits, with Counter, the webhooks one account may
+	// have sent through the API in a clock minute: test fires and
+	// redeliveries together. 0: no limit beyond RateLimitPerMinute.
+	SendsPerMinute int
+	SourceIPs      []netip.Addr
 	// LocalMode accepts loopback endpoint URLs on any port.
 	LocalMode bool
 	// Retention is how long delivery-log items are kept; a redelivery keeps
@@ -229,6 +233,31 @@ func (h *handler) authed(next func(http.ResponseWriter, *http.Request, string)) 
 		}
 		next(w, r, account)
 	}
+}
+
+// sendLimited refuses, with 429 rate_limited, a request that would send a
+// webhook (a test fire, a redelivery) beyond the account's SendsPerMinute.
+// Webhooks leave from the one address receivers allowlist: an account must
+// not aim them at a third party at its full request rate.
+func (h *handler) sendLimited(w http.ResponseWriter, r *http.Request, account string) bool {
+	if h.Counter == nil || h.SendsPerMinute <= 0 {
+		return false
+	}
+	now := h.Now()
+	window := now.Truncate(time.Minute)
+	// Account ids hold no '#', so this counter never meets an account's own.
+	n, err := h.Counter.CountRequest(r.Context(), account+"#sends", window, time.Minute)
+	if err != nil {
+		h.Logger.WarnContext(r.Context(), "send limit not checked", slog.String("account_id", account), slog.String("error", err.Error()))
+		return false
+	}
+	if n <= int64(h.SendsPerMinute) {
+		return false
+	}
+	secs := int(math.Ceil(window.Add(time.Minute).Sub(now).Seconds()))
+	w.Header().Set("Retry-After", strconv.Itoa(secs))
+	h.writeError(w, r, domain.Errorf(domain.CodeRateLimited, "more than %d test fires and redeliveries in a minute; retry after %d seconds", h.SendsPerMinute, secs))
+	return true
 }
 
 // limited counts the request in the account's current one-minute window.

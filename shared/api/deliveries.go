@@ -198,6 +198,9 @@ func (h *handler) redeliver(w http.ResponseWriter, r *http.Request, account stri
 				h.writeError(w, r, err)
 				return
 			}
+			if h.sendLimited(w, r, account) {
+				return
+			}
 		}
 		next := d
 		next.RoundStart = d.AttemptCount + 1

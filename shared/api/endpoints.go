@@ -422,6 +422,9 @@ func (h *handler) testEndpoint(w http.ResponseWriter, r *http.Request, account s
 		h.writeError(w, r, err)
 		return
 	}
+	if h.sendLimited(w, r, account) {
+		return
+	}
 	secret, err := h.openSecret(r, e)
 	if err != nil {
 		h.writeError(w, r, err)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestErrorCodes covers every error code of the contract, with the field
@@ -306,5 +307,44 @@ func TestListQueryParameters(t *testing.T) {
 				t.Errorf("details do not name %s alone: %s", tc.field, r.body)
 			}
 		})
+	}
+}
+
+// TestSendsHaveTheirOwnLimit: test fires and redeliveries share a budget of
+// webhooks per account and minute, far below the request rate, so that one
+// account cannot aim the service's one source address at a third party.
+func TestSendsHaveTheirOwnLimit(t *testing.T) {
+	now := time.Now().UTC()
+	e := newEnv(t, func(d *Deps) { d.SendsPerMinute = 2; d.Now = func() time.Time { return now } })
+	rc := newReceiver(t, 200)
+	ep := e.do("POST", "/v1/endpoints", e.key, fmt.Sprintf(`{"name":"n","url":%q,"triggers":["*"]}`, rc.URL)).json(t)["id"].(string)
+	for i := range 2 {
+		if r := e.do("POST", "/v1/endpoints/"+ep+"/test", e.key, ""); r.status != 200 {
+			t.Fatalf("test fire %d: %d %s", i, r.status, r.body)
+		}
+	}
+	r := e.do("POST", "/v1/endpoints/"+ep+"/test", e.key, "")
+	var secs int
+	if _, err := fmt.Sscan(r.header.Get("Retry-After"), &secs); r.status != 429 || r.code() != "rate_limited" || err != nil || secs < 1 || secs > 60 {
+		t.Fatalf("3rd test fire: %d %s, Retry-After %q", r.status, r.body, r.header.Get("Retry-After"))
+	}
+	d := e.delivery(e.account, ep, "failed", now, 1)
+	if r := e.do("POST", "/v1/deliveries/"+d.ID+"/redeliver", e.key, ""); r.status != 429 || r.code() != "rate_limited" {
+		t.Errorf("redelivery past the budget: %d %s", r.status, r.body)
+	}
+	rc.mu.Lock()
+	got := len(rc.requests)
+	rc.mu.Unlock()
+	if got != 2 {
+		t.Errorf("the receiver got %d webhooks, want 2", got)
+	}
+	// Other requests, and other accounts, are not held back.
+	if r := e.do("GET", "/v1/endpoints/"+ep, e.key, ""); r.status != 200 {
+		t.Errorf("a read after the sends ran out: %d", r.status)
+	}
+	other := e.newKey(uniqueAccount())
+	ep2 := e.do("POST", "/v1/endpoints", other, fmt.Sprintf(`{"name":"n","url":%q,"triggers":["*"]}`, rc.URL)).json(t)["id"].(string)
+	if r := e.do("POST", "/v1/endpoints/"+ep2+"/test", other, ""); r.status != 200 {
+		t.Errorf("another account's test fire: %d %s", r.status, r.body)
 	}
 }

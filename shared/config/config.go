@@ -43,6 +43,9 @@ type Config struct {
 	// RateLimitPerMinute is how many API requests one account may make per
 	// minute.
 	RateLimitPerMinute int
+	// SendsPerMinute is how many webhooks one account may have the API send
+	// per minute (test fires and redeliveries together).
+	SendsPerMinute int
 	// DeliveryMaxReceives is the delivery-tasks queue's maxReceiveCount: SQS
 	// moves a message received more often to the dead-letter queue.
 	DeliveryMaxReceives int
@@ -148,6 +151,7 @@ func Load(lookup func(string) (string, bool)) (Config, error) {
 		c.LogRetention, c.RetentionRaised = need.Truncate(time.Hour)+time.Hour, true
 	}
 	c.RateLimitPerMinute = whole("RATE_LIMIT_PER_MINUTE", 600, 1, 1_000_000, "")
+	c.SendsPerMinute = whole("SENDS_PER_MINUTE", 60, 1, 1_000_000, "")
 	c.DeliveryMaxReceives = whole("DELIVERY_MAX_RECEIVE_COUNT", 12, 2, 1000, "")
 
 	if v, ok := lookup("LOCAL_MODE"); ok && strings.TrimSpace(v) != "" {

@@ -26,6 +26,7 @@ func complete() map[string]string {
 		"LOG_RETENTION_DAYS":         "7",
 		"LOCAL_MODE":                 "true",
 		"RATE_LIMIT_PER_MINUTE":      "50",
+		"SENDS_PER_MINUTE":           "7",
 		"DELIVERY_MAX_RECEIVE_COUNT": "9",
 	}
 }
@@ -50,7 +51,7 @@ func TestLoadComplete(t *testing.T) {
 	if c.DeliveryMaxReceives != 9 {
 		t.Errorf("DeliveryMaxReceives = %d", c.DeliveryMaxReceives)
 	}
-	if c.LogRetention != 7*24*time.Hour || !c.LocalMode || c.RateLimitPerMinute != 50 {
+	if c.LogRetention != 7*24*time.Hour || !c.LocalMode || c.RateLimitPerMinute != 50 || c.SendsPerMinute != 7 {
 		t.Errorf("LogRetention %v LocalMode %v", c.LogRetention, c.LocalMode)
 	}
 }
@@ -61,6 +62,7 @@ func TestLoadDefaults(t *testing.T) {
 	delete(m, "LOG_RETENTION_DAYS")
 	delete(m, "LOCAL_MODE")
 	delete(m, "RATE_LIMIT_PER_MINUTE")
+	delete(m, "SENDS_PER_MINUTE")
 	delete(m, "DELIVERY_MAX_RECEIVE_COUNT")
 	c, err := Load(env(m))
 	if err != nil {
@@ -79,7 +81,7 @@ func TestLoadDefaults(t *testing.T) {
 	if c.DeliveryMaxReceives != 12 {
 		t.Errorf("DeliveryMaxReceives = %d, want the template's default 12", c.DeliveryMaxReceives)
 	}
-	if c.LogRetention != 30*24*time.Hour || c.RateLimitPerMinute != 600 {
+	if c.LogRetention != 30*24*time.Hour || c.RateLimitPerMinute != 600 || c.SendsPerMinute != 60 {
 		t.Errorf("LogRetention = %v", c.LogRetention)
 	}
 }
@@ -98,6 +100,7 @@ func TestLoadNamesEachProblem(t *testing.T) {
 		{"delay too long", func(m map[string]string) { m["RETRY_SCHEDULE"] = "13h" }, []string{"RETRY_SCHEDULE", "12h"}},
 		{"bad retention", func(m map[string]string) { m["LOG_RETENTION_DAYS"] = "0" }, []string{"LOG_RETENTION_DAYS"}},
 		{"bad rate limit", func(m map[string]string) { m["RATE_LIMIT_PER_MINUTE"] = "-1" }, []string{"RATE_LIMIT_PER_MINUTE"}},
+		{"bad sends limit", func(m map[string]string) { m["SENDS_PER_MINUTE"] = "0" }, []string{"SENDS_PER_MINUTE"}},
 		{"receive count too small", func(m map[string]string) { m["DELIVERY_MAX_RECEIVE_COUNT"] = "1" }, []string{"DELIVERY_MAX_RECEIVE_COUNT"}},
 		{"receive count not a number", func(m map[string]string) { m["DELIVERY_MAX_RECEIVE_COUNT"] = "twelve" }, []string{"DELIVERY_MAX_RECEIVE_COUNT", "twelve"}},
 		{"bad local mode", func(m map[string]string) { m["LOCAL_MODE"] = "yes please" }, []string{"LOCAL_MODE"}},
