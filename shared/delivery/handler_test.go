@@ -2,6 +2,7 @@ package delivery_test
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"slices"
@@ -231,6 +232,34 @@ func TestInvalidMessagesAreSetAsideWithoutBlockingTheBatch(t *testing.T) {
 	}
 	if !strings.Contains(hs.logs.String(), `"event_id":"evt_bad"`) {
 		t.Error("no log line names the invalid event")
+	}
+}
+
+// TestABodySQSCannotTakeIsSetAsideEncoded: an invalid event whose body SQS
+// would refuse to store (empty, or not UTF-8: only a hand-made invocation
+// brings one) is set aside all the same, in a form SQS takes, marked with
+// body_encoding; it once came back at every receive instead, its copy
+// refused, until SQS moved it without a reason.
+func TestABodySQSCannotTakeIsSetAsideEncoded(t *testing.T) {
+	hs := newHarness(t, time.Second)
+	bad := "{\"event_id\":\"e\xff\"}"
+	if failed := hs.intake(bad, ""); len(failed) != 0 {
+		t.Fatalf("not set aside, will be retried: %v", failed)
+	}
+	out, err := hs.sqs.ReceiveMessage(context.Background(), &sqs.ReceiveMessageInput{QueueUrl: &hs.dlqURL, MaxNumberOfMessages: 10, MessageAttributeNames: []string{"All"}, WaitTimeSeconds: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, m := range out.Messages {
+		enc := aws.ToString(m.MessageAttributes["body_encoding"].StringValue)
+		got[enc] = aws.ToString(m.Body) + " / " + aws.ToString(m.MessageAttributes["reason"].StringValue)
+	}
+	if want := base64.StdEncoding.EncodeToString([]byte(bad)) + " / body is not valid UTF-8"; got["base64"] != want {
+		t.Errorf("the body that is not UTF-8 was set aside as %q, want %q", got["base64"], want)
+	}
+	if !strings.HasSuffix(got["empty"], " / body is not a JSON object of the event schema: unexpected end of JSON input") {
+		t.Errorf("the empty body was set aside as %q", got["empty"])
 	}
 }
 

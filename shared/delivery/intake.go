@@ -2,6 +2,7 @@ package delivery
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -69,10 +70,23 @@ func (h *Handler) handleIntake(ctx context.Context, msgs []Message, rec *metrics
 		defer h.recovered(ctx, s.m, func() { fail(s.m, -1) })
 		m := queue.Message{Body: s.m.Body, Attributes: map[string]string{"reason": s.inv.Reason, "event_id": s.inv.EventID}}
 		attrs := []slog.Attr{slog.String("message_id", s.m.ID), slog.String("event_id", s.inv.EventID), slog.String("reason", s.inv.Reason)}
+		switch {
+		case m.Body == "":
+			// SQS refuses an empty body (and one with characters it does
+			// not take): such a body, which only a hand-made invocation
+			// carries, goes in a form SQS takes, and says which.
+			m.Body, m.Attributes["body_encoding"] = "-", "empty"
+		case queue.Text(m.Body) != m.Body:
+			m.Body, m.Attributes["body_encoding"] = base64.StdEncoding.EncodeToString([]byte(m.Body)), "base64"
+		}
 		if queue.MessageSize(m) > queue.SmallestMaxMessageSize {
 			// An event at the queue's size limit has no room for them; the
 			// log line keeps them.
+			enc, ok := m.Attributes["body_encoding"]
 			m.Attributes = nil
+			if ok {
+				m.Attributes = map[string]string{"body_encoding": enc}
+			}
 			attrs = append(attrs, slog.Bool("attributes_left_out", true))
 		}
 		if err := h.Queue.SendBatch(ctx, h.EventsDLQURL, []queue.Message{m}); err != nil {

@@ -3,6 +3,7 @@ package delivery_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -334,5 +335,19 @@ func TestAThermometerNameOfLineSeparatorsIsDelivered(t *testing.T) {
 	hs.drainUntil(func() bool { return rc.count() == 1 }, 1500*time.Millisecond)
 	if d, _ := hs.deliveryOf("evt_ls", ep); d.Status != domain.DeliveryDelivered || rc.count() != 1 {
 		t.Errorf("delivery %s, %d requests", d.Status, rc.count())
+	}
+}
+
+// TestARoundPastTheNextAttemptIsSetAside: a task naming a round that starts
+// after the delivery's next attempt (no task this service writes does) is
+// set aside rather than obeyed: obeyed, it started a new round at every
+// receive, so the delivery was retried without end.
+func TestARoundPastTheNextAttemptIsSetAside(t *testing.T) {
+	hs := newHarness(t, time.Second)
+	rc, _, d := hs.failedAfterTwoAttempts("evt_far_round", 500, 500, 500, 500, 500, 500)
+	hs.redrive(fmt.Sprintf(`{"kind":"delivery","account_id":%q,"delivery_id":%q,"round_start":1000000000}`, hs.account, d.ID))
+	hs.drainUntil(func() bool { return strings.Contains(hs.logs.String(), "round_start 1000000000 is past delivery") }, 2*time.Second)
+	if rc.count() != 2 || hs.waiting(hs.tasksDLQURL) == 0 {
+		t.Errorf("the task made %d more attempts; %d messages in the dead-letter queue", rc.count()-2, hs.waiting(hs.tasksDLQURL))
 	}
 }

@@ -251,6 +251,12 @@ func (h *Handler) prepareAndSend(ctx context.Context, a *attempt, rec *metrics.R
 		return
 	}
 	switch {
+	case a.task.RoundStart > d.AttemptCount+1:
+		// Every task this service writes names a round that starts at the
+		// delivery's next attempt at the latest. One past it would start a
+		// new round at every receive, and its retries would never run out.
+		h.setAside(ctx, a, fmt.Sprintf("round_start %d is past delivery %s's next attempt, %d", a.task.RoundStart, d.ID, d.AttemptCount+1), rec)
+		return
 	case a.task.RoundStart < d.RoundStart && !(d.Status == domain.DeliveryFailed && redriven(a.m, d)):
 		// A message of an earlier round; the current round has its own.
 		// (Unless it was redriven from the dead-letter queue after a later

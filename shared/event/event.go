@@ -159,6 +159,39 @@ func repeatedKey(raw json.RawMessage) string {
 	return ""
 }
 
+// MaxDepth is how deeply an event may nest objects and arrays. Webhooks
+// carry the response as received, and receivers' parsers have limits of
+// their own (Python's json gives up near 1,000 levels); a survey response
+// needs a handful.
+const MaxDepth = 64
+
+// depth is how deeply body, valid UTF-8, nests objects and arrays (brackets
+// inside strings do not count).
+func depth(body []byte) int {
+	d, most, inString, escaped := 0, 0, false, false
+	for _, c := range body {
+		switch {
+		case inString:
+			switch {
+			case escaped:
+				escaped = false
+			case c == '\\':
+				escaped = true
+			case c == '"':
+				inString = false
+			}
+		case c == '"':
+			inString = true
+		case c == '{' || c == '[':
+			d++
+			most = max(most, d)
+		case c == '}' || c == ']':
+			d--
+		}
+	}
+	return most
+}
+
 // MaxSize is the largest event accepted, in bytes. A survey response is a
 // few kilobytes; the limit keeps an event, the webhook built from it and the
 // messages that carry them within what SQS and DynamoDB take (256 KiB on
@@ -172,6 +205,9 @@ func Parse(body []byte) (Event, error) {
 	}
 	if !utf8.Valid(body) {
 		return Event{}, &Invalid{Reason: "body is not valid UTF-8"}
+	}
+	if depth(body) > MaxDepth {
+		return Event{}, &Invalid{EventID: peekID(body), Reason: fmt.Sprintf("body nests objects and arrays more than %d deep", MaxDepth)}
 	}
 	var w wire
 	if err := readObject(body, field{"version", &w.Version}, field{"event_id", &w.EventID}, field{"type", &w.Type},
@@ -210,6 +246,11 @@ func Parse(body []byte) (Event, error) {
 	at, err := parseTime(*w.OccurredAt)
 	if err != nil {
 		return e, inv("occurred_at %q is not an RFC 3339 time", shorten(*w.OccurredAt))
+	}
+	if y := at.UTC().Year(); y < 0 || y > 9999 {
+		// Webhooks carry the time in UTC, where it would need a fifth
+		// digit or a sign that RFC 3339 does not have.
+		return e, inv("occurred_at %q falls outside the years 0000-9999 in UTC", shorten(*w.OccurredAt))
 	}
 	if isNull(w.Thermometer) {
 		return e, inv("thermometer is required")

@@ -96,6 +96,15 @@ func TestMixedBatchSample(t *testing.T) {
 	}
 }
 
+// nested is n arrays, one inside the other.
+func nested(n int) any {
+	var v any = []any{}
+	for range n - 1 {
+		v = []any{v}
+	}
+	return v
+}
+
 func TestRules(t *testing.T) {
 	valid := map[string]any{
 		"version": 1, "event_id": "evt_1", "type": "comment", "account_id": "acc_1", "occurred_at": "2026-11-27T10:55:03Z",
@@ -158,6 +167,20 @@ func TestRules(t *testing.T) {
 		{"leap second", func(m map[string]any) { m["occurred_at"] = "2016-12-31T23:59:60Z" }, ""},
 		{"no zone", func(m map[string]any) { m["occurred_at"] = "2026-11-27T10:55:03" }, "occurred_at"},
 		{"type of wrong JSON type", func(m map[string]any) { m["type"] = 5 }, "not a JSON object of the event schema"},
+		{"year 9999 at its last hour", func(m map[string]any) { m["occurred_at"] = "9999-12-31T23:00:00Z" }, ""},
+		{"year 10000 in UTC", func(m map[string]any) { m["occurred_at"] = "9999-12-31T23:00:00-05:00" }, "falls outside the years 0000-9999"},
+		{"leap second into year 10000", func(m map[string]any) { m["occurred_at"] = "9999-12-31T23:59:60Z" }, "falls outside"},
+		{"year 0", func(m map[string]any) { m["occurred_at"] = "0000-01-01T00:30:00Z" }, ""},
+		{"year -1 in UTC", func(m map[string]any) { m["occurred_at"] = "0000-01-01T00:30:00+01:00" }, "falls outside"},
+		{"nested as deep as allowed", func(m map[string]any) {
+			m["response"] = map[string]any{"id": "r", "rating": "gold", "x": nested(MaxDepth - 2)}
+		}, ""},
+		{"nested too deep", func(m map[string]any) {
+			m["response"] = map[string]any{"id": "r", "rating": "gold", "x": nested(MaxDepth - 1)}
+		}, "nests objects and arrays more than 64 deep"},
+		{"brackets in strings", func(m map[string]any) {
+			m["response"] = map[string]any{"id": "r", "rating": "gold", "comment": strings.Repeat("[{\\\"", 500)}
+		}, ""},
 		{"too large", func(m map[string]any) {
 			m["response"] = map[string]any{"id": "r", "rating": "gold", "comment": strings.Repeat("long ", MaxSize/5)}
 		}, "at most 245760"},
