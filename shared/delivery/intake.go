@@ -182,6 +182,7 @@ func (h *Handler) fanOut(ctx context.Context, ev event.Event, raw json.RawMessag
 			Webhook:     payload.Webhook{ID: e.ID, Name: e.Name},
 			Thermometer: payload.Thermometer(th), Response: ev.Response,
 		}.JSON()
+		d.PayloadSHA256 = payloadHash(body)
 		created, existing, err := h.Store.CreateDelivery(ctx, d, h.expires())
 		if err != nil {
 			results[i].err = err
@@ -199,7 +200,9 @@ func (h *Handler) fanOut(ctx context.Context, ev event.Event, raw json.RawMessag
 		}
 		results[i].payload = &store.LogItem{AccountID: d.AccountID, DeliveryID: d.ID, Payload: body, Expires: h.expires()}
 		tm := taskMessage{Kind: "delivery", AccountID: d.AccountID, DeliveryID: d.ID, RoundStart: d.RoundStart}
-		if len(body) <= maxInlinePayload {
+		// A resent event's body can differ from the one its delivery was
+		// made with; that task reads the log's, which this run rewrites.
+		if len(body) <= maxInlinePayload && payloadHash(body) == d.PayloadSHA256 {
 			tm.Payload = body
 		}
 		results[i].task = &queue.Message{Body: tm.body()}

@@ -2,6 +2,8 @@ package delivery_test
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -349,5 +351,34 @@ func TestARoundPastTheNextAttemptIsSetAside(t *testing.T) {
 	hs.drainUntil(func() bool { return strings.Contains(hs.logs.String(), "round_start 1000000000 is past delivery") }, 2*time.Second)
 	if rc.count() != 2 || hs.waiting(hs.tasksDLQURL) == 0 {
 		t.Errorf("the task made %d more attempts; %d messages in the dead-letter queue", rc.count()-2, hs.waiting(hs.tasksDLQURL))
+	}
+}
+
+// TestATaskSendsOnlyItsDeliverysBody: a task message carrying a body that
+// is not the one fan-out made for its delivery (a hand-made message on the
+// tasks queue) does not get those bytes signed with the endpoint's secret
+// and sent: the delivery's own body, from the log, is sent instead.
+func TestATaskSendsOnlyItsDeliverysBody(t *testing.T) {
+	hs := newHarness(t, time.Second)
+	rc := newReceiver(t, 200)
+	ep, _ := hs.endpoint(rc.URL, []string{"*"}, false, "th_1")
+	hs.intake(hs.event("evt_own_body", "rating", "red", "th_1"))
+	hs.drainUntil(func() bool { return rc.count() == 1 }, time.Second)
+	_, sent := rc.get(0)
+	d, _ := hs.deliveryOf("evt_own_body", ep)
+	if sum := sha256.Sum256(sent); d.PayloadSHA256 != hex.EncodeToString(sum[:]) {
+		t.Fatalf("the delivery keeps %q as its body's hash", d.PayloadSHA256)
+	}
+	if strings.Contains(hs.logs.String(), "task's payload is not its delivery's") {
+		t.Error("fan-out's own task was taken for a foreign one")
+	}
+	forged := `{"id":"` + d.ID + `","event":"rating","trigger":"rating.gold","event_id":"evt_forged","response":{"id":"rsp_x","rating":"gold","comment":"refund approved"}}`
+	hs.redrive(fmt.Sprintf(`{"kind":"delivery","account_id":%q,"delivery_id":%q,"round_start":%d,"payload":%s}`, hs.account, d.ID, d.AttemptCount+1, forged))
+	hs.drainUntil(func() bool { return rc.count() == 2 }, time.Second)
+	if _, b := rc.get(1); string(b) != string(sent) {
+		t.Errorf("sent %.120s, want the delivery's own body %.120s", b, sent)
+	}
+	if !strings.Contains(hs.logs.String(), "task's payload is not its delivery's") {
+		t.Error("no log line tells of the foreign body")
 	}
 }

@@ -36,6 +36,10 @@ type Delivery struct {
 	// LastURL is the URL the last attempt was sent to: EndpointURL, or the
 	// endpoint's new URL when it changed after the delivery was made.
 	LastURL string
+	// PayloadSHA256 is the hex SHA-256 of the webhook body fan-out made for
+	// the delivery; a body a task message carries is sent only if it
+	// matches. Empty for deliveries made before it was kept.
+	PayloadSHA256 string
 }
 
 // Final reports whether nothing more will be attempted (until a redelivery).

@@ -94,6 +94,7 @@ type summaryItem struct {
 	ExpiresAt      int64  `dynamodbav:"expires_at"`
 	Carrier        string `dynamodbav:"carrier,omitempty"`
 	LastURL        string `dynamodbav:"last_url,omitempty"` // only when not EndpointURL
+	PayloadSHA256  string `dynamodbav:"payload_sha256,omitempty"`
 	GSI1PK         string `dynamodbav:"gsi1pk"`
 	GSI1SK         string `dynamodbav:"gsi1sk"`
 	GSI2PK         string `dynamodbav:"gsi2pk"`
@@ -119,7 +120,7 @@ func toSummary(d domain.Delivery, expires time.Time) summaryItem {
 		EndpointURL: d.EndpointURL, EventID: d.EventID, Event: d.Event, Trigger: d.Trigger, ThermometerID: d.ThermometerID,
 		Status: d.Status, AttemptCount: d.AttemptCount, RoundStart: d.RoundStart, LastStatusCode: d.LastStatusCode,
 		LastError: d.LastError, CreatedAt: d.CreatedAt.UTC().Format(time.RFC3339Nano), UpdatedAt: d.UpdatedAt.UTC().Format(time.RFC3339Nano),
-		ExpiresAt: expires.Unix(), Carrier: d.Carrier,
+		ExpiresAt: expires.Unix(), Carrier: d.Carrier, PayloadSHA256: d.PayloadSHA256,
 		GSI1PK: accountPK(d.AccountID), GSI1SK: key,
 		GSI2PK: accountPK(d.AccountID) + "#ENDPOINT#" + d.EndpointID, GSI2SK: key,
 	}
@@ -140,7 +141,7 @@ func fromSummary(it summaryItem) domain.Delivery {
 		ID: it.ID, AccountID: it.AccountID, EndpointID: it.EndpointID, EndpointURL: it.EndpointURL, EventID: it.EventID,
 		Event: it.Event, Trigger: it.Trigger, ThermometerID: it.ThermometerID, Status: it.Status,
 		AttemptCount: it.AttemptCount, RoundStart: it.RoundStart, LastStatusCode: it.LastStatusCode, LastError: it.LastError,
-		Carrier: it.Carrier, LastURL: cmp.Or(it.LastURL, it.EndpointURL),
+		Carrier: it.Carrier, LastURL: cmp.Or(it.LastURL, it.EndpointURL), PayloadSHA256: it.PayloadSHA256,
 	}
 	d.CreatedAt, _ = time.Parse(time.RFC3339Nano, it.CreatedAt)
 	d.UpdatedAt, _ = time.Parse(time.RFC3339Nano, it.UpdatedAt)
