@@ -109,7 +109,9 @@ func run(c config) error {
 	fmt.Printf("chaos: local stack log in %s\n", log.Name())
 	// Receivers that hang hold an execution environment for 5 s per batch:
 	// more environments keep the run short.
-	args := []string{"-retry-schedule", retrySchedule, "-instances", fmt.Sprint(c.instances)}
+	// The battery test-fires every endpoint it sets up, hundreds of them in
+	// one account: more than the budget of test fires a minute allows.
+	args := []string{"-retry-schedule", retrySchedule, "-instances", fmt.Sprint(c.instances), "-sends-per-minute", "100000"}
 	if c.visibility > 0 {
 		args = append(args, "-visibility-timeout", c.visibility.String())
 	}

@@ -41,6 +41,10 @@ type options struct {
 	region          string
 	instances       int
 	retrySchedule   string
+	// sendsPerMinute, when set, replaces the template's budget of test
+	// fires and redeliveries (local testing only: a battery that sets up
+	// hundreds of endpoints test-fires each).
+	sendsPerMinute int
 	// visibilityTimeout, when set, replaces the template's visibility
 	// timeout on the queues the poller reads (local testing only).
 	visibilityTimeout time.Duration
@@ -69,6 +73,8 @@ func main() {
 	fs.StringVar(&o.provisionScript, "provision", "infra/local/provision.py", "the provisioning script")
 	fs.IntVar(&o.instances, "instances", 2, "execution environments per function")
 	fs.StringVar(&o.retrySchedule, "retry-schedule", LocalRetrySchedule, "retry delays of failed deliveries (RETRY_SCHEDULE)")
+	fs.IntVar(&o.sendsPerMinute, "sends-per-minute", 0,
+		"local testing only: test fires and redeliveries one account may ask for per minute (SENDS_PER_MINUTE) instead of the template's; 0 keeps the template's")
 	fs.DurationVar(&o.visibilityTimeout, "visibility-timeout", 0,
 		"local testing only: visibility timeout of the polled queues instead of the template's (6 × the function timeout, as on AWS), "+
 			"so that batches of a killed process come back sooner; 0 keeps the template's")
@@ -188,6 +194,10 @@ func run(ctx context.Context, o options) error {
 
 	functions := map[string]*function{}
 	defer func() {
+		// Runs after the pollers have stopped and their invocations ended
+		// (their lines are shown); what the bootstraps say from here on is
+		// only that their runtime emulator went away.
+		log.silence()
 		for _, f := range functions {
 			f.stop()
 		}
@@ -208,6 +218,9 @@ func run(ctx context.Context, o options) error {
 		)
 		if o.functionsEndpoint != "" {
 			fenv = append(fenv, "AWS_ENDPOINT_URL="+o.functionsEndpoint) // the last of a name wins
+		}
+		if o.sendsPerMinute > 0 {
+			fenv = append(fenv, "SENDS_PER_MINUTE="+strconv.Itoa(o.sendsPerMinute))
 		}
 		bootstrap, err := filepath.Abs(filepath.Join(o.codeDir, logicalID, "bootstrap"))
 		if err != nil {
@@ -303,7 +316,6 @@ func run(ctx context.Context, o options) error {
 	}
 	<-ctx.Done()
 	log.printf("stopping")
-	log.silence()
 	return nil
 }
 

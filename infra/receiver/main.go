@@ -23,7 +23,7 @@ import (
 )
 
 // verified reports whether r carries both signatures of body made with
-// secret (API.md section 3): X-Ct-Hmac-Sha256 over the Date header, and the
+// secret (docs/receiving.md): X-Ct-Hmac-Sha256 over the Date header, and the
 // Standard Webhooks webhook-signature (any of its space-separated values).
 func verified(secret string, r *http.Request, body []byte) bool {
 	if !signature.Verify(secret, r.Header.Get("Date"), body, r.Header.Get("X-Ct-Hmac-Sha256")) {

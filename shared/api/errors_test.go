@@ -318,6 +318,15 @@ func TestSendsHaveTheirOwnLimit(t *testing.T) {
 	e := newEnv(t, func(d *Deps) { d.SendsPerMinute = 2; d.Now = func() time.Time { return now } })
 	rc := newReceiver(t, 200)
 	ep := e.do("POST", "/v1/endpoints", e.key, fmt.Sprintf(`{"name":"n","url":%q,"triggers":["*"]}`, rc.URL)).json(t)["id"].(string)
+	// Requests that send nothing spend none of the budget.
+	for range 3 {
+		if r := e.do("POST", "/v1/endpoints/ep_00000000000000000000000000/test", e.key, ""); r.status != 404 {
+			t.Fatalf("test fire of an unknown endpoint: %d %s", r.status, r.body)
+		}
+		if r := e.do("POST", "/v1/endpoints/"+ep+"/test", e.key, "{"); r.status != 400 {
+			t.Fatalf("test fire with a broken body: %d %s", r.status, r.body)
+		}
+	}
 	for i := range 2 {
 		if r := e.do("POST", "/v1/endpoints/"+ep+"/test", e.key, ""); r.status != 200 {
 			t.Fatalf("test fire %d: %d %s", i, r.status, r.body)

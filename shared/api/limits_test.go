@@ -108,6 +108,10 @@ func TestNamesMustReadAsWhatTheyAre(t *testing.T) {
 		{"override in a name", `{"name":"invoice\u202efdp.exe","url":"https://example.com/","triggers":["*"]}`, "name"},
 		{"line separator in a name", `{"name":"a\u2028b","url":"https://example.com/","triggers":["*"]}`, "name"},
 		{"noncharacter in a name", `{"name":"a\uffff","url":"https://example.com/","triggers":["*"]}`, "name"},
+		{"Hangul filler name", `{"name":"\u3164","url":"https://example.com/","triggers":["*"]}`, "name"},
+		{"braille blank name", `{"name":"\u2800\u2800","url":"https://example.com/","triggers":["*"]}`, "name"},
+		{"name led by a filler", `{"name":"\u3164Helpdesk","url":"https://example.com/","triggers":["*"]}`, "name"},
+		{"name ending in a direction mark", `{"name":"Helpdesk\u200e","url":"https://example.com/","triggers":["*"]}`, "name"},
 		{"override in a username", `{"name":"n","url":"https://example.com/","triggers":["*"],"basic_auth":{"username":"a\u202eb","password":"p"}}`, "basic_auth.username"},
 		{"override in a URL", `{"name":"n","url":"https://example.com/a\u202eb","triggers":["*"]}`, "url"},
 	} {
@@ -121,7 +125,7 @@ func TestNamesMustReadAsWhatTheyAre(t *testing.T) {
 		})
 	}
 	// What people do write is kept.
-	for _, name := range []string{"Réclamations · Support 🔥", "שירות לקוחות", "Q&A <survey>", "👨\u200d👩\u200d👧 team"} {
+	for _, name := range []string{"Réclamations · Support 🔥", "שירות לקוחות", "Q&A <survey>", "👨\u200d👩\u200d👧 team", "Support ❤️", "e\u0301", "한국 지원팀", "1️⃣"} {
 		b, _ := json.Marshal(map[string]any{"name": name, "url": "https://example.com/", "triggers": []string{"*"}})
 		if r := e.do("POST", "/v1/endpoints", e.key, string(b)); r.status != 201 || r.json(t)["name"] != name {
 			t.Errorf("%q: %d %s", name, r.status, r.body)

@@ -61,6 +61,7 @@ type (
 		StartRound(ctx context.Context, account, id string, attempts int, now, expires time.Time) (domain.Delivery, error)
 		Payload(ctx context.Context, account, id string) ([]byte, error)
 		PutLogItems(ctx context.Context, items []store.LogItem) error
+		PutPayloadIfAbsent(ctx context.Context, li store.LogItem) error
 		GetEndpoint(ctx context.Context, account, id string) (domain.Endpoint, error)
 		SaveEndpoint(ctx context.Context, e domain.Endpoint, previous []domain.Thermometer) error
 		SaveEndpointState(ctx context.Context, e domain.Endpoint) error

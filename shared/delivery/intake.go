@@ -197,11 +197,20 @@ func (h *Handler) fanOut(ctx context.Context, ev event.Event, raw json.RawMessag
 				return
 			}
 			d = existing
+			// Its body may differ from the first run's (the endpoint was
+			// renamed meanwhile): the log keeps the first run's, which the
+			// first run's task may carry, unless that run stopped before
+			// writing it. One delivery id never goes out with two bodies.
+			if err := h.Store.PutPayloadIfAbsent(ctx, store.LogItem{AccountID: d.AccountID, DeliveryID: d.ID, Payload: body, Expires: h.expires()}); err != nil {
+				results[i].err = err
+				return
+			}
+		} else {
+			results[i].payload = &store.LogItem{AccountID: d.AccountID, DeliveryID: d.ID, Payload: body, Expires: h.expires()}
 		}
-		results[i].payload = &store.LogItem{AccountID: d.AccountID, DeliveryID: d.ID, Payload: body, Expires: h.expires()}
 		tm := taskMessage{Kind: "delivery", AccountID: d.AccountID, DeliveryID: d.ID, RoundStart: d.RoundStart}
-		// A resent event's body can differ from the one its delivery was
-		// made with; that task reads the log's, which this run rewrites.
+		// A task carries the body only when it is the one the delivery was
+		// made with; otherwise it reads the log's.
 		if len(body) <= maxInlinePayload && payloadHash(body) == d.PayloadSHA256 {
 			tm.Payload = body
 		}

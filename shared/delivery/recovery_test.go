@@ -18,6 +18,7 @@ import (
 	"github.com/customerthermometer/webhooks/shared/config"
 	"github.com/customerthermometer/webhooks/shared/delivery"
 	"github.com/customerthermometer/webhooks/shared/domain"
+	"github.com/customerthermometer/webhooks/shared/ids"
 	"github.com/customerthermometer/webhooks/shared/queue"
 	"github.com/customerthermometer/webhooks/shared/store"
 )
@@ -380,5 +381,95 @@ func TestATaskSendsOnlyItsDeliverysBody(t *testing.T) {
 	}
 	if !strings.Contains(hs.logs.String(), "task's payload is not its delivery's") {
 		t.Error("no log line tells of the foreign body")
+	}
+}
+
+// TestAResentEventKeepsItsDeliverysBody: an event resent before its
+// delivery's first attempt, after the endpoint was renamed (its name is in
+// the body), leaves the body the delivery was made with: the log kept the
+// first, the first task carried the first, and the webhook went out with
+// both bodies under one delivery id.
+func TestAResentEventKeepsItsDeliverysBody(t *testing.T) {
+	hs := newHarness(t, time.Second)
+	rc := newReceiver(t, 200)
+	ep, _ := hs.endpoint(rc.URL, []string{"*"}, false, "th_1")
+	ev := hs.event("evt_resent_renamed", "rating", "red", "th_1")
+	if failed := hs.intake(ev); len(failed) != 0 {
+		t.Fatal(failed)
+	}
+	renamed, err := hs.st.GetEndpoint(context.Background(), hs.account, ep.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	renamed.Name = "Zebra, named before the first attempt"
+	if err := hs.st.SaveEndpoint(context.Background(), renamed, renamed.Thermometers); err != nil {
+		t.Fatal(err)
+	}
+	if failed := hs.intake(ev); len(failed) != 0 {
+		t.Fatal(failed)
+	}
+	hs.drainUntil(func() bool { return rc.count() >= 1 }, 1500*time.Millisecond)
+	_, logged, _, _, err := hs.st.DeliveryDetail(context.Background(), hs.account, ids.Derived("dlv", hs.account, "evt_resent_renamed", ep.ID), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range rc.count() {
+		if _, b := rc.get(i); string(b) != string(logged) || strings.Contains(string(b), "Zebra") {
+			t.Errorf("request %d sent %.300s; the log holds %.300s", i, b, logged)
+		}
+	}
+}
+
+// TestAGenuineTaskIsNotHeldBackByAnUnfitTwin: a hand-made task naming a
+// later round, in the same batch as its delivery's genuine task, is set
+// aside, and the genuine one comes back at once to make the attempt rather
+// than waiting out the back-off of an AWS failure.
+func TestAGenuineTaskIsNotHeldBackByAnUnfitTwin(t *testing.T) {
+	hs := newHarness(t, time.Second)
+	rc := newReceiver(t, 200)
+	ep, _ := hs.endpoint(rc.URL, []string{"*"}, false, "th_1")
+	hs.intake(hs.event("evt_unfit_twin", "rating", "red", "th_1"))
+	d, _ := hs.deliveryOf("evt_unfit_twin", ep)
+	hs.redrive(fmt.Sprintf(`{"kind":"delivery","account_id":%q,"delivery_id":%q,"round_start":1000000000}`, hs.account, d.ID))
+	ctx := context.Background()
+	var batch []delivery.Message
+	for try := 0; try < 10 && len(batch) < 2; try++ {
+		out, err := hs.sqs.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{QueueUrl: &hs.tasksURL, MaxNumberOfMessages: 10, WaitTimeSeconds: 1,
+			MessageSystemAttributeNames: []sqstypes.MessageSystemAttributeName{sqstypes.MessageSystemAttributeNameAll}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range out.Messages {
+			batch = append(batch, hs.message(m))
+		}
+	}
+	if len(batch) != 2 {
+		t.Fatalf("received %d task messages, want the two", len(batch))
+	}
+	genuine := batch[0].ID
+	if strings.Contains(batch[0].Body, "1000000000") {
+		genuine = batch[1].ID
+	}
+	hs.h.Handle(ctx, batch)
+	if rc.count() != 0 {
+		t.Fatalf("the unfit task was attempted: %d requests", rc.count())
+	}
+	if !strings.Contains(hs.logs.String(), "round_start 1000000000 is past delivery") {
+		t.Error("the unfit task was not set aside")
+	}
+	// Back at once, not hidden for the 30 s an AWS failure's first
+	// receive waits.
+	back := false
+	for try := 0; try < 3 && !back; try++ {
+		out, err := hs.sqs.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{QueueUrl: &hs.tasksURL, MaxNumberOfMessages: 10, WaitTimeSeconds: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range out.Messages {
+			back = back || *m.MessageId == genuine
+		}
+	}
+	if !back {
+		t.Error("the genuine task did not come back at once")
 	}
 }

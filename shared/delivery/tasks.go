@@ -228,6 +228,13 @@ func (h *Handler) settleTwin(ctx context.Context, a *attempt, rec *metrics.Recor
 		fail(a.m, h.afterInfraFailure(a.m, rec))
 		return
 	}
+	if a.twin.moveAway && a.twin.number == 0 {
+		// The twin was set aside unread or unfit (a hand-made task naming
+		// a later round, say) and attempted nothing: this task comes back
+		// at once to make the attempt.
+		fail(a.m, 0)
+		return
+	}
 	if after, keep := h.afterConflict(ctx, rec, a.m, domain.Delivery{AccountID: a.task.AccountID, ID: a.task.DeliveryID}); keep {
 		fail(a.m, after)
 	}

@@ -303,6 +303,17 @@ func printable(b []byte, limit int) []byte {
 	if clean {
 		return b
 	}
+	if len(b) >= limit {
+		// b may be the first limit bytes of something longer: a character
+		// it cuts short is left out, not shown as U+FFFD.
+		start := len(b) - 1
+		for start > 0 && start > len(b)-utf8.UTFMax && !utf8.RuneStart(b[start]) {
+			start--
+		}
+		if !utf8.FullRune(b[start:]) {
+			b = b[:start]
+		}
+	}
 	out := make([]byte, 0, min(len(b), limit))
 	for len(b) > 0 {
 		r, size := utf8.DecodeRune(b)

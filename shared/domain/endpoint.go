@@ -128,18 +128,19 @@ func CheckDisplayText(s string) string {
 	}
 	visible := false
 	for _, r := range s {
-		if !unicode.IsSpace(r) && !zeroWidth(r) {
+		if unicode.In(r, unicode.L, unicode.N, unicode.P, unicode.S) && !blank(r) {
 			visible = true
 		}
 	}
 	if !visible {
 		return "must contain a visible character"
 	}
-	if first, _ := utf8.DecodeRuneInString(s); unicode.IsSpace(first) || zeroWidth(first) {
-		return "must not begin with a space"
+	if first, _ := utf8.DecodeRuneInString(s); unicode.IsSpace(first) || blank(first) || unicode.Is(unicode.Cf, first) {
+		return "must not begin with a space or an invisible character"
 	}
-	if last, _ := utf8.DecodeLastRuneInString(s); unicode.IsSpace(last) || zeroWidth(last) {
-		return "must not end with a space"
+	// A variation selector ends many an emoji ("❤️"): it may end a name.
+	if last, _ := utf8.DecodeLastRuneInString(s); unicode.IsSpace(last) || blank(last) && !variationSelector(last) || unicode.Is(unicode.Cf, last) {
+		return "must not end with a space or an invisible character"
 	}
 	return ""
 }
@@ -152,10 +153,21 @@ func hidden(r rune) bool {
 		r >= 0xfdd0 && r <= 0xfdef || r&0xfffe == 0xfffe
 }
 
-// zeroWidth reports whether r takes no room: names made of these alone
-// look empty.
-func zeroWidth(r rune) bool {
-	return r == 0x200b || r == 0x200c || r == 0x200d || r == 0x2060
+// blank reports whether r shows nothing though Unicode files it as a
+// letter, symbol or format character: the zero-width characters, and the
+// fillers that render as empty space (Hangul fillers, the braille blank,
+// the Mongolian vowel separator, the combining grapheme joiner, variation
+// selectors). Names made of these alone look empty.
+func blank(r rune) bool {
+	switch r {
+	case 0x200b, 0x200c, 0x200d, 0x2060, 0x115f, 0x1160, 0x3164, 0xffa0, 0x2800, 0x180e, 0x034f, 0x17b4, 0x17b5:
+		return true
+	}
+	return variationSelector(r)
+}
+
+func variationSelector(r rune) bool {
+	return r >= 0xfe00 && r <= 0xfe0f || r >= 0xe0100 && r <= 0xe01ef
 }
 
 // CheckUsername returns the rule a Basic Auth username breaks, or "".

@@ -269,6 +269,24 @@ func (st *Store) PutLogItems(ctx context.Context, items []LogItem) error {
 	return nil
 }
 
+// PutPayloadIfAbsent writes li, a payload, unless its delivery has one:
+// a resent event's body can differ from the first (an endpoint renamed
+// meanwhile), and the body a delivery was made with, whose hash it keeps
+// and which its first task may carry, must stay the one it sends.
+func (st *Store) PutPayloadIfAbsent(ctx context.Context, li LogItem) error {
+	_, err := st.db.PutItem(ctx, &dynamodb.PutItemInput{
+		TableName: &st.deliveriesTable, Item: logItemValues(li), ConditionExpression: aws.String("attribute_not_exists(pk)"),
+	})
+	var ccf *types.ConditionalCheckFailedException
+	if errors.As(err, &ccf) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("store payload of %s: %w", li.DeliveryID, err)
+	}
+	return nil
+}
+
 // logItemValues is li as a DynamoDB item, with the attribute names of
 // payloadItem or attemptItem (which read it back).
 func logItemValues(li LogItem) map[string]types.AttributeValue {
