@@ -238,43 +238,41 @@ func (h *handler) authed(next func(http.ResponseWriter, *http.Request, string)) 
 // sendLimited refuses, with 429 rate_limited, a request that would send a
 // webhook (a test fire, a redelivery) beyond the account's SendsPerMinute.
 // Webhooks leave from the one address receivers allowlist: an account must
-// not aim them at a third party at its full request rate.
+// not aim them at a third party at its full request rate. Account ids hold
+// no '#', so this counter never meets an account's request counter.
 func (h *handler) sendLimited(w http.ResponseWriter, r *http.Request, account string) bool {
-	if h.Counter == nil || h.SendsPerMinute <= 0 {
-		return false
+	retry, over := h.overLimit(r, account, "#sends", h.SendsPerMinute)
+	if over {
+		secs := int(math.Ceil(retry.Seconds()))
+		w.Header().Set("Retry-After", strconv.Itoa(secs))
+		h.writeError(w, r, domain.Errorf(domain.CodeRateLimited, "more than %d test fires and redeliveries in a minute; retry after %d seconds", h.SendsPerMinute, secs))
 	}
-	now := h.Now()
-	window := now.Truncate(time.Minute)
-	// Account ids hold no '#', so this counter never meets an account's own.
-	n, err := h.Counter.CountRequest(r.Context(), account+"#sends", window, time.Minute)
-	if err != nil {
-		h.Logger.WarnContext(r.Context(), "send limit not checked", slog.String("account_id", account), slog.String("error", err.Error()))
-		return false
-	}
-	if n <= int64(h.SendsPerMinute) {
-		return false
-	}
-	secs := int(math.Ceil(window.Add(time.Minute).Sub(now).Seconds()))
-	w.Header().Set("Retry-After", strconv.Itoa(secs))
-	h.writeError(w, r, domain.Errorf(domain.CodeRateLimited, "more than %d test fires and redeliveries in a minute; retry after %d seconds", h.SendsPerMinute, secs))
-	return true
+	return over
 }
 
 // limited counts the request in the account's current one-minute window.
+func (h *handler) limited(r *http.Request, account string) (time.Duration, bool) {
+	return h.overLimit(r, account, "", h.RateLimitPerMinute)
+}
+
+// overLimit counts one more in the account's counter named by suffix for
+// the current one-minute window, and reports whether that passes limit and
+// how long until the window ends. No counter or no limit limits nothing.
 // When the counter cannot be reached the request goes through: limiting
 // protects the service, it must not take it down.
-func (h *handler) limited(r *http.Request, account string) (time.Duration, bool) {
-	if h.Counter == nil || h.RateLimitPerMinute <= 0 {
+func (h *handler) overLimit(r *http.Request, account, suffix string, limit int) (time.Duration, bool) {
+	if h.Counter == nil || limit <= 0 {
 		return 0, false
 	}
 	now := h.Now()
 	window := now.Truncate(time.Minute)
-	n, err := h.Counter.CountRequest(r.Context(), account, window, time.Minute)
+	n, err := h.Counter.CountRequest(r.Context(), account+suffix, window, time.Minute)
 	if err != nil {
-		h.Logger.WarnContext(r.Context(), "rate limit not checked", slog.String("account_id", account), slog.String("error", err.Error()))
+		h.Logger.WarnContext(r.Context(), "rate limit not checked", slog.String("account_id", account), slog.String("counter", "requests"+suffix),
+			slog.String("error", err.Error()))
 		return 0, false
 	}
-	if n <= int64(h.RateLimitPerMinute) {
+	if n <= int64(limit) {
 		return 0, false
 	}
 	return window.Add(time.Minute).Sub(now), true

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -197,16 +198,16 @@ func (h *handler) listEndpoints(w http.ResponseWriter, r *http.Request, account 
 		h.writeError(w, r, err)
 		return
 	}
-	out := listJSON[endpointJSON]{Data: make([]endpointJSON, 0, len(eps))}
+	// Each endpoint is encoded once, so the page can end by size.
+	out := listJSON[json.RawMessage]{Data: make([]json.RawMessage, 0, len(eps))}
 	size := 0
 	for i, e := range eps {
-		view := endpointView(e, "")
-		n, err := encodedSize(view)
+		view, err := encode(endpointView(e, ""))
 		if err != nil {
 			h.writeError(w, r, err)
 			return
 		}
-		if size += n; size > maxPageBytes && i > 0 {
+		if size += len(view); size > maxPageBytes && i > 0 {
 			// The page ends here; the cursor continues from the last
 			// endpoint shown.
 			eps, more = eps[:i], true

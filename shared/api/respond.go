@@ -96,18 +96,15 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	_, _ = w.Write(b) // Encode ends it with a newline
 }
 
-// encodedSize is the size of v as writeJSON writes it.
-func encodedSize(v any) (int, error) {
-	var c byteCounter
-	enc := json.NewEncoder(&c)
+// encode is v as writeJSON writes it (without its final newline), for an
+// answer built of parts whose size counts.
+func encode(v any) (json.RawMessage, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false)
 	err := enc.Encode(v)
-	return int(c), err
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), err
 }
-
-type byteCounter int
-
-func (c *byteCounter) Write(p []byte) (int, error) { *c += byteCounter(len(p)); return len(p), nil }
 
 // responseWriter remembers the status and account for the request log line.
 type responseWriter struct {
