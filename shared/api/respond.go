@@ -79,11 +79,7 @@ func (h *handler) writeError(w http.ResponseWriter, r *http.Request, err error) 
 // which then is no longer the body that was sent and signed, and grows up to
 // six-fold); the answer is application/json with nosniff, never HTML.
 func writeJSON(w http.ResponseWriter, status int, v any) {
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	err := enc.Encode(v)
-	b := buf.Bytes()
+	b, err := encode(v)
 	if err != nil {
 		// Only our own types are encoded here; this cannot happen for them.
 		http.Error(w, `{"error":{"code":"internal","message":"internal error","details":[]}}`, http.StatusInternalServerError)
@@ -93,11 +89,11 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(status)
-	_, _ = w.Write(b) // Encode ends it with a newline
+	_, _ = w.Write(append(b, '\n'))
 }
 
-// encode is v as writeJSON writes it (without its final newline), for an
-// answer built of parts whose size counts.
+// encode is v as JSON, as writeJSON writes it (without its final newline):
+// also for an answer built of parts whose size counts.
 func encode(v any) (json.RawMessage, error) {
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)

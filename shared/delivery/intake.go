@@ -182,7 +182,8 @@ func (h *Handler) fanOut(ctx context.Context, ev event.Event, raw json.RawMessag
 			Webhook:     payload.Webhook{ID: e.ID, Name: e.Name},
 			Thermometer: payload.Thermometer(th), Response: ev.Response,
 		}.JSON()
-		d.PayloadSHA256 = payloadHash(body)
+		sum := payloadHash(body)
+		d.PayloadSHA256 = sum
 		created, existing, err := h.Store.CreateDelivery(ctx, d, h.expires())
 		if err != nil {
 			results[i].err = err
@@ -211,7 +212,7 @@ func (h *Handler) fanOut(ctx context.Context, ev event.Event, raw json.RawMessag
 		tm := taskMessage{Kind: "delivery", AccountID: d.AccountID, DeliveryID: d.ID, RoundStart: d.RoundStart}
 		// A task carries the body only when it is the one the delivery was
 		// made with; otherwise it reads the log's.
-		if len(body) <= maxInlinePayload && payloadHash(body) == d.PayloadSHA256 {
+		if len(body) <= maxInlinePayload && sum == d.PayloadSHA256 {
 			tm.Payload = body
 		}
 		results[i].task = &queue.Message{Body: tm.body()}

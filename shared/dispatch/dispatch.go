@@ -266,7 +266,7 @@ func describe(err error) error {
 		}
 		return fmt.Errorf("dns: lookup of %s failed", dnsErr.Name)
 	case errors.As(err, &certErr):
-		return errors.New(string(printable([]byte("tls: certificate not trusted: "+certErr.Err.Error()), maxErrorText)))
+		return quoting("tls: certificate not trusted: ", certErr.Err)
 	case errors.As(err, &recordErr):
 		return errors.New("tls: the receiver did not answer with TLS")
 	case errors.Is(err, syscall.ECONNREFUSED):
@@ -276,12 +276,18 @@ func describe(err error) error {
 	case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
 		return errors.New("connection closed by the receiver before a response")
 	case errors.As(err, &opErr):
-		return errors.New(string(printable([]byte("connection failed: "+opErr.Err.Error()), maxErrorText)))
+		return quoting("connection failed: ", opErr.Err)
 	default:
 		// Go's parse errors quote the receiver's bad line, which can be
 		// tens of kilobytes of anything.
-		return errors.New(string(printable([]byte("request failed: "+err.Error()), maxErrorText)))
+		return quoting("request failed: ", err)
 	}
+}
+
+// quoting is an error saying what + err, whose text may quote the
+// receiver's bytes: bounded and printable.
+func quoting(what string, err error) error {
+	return errors.New(string(printable([]byte(what+err.Error()), maxErrorText)))
 }
 
 // maxErrorText is the most of an error message that can hold a receiver's
