@@ -26,7 +26,7 @@ import (
 )
 
 // LocalRetrySchedule makes every attempt of a delivery within two minutes.
-const LocalRetrySchedule = "1s,2s,4s,8s,12s,20s,35s"
+const LocalRetrySchedule = "1s,2s,4s,7s,10s,16s,25s"
 
 type options struct {
 	stack           string

@@ -326,3 +326,54 @@ func TestARedeliveryIsSentWhateverTheLinks(t *testing.T) {
 		t.Errorf("redelivered: %+v, %d webhooks; want it sent", d, rc.count())
 	}
 }
+
+// TestARetryAfterPutsTheRetryOff: a receiver that answers 429 or 503 with
+// Retry-After is left alone that long when it is longer than the schedule's
+// delay, up to the schedule's next delay; a shorter wait, or one given with
+// another status, leaves the schedule as it is, and so does any wait before
+// the last retry, which has no next delay to borrow.
+func TestARetryAfterPutsTheRetryOff(t *testing.T) {
+	hs := newHarness(t, time.Minute, 5*time.Minute, 30*time.Minute)
+	hs.h.Jitter = func(time.Duration) time.Duration { return 0 }
+	for i, c := range []struct {
+		status     int
+		retryAfter string
+		schedule   []time.Duration
+		want       time.Duration
+	}{
+		{503, "180", nil, 3 * time.Minute},
+		{429, "240", nil, 4 * time.Minute},
+		{503, "a date 150 s on", nil, 150 * time.Second},
+		{503, "3600", nil, 5 * time.Minute},
+		{429, "20", nil, time.Minute},
+		{500, "180", nil, time.Minute},
+		{503, "3600", []time.Duration{time.Minute}, time.Minute},
+	} {
+		if c.schedule != nil {
+			hs.h.Schedule = c.schedule
+		}
+		rc := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			v := c.retryAfter
+			if strings.HasPrefix(v, "a date") {
+				v = time.Now().Add(150 * time.Second).UTC().Format(http.TimeFormat)
+			}
+			w.Header().Set("Retry-After", v)
+			w.WriteHeader(c.status)
+		}))
+		th, eventID := fmt.Sprint("th_ra_", i), fmt.Sprint("evt_ra_", i)
+		ep, _ := hs.endpoint(rc.URL, []string{"*"}, false, th)
+		hs.intake(hs.event(eventID, "rating", "red", th))
+		hs.drainUntil(func() bool { d, _ := hs.deliveryOf(eventID, ep); return d.AttemptCount == 1 }, 300*time.Millisecond)
+		rc.Close()
+		d, attempts := hs.deliveryOf(eventID, ep)
+		if d.Status != domain.DeliveryRetrying || len(attempts) != 1 {
+			t.Fatalf("%d: delivery %+v, %d attempts", i, d, len(attempts))
+		}
+		// The next attempt is counted from the attempt's record, a moment
+		// after the receiver's answer: an HTTP date's whole second may
+		// fall either side.
+		if next := d.NextAttemptAt.Sub(d.UpdatedAt); next < c.want-time.Second || next > c.want+time.Second {
+			t.Errorf("%d: %d with Retry-After %q: next attempt in %v, want %v", i, c.status, c.retryAfter, next, c.want)
+		}
+	}
+}

@@ -582,6 +582,11 @@ func (h *Handler) settle(ctx context.Context, a *attempt, rec *metrics.Recorder)
 			jitter = h.Jitter(step)
 		}
 		retryAfter = step + jitter
+		// A receiver that answered 429 or 503 with a longer Retry-After is
+		// left alone that long, up to the schedule's next delay.
+		if asked := min(res.RetryAfter, config.RetryAfterCap(h.Schedule, inRound-1)); asked > retryAfter {
+			retryAfter = asked
+		}
 		if retryAfter > maxHidden {
 			// The visibility change that hides the message counts from its
 			// receive, and SQS refuses one that would end more than 12

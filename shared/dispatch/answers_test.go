@@ -6,6 +6,9 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -147,6 +150,61 @@ func TestPrintable(t *testing.T) {
 	} {
 		if got := string(printable([]byte(tc.in), tc.limit)); got != tc.want {
 			t.Errorf("printable(%q, %d) = %q, want %q", tc.in, tc.limit, got, tc.want)
+		}
+	}
+}
+
+// TestARetryAfterIsRead: a receiver that answers 429 or 503 may say how long
+// to leave it alone, in seconds or as an HTTP date (RFC 9110, section
+// 10.2.3). Send keeps that wait, at most MaxRetryAfter, and names it in the
+// error; anything else, on any other status, is no wait at all.
+func TestARetryAfterIsRead(t *testing.T) {
+	now := time.Date(2026, 11, 28, 10, 0, 0, 0, time.UTC)
+	mux := http.NewServeMux()
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		status, err := strconv.Atoi(r.URL.Query().Get("status"))
+		if err != nil {
+			status = http.StatusServiceUnavailable
+		}
+		for _, v := range r.URL.Query()["ra"] {
+			w.Header().Add("Retry-After", v)
+		}
+		w.WriteHeader(status)
+	})
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	c := New(Options{LocalMode: true, Now: func() time.Time { return now }})
+	for _, tc := range []struct {
+		query string
+		want  time.Duration
+		err   string
+	}{
+		{"ra=120", 2 * time.Minute, "receiver answered 503 with Retry-After 120 s"},
+		{"status=429&ra=30", 30 * time.Second, "receiver answered 429 with Retry-After 30 s"},
+		{"ra=" + url.QueryEscape(now.Add(90*time.Minute).Format(http.TimeFormat)), 90 * time.Minute, "Retry-After 5400 s"},
+		{"ra=" + url.QueryEscape(now.Add(48*time.Hour).Format(time.RFC850)), MaxRetryAfter, "Retry-After 86400 s"},
+		{"ra=" + url.QueryEscape(now.Add(-time.Minute).Format(http.TimeFormat)), 0, "receiver answered 503"},
+		{"ra=90000", 25 * time.Hour, ""},
+		{"ra=99999999999999999999999", MaxRetryAfter, "Retry-After 86400 s"},
+		{"ra=0", 0, "receiver answered 503"},
+		{"ra=-5", 0, "receiver answered 503"},
+		{"ra=1.5", 0, "receiver answered 503"},
+		{"ra=soon", 0, "receiver answered 503"},
+		{"ra=10&ra=20", 0, "receiver answered 503"},
+		{"", 0, "receiver answered 503"},
+		{"status=500&ra=60", 0, "receiver answered 500"},
+		{"status=302&ra=60", 0, "redirects are not followed"},
+	} {
+		res := c.Send(context.Background(), hook(srv.URL+"/?"+tc.query))
+		want := min(tc.want, MaxRetryAfter)
+		if res.RetryAfter != want || res.Delivered() {
+			t.Errorf("%s: Retry-After read as %v, want %v", tc.query, res.RetryAfter, want)
+		}
+		if tc.err != "" && !strings.HasSuffix(res.Err.Error(), tc.err) {
+			t.Errorf("%s: error %q, want it to end %q", tc.query, res.Err, tc.err)
+		}
+		if want == 0 && strings.Contains(res.Err.Error(), "Retry-After") {
+			t.Errorf("%s: error %q names a wait it does not keep", tc.query, res.Err)
 		}
 	}
 }

@@ -23,6 +23,7 @@ import (
 	"net/netip"
 	"net/url"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 	"unicode/utf8"
@@ -44,6 +45,10 @@ const MaxResponseBody = 1024
 // drainLimit is how much of a response is read so its connection can be
 // reused; larger bodies are abandoned with their connection.
 const drainLimit = 64 << 10
+
+// MaxRetryAfter is the longest Retry-After a Result keeps: a day, beyond
+// any delay the retry schedule allows.
+const MaxRetryAfter = 24 * time.Hour
 
 // BasicAuth holds the endpoint's credentials.
 type BasicAuth struct {
@@ -68,6 +73,11 @@ type Result struct {
 	StatusCode   int // 0 when no response arrived
 	Latency      time.Duration
 	ResponseBody []byte // at most MaxResponseBody bytes
+	// RetryAfter is how long a receiver that answered 429 or 503 asked to be
+	// left alone, by its Retry-After header (seconds, or a date after the
+	// attempt's), at most MaxRetryAfter; zero when it did not say, or said
+	// something unreadable.
+	RetryAfter time.Duration
 	// Err is nil exactly when the webhook was delivered (2xx within Timeout).
 	// Its message is fit to show the endpoint's owner: it never holds the
 	// secret, the password or the URL.
@@ -209,10 +219,42 @@ func (c *Client) Send(ctx context.Context, w Webhook) Result {
 	case resp.StatusCode >= 200 && resp.StatusCode < 300:
 	case resp.StatusCode >= 300 && resp.StatusCode < 400:
 		res.Err = fmt.Errorf("receiver answered %d; redirects are not followed", resp.StatusCode)
+	case resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable:
+		res.RetryAfter = retryAfter(resp.Header.Values("Retry-After"), now)
+		res.Err = fmt.Errorf("receiver answered %d", resp.StatusCode)
+		if res.RetryAfter > 0 {
+			res.Err = fmt.Errorf("receiver answered %d with Retry-After %d s", resp.StatusCode, int64(res.RetryAfter/time.Second))
+		}
 	default:
 		res.Err = fmt.Errorf("receiver answered %d", resp.StatusCode)
 	}
 	return res
+}
+
+// retryAfter reads a Retry-After header (RFC 9110, section 10.2.3): a
+// number of seconds, or an HTTP date taken against now, the attempt's time.
+// It is zero for anything else (no header, several, a date already past,
+// garbage), and at most MaxRetryAfter.
+func retryAfter(values []string, now time.Time) time.Duration {
+	if len(values) != 1 {
+		return 0
+	}
+	v := strings.TrimSpace(values[0])
+	if v == "" {
+		return 0
+	}
+	if strings.Trim(v, "0123456789") == "" {
+		if len(v) > 6 { // more than 11 days: the cap in any case
+			return MaxRetryAfter
+		}
+		secs, _ := strconv.Atoi(v)
+		return min(time.Duration(secs)*time.Second, MaxRetryAfter)
+	}
+	t, err := http.ParseTime(v)
+	if err != nil || !t.After(now) {
+		return 0
+	}
+	return min(t.Sub(now).Round(time.Second), MaxRetryAfter)
 }
 
 // SetHeaders writes every header of a webhook request for an attempt made at
