@@ -212,6 +212,9 @@ func run(c config) error {
 		case "flaky":
 			c, _ := flakyCount.LoadOrStore(id, new(atomic.Int32))
 			if c.(*atomic.Int32).Add(1) == 1 {
+				// Asks for more than the schedule's next delay, which
+				// bounds the wait.
+				w.Header().Set("Retry-After", "30")
 				w.WriteHeader(http.StatusServiceUnavailable)
 			} else {
 				answered()
