@@ -25,8 +25,11 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 )
 
-// LocalRetrySchedule makes every attempt of a delivery within two minutes.
-const LocalRetrySchedule = "1s,2s,4s,7s,10s,16s,25s"
+// LocalRetrySchedule makes every attempt of a delivery within two minutes:
+// its round lasts at most 92.4 s (config.RoundSpan: each delay as long as a
+// receiver's Retry-After can make it, with its largest jitter), which leaves
+// time for the queue's receives.
+const LocalRetrySchedule = "1s,2s,4s,6s,10s,15s,20s"
 
 type options struct {
 	stack           string

@@ -509,8 +509,9 @@ delays:
 }
 
 // TestLocalRoundFitsInTwoMinutes: locally every attempt of a delivery is
-// made within two minutes (API.md section 5): the schedule's delays with
-// their largest jitter leave 20 s of it for the queue's receives.
+// made within two minutes, as the README says: the schedule's delays, as
+// long as receivers' Retry-After can make them and with their largest
+// jitter, leave at least 20 s of it for the queue's receives.
 func TestLocalRoundFitsInTwoMinutes(t *testing.T) {
 	s, err := config.ParseRetrySchedule(LocalRetrySchedule)
 	if err != nil {

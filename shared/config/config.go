@@ -71,22 +71,22 @@ func (c Config) MaxAttempts() int { return len(c.RetrySchedule) + 1 }
 // that failed together are not retried in lockstep: a fifth of d.
 func MaxJitter(d time.Duration) time.Duration { return d / 5 }
 
-// RetryAfterCap is the longest wait before retry i (counted from 0) that a
-// receiver answering 429 or 503 can ask for with Retry-After: the
-// schedule's next delay, or for the last retry its own. A receiver that
-// sheds load moves its retries later one step at a time, and a round stays
-// within RoundSpan.
+// RetryAfterCap is the longest delay before retry i (counted from 0) that a
+// receiver answering 429 or 503 can ask for with Retry-After, before
+// jitter: the schedule's next delay, or for the last retry its own (which
+// no ask lengthens). A receiver that keeps asking moves a delivery's
+// retries later one step at a time, and the round still ends.
 func RetryAfterCap(schedule []time.Duration, i int) time.Duration {
 	return schedule[min(i+1, len(schedule)-1)]
 }
 
-// RoundSpan is the longest a round of attempts can last: every retry delay
-// with its largest jitter, or as long as a receiver's Retry-After can make
-// it, whichever is longer.
+// RoundSpan is the longest a round of attempts can last: every retry delay,
+// as long as a receiver's Retry-After can make it, with its largest jitter.
 func (c Config) RoundSpan() time.Duration {
 	var span time.Duration
 	for i, d := range c.RetrySchedule {
-		span += max(d+MaxJitter(d), RetryAfterCap(c.RetrySchedule, i))
+		d = max(d, RetryAfterCap(c.RetrySchedule, i))
+		span += d + MaxJitter(d)
 	}
 	return span
 }

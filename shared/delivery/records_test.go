@@ -328,27 +328,39 @@ func TestARedeliveryIsSentWhateverTheLinks(t *testing.T) {
 }
 
 // TestARetryAfterPutsTheRetryOff: a receiver that answers 429 or 503 with
-// Retry-After is left alone that long when it is longer than the schedule's
-// delay, up to the schedule's next delay; a shorter wait, or one given with
-// another status, leaves the schedule as it is, and so does any wait before
-// the last retry, which has no next delay to borrow.
+// Retry-After gets a wait that long when it is longer than the schedule's
+// delay, up to the schedule's next delay, with the jitter on top; a shorter
+// wait, or one given with another status, leaves the schedule as it is, and
+// so does any wait before the last retry, which has no next delay to
+// borrow. A wait that reaches SQS's 12-hour limit is cut below it as a step
+// of the schedule is.
 func TestARetryAfterPutsTheRetryOff(t *testing.T) {
 	hs := newHarness(t, time.Minute, 5*time.Minute, 30*time.Minute)
-	hs.h.Jitter = func(time.Duration) time.Duration { return 0 }
 	for i, c := range []struct {
 		status     int
 		retryAfter string
+		jitter     bool // the largest, a fifth of the wait
 		schedule   []time.Duration
 		want       time.Duration
 	}{
-		{503, "180", nil, 3 * time.Minute},
-		{429, "240", nil, 4 * time.Minute},
-		{503, "a date 150 s on", nil, 150 * time.Second},
-		{503, "3600", nil, 5 * time.Minute},
-		{429, "20", nil, time.Minute},
-		{500, "180", nil, time.Minute},
-		{503, "3600", []time.Duration{time.Minute}, time.Minute},
+		{503, "180", false, nil, 3 * time.Minute},
+		{429, "240", false, nil, 4 * time.Minute},
+		{503, "a date 150 s on", false, nil, 150 * time.Second},
+		{503, "3600", false, nil, 5 * time.Minute},
+		{429, "20", false, nil, time.Minute},
+		{500, "180", false, nil, time.Minute},
+		{503, "180", true, nil, 3*time.Minute + 36*time.Second},
+		{503, "3600", true, nil, 6 * time.Minute},
+		{429, "20", true, nil, time.Minute + 12*time.Second},
+		{503, "43200", false, []time.Duration{time.Hour, 12 * time.Hour}, 11*time.Hour + 57*time.Minute},
+		{503, "3600", false, []time.Duration{time.Minute}, time.Minute},
 	} {
+		hs.h.Jitter = func(d time.Duration) time.Duration {
+			if c.jitter {
+				return d / 5
+			}
+			return 0
+		}
 		if c.schedule != nil {
 			hs.h.Schedule = c.schedule
 		}

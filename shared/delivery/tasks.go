@@ -576,17 +576,18 @@ func (h *Handler) settle(ctx context.Context, a *attempt, rec *metrics.Recorder)
 	case res.Gone():
 		d.Status = domain.DeliveryFailed
 	case inRound < len(h.Schedule)+1:
-		step := h.Schedule[inRound-1]
+		// A receiver shedding load (429 or 503) may ask for a longer wait
+		// than the step: retrying sooner would only meet the same refusal.
+		// The schedule's next delay bounds it, so that the round still ends
+		// within RoundSpan, which the log's retention outlasts. The jitter
+		// applies to the wait either way: deliveries a receiver refused
+		// together, or told to come back at one time, are spread out.
+		step := max(h.Schedule[inRound-1], min(res.RetryAfter, config.RetryAfterCap(h.Schedule, inRound-1)))
 		var jitter time.Duration
 		if h.Jitter != nil {
 			jitter = h.Jitter(step)
 		}
 		retryAfter = step + jitter
-		// A receiver that answered 429 or 503 with a longer Retry-After is
-		// left alone that long, up to the schedule's next delay.
-		if asked := min(res.RetryAfter, config.RetryAfterCap(h.Schedule, inRound-1)); asked > retryAfter {
-			retryAfter = asked
-		}
 		if retryAfter > maxHidden {
 			// The visibility change that hides the message counts from its
 			// receive, and SQS refuses one that would end more than 12

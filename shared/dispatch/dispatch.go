@@ -73,10 +73,10 @@ type Result struct {
 	StatusCode   int // 0 when no response arrived
 	Latency      time.Duration
 	ResponseBody []byte // at most MaxResponseBody bytes
-	// RetryAfter is how long a receiver that answered 429 or 503 asked to be
-	// left alone, by its Retry-After header (seconds, or a date after the
-	// attempt's), at most MaxRetryAfter; zero when it did not say, or said
-	// something unreadable.
+	// RetryAfter is how long a receiver that answered 429 or 503 asked the
+	// sender to wait before trying again, by its Retry-After header
+	// (seconds, or a date after the attempt's), at most MaxRetryAfter; zero
+	// when it did not say, or said something unreadable.
 	RetryAfter time.Duration
 	// Err is nil exactly when the webhook was delivered (2xx within Timeout).
 	// Its message is fit to show the endpoint's owner: it never holds the
@@ -244,11 +244,13 @@ func retryAfter(values []string, now time.Time) time.Duration {
 		return 0
 	}
 	if strings.Trim(v, "0123456789") == "" {
-		if len(v) > 6 { // more than 11 days: the cap in any case
+		// Leading zeros are allowed (1*DIGIT); a number too long for an
+		// int64 is past the cap in any case.
+		secs, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || secs > int64(MaxRetryAfter/time.Second) {
 			return MaxRetryAfter
 		}
-		secs, _ := strconv.Atoi(v)
-		return min(time.Duration(secs)*time.Second, MaxRetryAfter)
+		return time.Duration(secs) * time.Second
 	}
 	t, err := http.ParseTime(v)
 	if err != nil || !t.After(now) {
