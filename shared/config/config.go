@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net/netip"
 	"strconv"
 	"strings"
@@ -71,21 +72,23 @@ func (c Config) MaxAttempts() int { return len(c.RetrySchedule) + 1 }
 // that failed together are not retried in lockstep: a fifth of d.
 func MaxJitter(d time.Duration) time.Duration { return d / 5 }
 
-// RetryAfterCap is the longest delay before retry i (counted from 0) that a
-// receiver answering 429 or 503 can ask for with Retry-After, before
-// jitter: the schedule's next delay, or for the last retry its own (which
-// no ask lengthens). A receiver that keeps asking moves a delivery's
-// retries later one step at a time, and the round still ends.
-func RetryAfterCap(schedule []time.Duration, i int) time.Duration {
-	return schedule[min(i+1, len(schedule)-1)]
+// RetryDelay is the delay before retry i (counted from 0), before jitter,
+// when the receiver asked with Retry-After for a wait of asked (zero when
+// it did not): the schedule's delay, or the wait asked for when longer, up
+// to the schedule's next delay. The last retry's delay is its own. A
+// receiver that keeps asking for long waits moves a delivery's retries
+// later one step at a time, and the round keeps its number of attempts
+// and ends within RoundSpan.
+func RetryDelay(schedule []time.Duration, i int, asked time.Duration) time.Duration {
+	return max(schedule[i], min(asked, schedule[min(i+1, len(schedule)-1)]))
 }
 
 // RoundSpan is the longest a round of attempts can last: every retry delay,
 // as long as a receiver's Retry-After can make it, with its largest jitter.
 func (c Config) RoundSpan() time.Duration {
 	var span time.Duration
-	for i, d := range c.RetrySchedule {
-		d = max(d, RetryAfterCap(c.RetrySchedule, i))
+	for i := range c.RetrySchedule {
+		d := RetryDelay(c.RetrySchedule, i, math.MaxInt64)
 		span += d + MaxJitter(d)
 	}
 	return span

@@ -201,3 +201,32 @@ func TestARoundAllowsForRetryAfter(t *testing.T) {
 		}
 	}
 }
+
+// TestARetryAfterWaitsUpToTheNextDelay: the delay before a retry is the
+// schedule's, or the wait a receiver asked for when longer, up to the
+// schedule's next delay; the last retry keeps its own, and a schedule that
+// shortens never lets an ask shorten a delay.
+func TestARetryAfterWaitsUpToTheNextDelay(t *testing.T) {
+	s := DefaultRetrySchedule() // 1m,5m,30m,2h,5h,8h,12h
+	for _, c := range []struct {
+		schedule []time.Duration
+		i        int
+		asked    time.Duration
+		want     time.Duration
+	}{
+		{s, 0, 0, time.Minute},
+		{s, 0, 30 * time.Second, time.Minute},
+		{s, 0, 3 * time.Minute, 3 * time.Minute},
+		{s, 0, time.Hour, 5 * time.Minute},
+		{s, 1, time.Hour, 30 * time.Minute},
+		{s, 2, time.Hour, time.Hour},
+		{s, 5, MaxRetryDelay * 2, 12 * time.Hour},
+		{s, 6, 24 * time.Hour, 12 * time.Hour},
+		{[]time.Duration{30 * time.Second, 10 * time.Second}, 0, time.Minute, 30 * time.Second},
+		{[]time.Duration{time.Minute}, 0, time.Hour, time.Minute},
+	} {
+		if got := RetryDelay(c.schedule, c.i, c.asked); got != c.want {
+			t.Errorf("%v, retry %d, %v asked: %v, want %v", c.schedule, c.i, c.asked, got, c.want)
+		}
+	}
+}

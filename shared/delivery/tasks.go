@@ -582,7 +582,7 @@ func (h *Handler) settle(ctx context.Context, a *attempt, rec *metrics.Recorder)
 		// within RoundSpan, which the log's retention outlasts. The jitter
 		// applies to the wait either way: deliveries a receiver refused
 		// together, or told to come back at one time, are spread out.
-		step := max(h.Schedule[inRound-1], min(res.RetryAfter, config.RetryAfterCap(h.Schedule, inRound-1)))
+		step := config.RetryDelay(h.Schedule, inRound-1, res.RetryAfter)
 		var jitter time.Duration
 		if h.Jitter != nil {
 			jitter = h.Jitter(step)
