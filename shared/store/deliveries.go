@@ -69,6 +69,14 @@ const (
 
 func deliveryPK(account, id string) string { return "DELIVERY#" + account + "#" + id }
 
+// expired reports whether an item whose expires_at is unix has outlived the
+// log's retention. DynamoDB deletes expired items within days, not at
+// once, and until then every read still finds them; the log treats them
+// as deleted, so that it keeps a delivery (and the respondent's details in
+// its payload) no longer than its retention says, and shows no delivery
+// whose payload or attempts TTL has already taken.
+func expired(unix int64) bool { return unix > 0 && unix <= time.Now().Unix() }
+
 // sortTime is a fixed-width UTC time, so index sort keys order by time.
 func sortTime(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.000000000Z") }
 
@@ -164,8 +172,12 @@ func (st *Store) CreateDelivery(ctx context.Context, d domain.Delivery, expires 
 	})
 	var ccf *types.ConditionalCheckFailedException
 	if errors.As(err, &ccf) {
-		existing, err := st.GetDelivery(ctx, d.AccountID, d.ID)
-		return false, existing, err
+		// Expired or not, the delivery exists under this id: an event
+		// resent after its delivery's retention is not delivered again
+		// (nor, were the expired delivery taken for none, retried until
+		// DynamoDB deletes it).
+		existing, err := st.summary(ctx, d.AccountID, d.ID)
+		return false, fromSummary(existing), err
 	}
 	if err != nil {
 		return false, domain.Delivery{}, fmt.Errorf("create delivery %s: %w", d.ID, err)
@@ -175,22 +187,34 @@ func (st *Store) CreateDelivery(ctx context.Context, d domain.Delivery, expires 
 
 // GetDelivery returns account's delivery id (summary only).
 func (st *Store) GetDelivery(ctx context.Context, account, id string) (domain.Delivery, error) {
+	it, err := st.summary(ctx, account, id)
+	if err != nil {
+		return domain.Delivery{}, err
+	}
+	if expired(it.ExpiresAt) {
+		return domain.Delivery{}, domain.Errorf(domain.CodeNotFound, "delivery %s not found", id)
+	}
+	return fromSummary(it), nil
+}
+
+// summary reads account's delivery id's summary item, expired or not.
+func (st *Store) summary(ctx context.Context, account, id string) (summaryItem, error) {
 	out, err := st.db.GetItem(ctx, &dynamodb.GetItemInput{
 		TableName:      &st.deliveriesTable,
 		Key:            map[string]types.AttributeValue{"pk": s(deliveryPK(account, id)), "sk": s(summarySK)},
 		ConsistentRead: aws.Bool(true),
 	})
 	if err != nil {
-		return domain.Delivery{}, fmt.Errorf("get delivery %s: %w", id, err)
+		return summaryItem{}, fmt.Errorf("get delivery %s: %w", id, err)
 	}
 	if out.Item == nil {
-		return domain.Delivery{}, domain.Errorf(domain.CodeNotFound, "delivery %s not found", id)
+		return summaryItem{}, domain.Errorf(domain.CodeNotFound, "delivery %s not found", id)
 	}
 	var it summaryItem
 	if err := attributevalue.UnmarshalMap(out.Item, &it); err != nil {
-		return domain.Delivery{}, fmt.Errorf("decode delivery %s: %w", id, err)
+		return summaryItem{}, fmt.Errorf("decode delivery %s: %w", id, err)
 	}
-	return fromSummary(it), nil
+	return it, nil
 }
 
 // LogItem is an immutable item of a delivery's log: its payload or one
@@ -401,13 +425,15 @@ func (st *Store) DeliveryDetail(ctx context.Context, account, id string, maxAtte
 			if err := attributevalue.UnmarshalMap(item, &it); err != nil {
 				return d, nil, nil, false, err
 			}
-			d, found = fromSummary(it), true
+			d, found = fromSummary(it), !expired(it.ExpiresAt)
 		case sk.Value == payloadSK:
 			var it payloadItem
 			if err := attributevalue.UnmarshalMap(item, &it); err != nil {
 				return d, nil, nil, false, err
 			}
-			payload = []byte(it.Body)
+			if !expired(it.ExpiresAt) {
+				payload = []byte(it.Body)
+			}
 		}
 	}
 	if !found {
@@ -425,7 +451,7 @@ func (st *Store) DeliveryDetail(ctx context.Context, account, id string, maxAtte
 		in.Limit = aws.Int32(int32(maxAttempts + 1))
 	}
 	var attempts []domain.Attempt
-	for {
+	for ended := false; !ended; {
 		out, err := st.db.Query(ctx, in)
 		if err != nil {
 			return d, nil, nil, false, fmt.Errorf("read attempts of delivery %s: %w", id, err)
@@ -435,11 +461,17 @@ func (st *Store) DeliveryDetail(ctx context.Context, account, id string, maxAtte
 			if err := attributevalue.UnmarshalMap(item, &it); err != nil {
 				return d, nil, nil, false, err
 			}
+			if expired(it.ExpiresAt) {
+				// Read newest first: the attempts before it were recorded
+				// earlier, with the same retention, and have expired too.
+				ended = true
+				break
+			}
 			at, _ := time.Parse(time.RFC3339Nano, it.At)
 			attempts = append(attempts, domain.Attempt{Number: it.Number, At: at, StatusCode: it.StatusCode,
 				LatencyMS: it.LatencyMS, Error: it.Error, ResponseBody: it.ResponseBody})
 		}
-		if len(out.LastEvaluatedKey) == 0 || maxAttempts > 0 && len(attempts) > maxAttempts {
+		if ended || len(out.LastEvaluatedKey) == 0 || maxAttempts > 0 && len(attempts) > maxAttempts {
 			break
 		}
 		in.ExclusiveStartKey = out.LastEvaluatedKey
@@ -573,7 +605,7 @@ func (st *Store) ListDeliveries(ctx context.Context, account string, f DeliveryF
 		}
 		for _, key := range items {
 			it, ok := summaries[stringAttr(key, "pk")]
-			if !ok || (f.Status != "" && it.Status != f.Status) {
+			if !ok || expired(it.ExpiresAt) || (f.Status != "" && it.Status != f.Status) {
 				continue
 			}
 			out = append(out, fromSummary(it))
@@ -594,6 +626,15 @@ func (st *Store) ListDeliveries(ctx context.Context, account string, f DeliveryF
 		out, next = out[:limit], positions[limit-1]
 	}
 	return out, next, nil
+}
+
+// numberAttr is item's whole-number attribute name, zero when it has none.
+func numberAttr(item map[string]types.AttributeValue, name string) int64 {
+	if v, ok := item[name].(*types.AttributeValueMemberN); ok {
+		n, _ := strconv.ParseInt(v.Value, 10, 64)
+		return n
+	}
+	return 0
 }
 
 func stringAttr(item map[string]types.AttributeValue, name string) string {
@@ -655,26 +696,29 @@ func (st *Store) StartRound(ctx context.Context, account, id string, attempts in
 		return map[string]types.AttributeValue{"pk": s(deliveryPK(account, id)), "sk": s(sk)}
 	}
 	exp := &types.AttributeValueMemberN{Value: strconv.FormatInt(expires.Unix(), 10)}
+	// An expired delivery is not brought back: its payload and attempts
+	// may already be gone (see expired).
+	unexpired := &types.AttributeValueMemberN{Value: strconv.FormatInt(time.Now().Unix(), 10)}
 	out, err := st.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 		TableName: &st.deliveriesTable,
 		Key:       key(summarySK),
 		// Pending again, so out of by_status; no earlier write replays over it.
 		UpdateExpression: aws.String("SET #s = :pending, round_start = :round, " +
 			"next_attempt_at = :now, updated_at = :now, expires_at = :exp REMOVE gsi3pk, gsi3sk, written_by"),
-		ConditionExpression:      aws.String("attribute_exists(pk) AND attempt_count = :attempts"),
+		ConditionExpression:      aws.String("attribute_exists(pk) AND attempt_count = :attempts AND expires_at > :unexpired"),
 		ExpressionAttributeNames: map[string]string{"#s": "status"},
 		ExpressionAttributeValues: map[string]types.AttributeValue{
 			":pending":  s(domain.DeliveryPending),
 			":attempts": &types.AttributeValueMemberN{Value: strconv.Itoa(attempts)},
 			":round":    &types.AttributeValueMemberN{Value: strconv.Itoa(attempts + 1)},
-			":now":      s(now.UTC().Format(time.RFC3339Nano)), ":exp": exp,
+			":now":      s(now.UTC().Format(time.RFC3339Nano)), ":exp": exp, ":unexpired": unexpired,
 		},
 		ReturnValues:                        types.ReturnValueAllNew,
 		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
 	})
 	var ccf *types.ConditionalCheckFailedException
 	if errors.As(err, &ccf) {
-		if len(ccf.Item) == 0 {
+		if len(ccf.Item) == 0 || expired(numberAttr(ccf.Item, "expires_at")) {
 			return domain.Delivery{}, domain.Errorf(domain.CodeNotFound, "delivery %s not found", id)
 		}
 		return domain.Delivery{}, fmt.Errorf("start a round of %s: %w", id, ErrConflict)
@@ -689,8 +733,8 @@ func (st *Store) StartRound(ctx context.Context, account, id string, attempts in
 	_, err = st.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 		TableName: &st.deliveriesTable, Key: key(payloadSK),
 		UpdateExpression:          aws.String("SET expires_at = :exp"),
-		ConditionExpression:       aws.String("attribute_exists(pk)"),
-		ExpressionAttributeValues: map[string]types.AttributeValue{":exp": exp},
+		ConditionExpression:       aws.String("attribute_exists(pk) AND expires_at > :unexpired"),
+		ExpressionAttributeValues: map[string]types.AttributeValue{":exp": exp, ":unexpired": unexpired},
 	})
 	if err != nil && !errors.As(err, &ccf) {
 		return domain.Delivery{}, fmt.Errorf("keep the payload of %s: %w", id, err)
@@ -711,7 +755,7 @@ func (st *Store) Payload(ctx context.Context, account, id string) ([]byte, error
 		return nil, fmt.Errorf("get payload of %s: %w", id, err)
 	}
 	b, ok := out.Item["body"].(*types.AttributeValueMemberS)
-	if !ok {
+	if !ok || expired(numberAttr(out.Item, "expires_at")) {
 		return nil, domain.Errorf(domain.CodeNotFound, "payload of delivery %s not found", id)
 	}
 	return []byte(b.Value), nil

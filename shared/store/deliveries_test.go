@@ -633,3 +633,77 @@ func TestLastURLIsKeptOnlyWhenItDiffers(t *testing.T) {
 		}
 	}
 }
+
+// TestExpiredDeliveriesAreGone: DynamoDB deletes an expired item within
+// days, not at once, and reads find it until then. The log keeps a
+// delivery no longer than its retention: an expired delivery is not
+// listed, not shown, not redelivered and not sent, nor made again by its
+// event resent; an expired payload or attempt is left out of a delivery
+// still kept; and a redelivery does not bring an expired payload back.
+func TestExpiredDeliveriesAreGone(t *testing.T) {
+	st := newStore(t)
+	ctx := context.Background()
+	account := uniqueAccount()
+	past, future := time.Now().Add(-time.Minute), time.Now().Add(time.Hour)
+	put := func(i int, summary, payload time.Time, attempts ...time.Time) domain.Delivery {
+		t.Helper()
+		created := listBase.Add(time.Duration(i) * time.Second)
+		d := domain.Delivery{ID: ids.Derived("dlv", account, fmt.Sprint("evt_", i), "ep_1"), AccountID: account, EndpointID: "ep_1",
+			EndpointURL: "https://example.com/hook", EventID: fmt.Sprint("evt_", i), Event: "comment", Trigger: "comment.red",
+			ThermometerID: "th_1", Status: domain.DeliveryFailed, AttemptCount: len(attempts), RoundStart: 1, CreatedAt: created, UpdatedAt: created}
+		if _, _, err := st.CreateDelivery(ctx, d, summary); err != nil {
+			t.Fatal(err)
+		}
+		items := []store.LogItem{{AccountID: account, DeliveryID: d.ID, Payload: []byte(`{"id":"` + d.ID + `"}`), Expires: payload}}
+		for n, exp := range attempts {
+			items = append(items, store.LogItem{AccountID: account, DeliveryID: d.ID, Request: store.NewRequestKey(), Expires: exp,
+				Attempt: &domain.Attempt{Number: n + 1, At: created.Add(time.Duration(n) * time.Minute), StatusCode: 500}})
+		}
+		if err := st.PutLogItems(ctx, items); err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	kept := put(1, future, future, past, future, future)
+	gone := put(2, past, past, past)
+	bare := put(3, future, past)
+
+	for _, f := range []store.DeliveryFilter{{}, {EndpointID: "ep_1"}, {Status: domain.DeliveryFailed}} {
+		if got, _ := listAll(t, st, account, f, 10); !slices.Equal(got, []string{bare.ID, kept.ID}) {
+			t.Errorf("%+v: listed %v, want %v", f, got, []string{bare.ID, kept.ID})
+		}
+	}
+	if _, err := st.GetDelivery(ctx, account, gone.ID); !errors.Is(err, domain.ErrNotFound) {
+		t.Errorf("get of an expired delivery: %v, want not_found", err)
+	}
+	if _, _, _, _, err := st.DeliveryDetail(ctx, account, gone.ID, 100); !errors.Is(err, domain.ErrNotFound) {
+		t.Errorf("detail of an expired delivery: %v, want not_found", err)
+	}
+	if _, err := st.StartRound(ctx, account, gone.ID, 1, time.Now(), future); !errors.Is(err, domain.ErrNotFound) {
+		t.Errorf("new round of an expired delivery: %v, want not_found", err)
+	}
+	// Its event resent: the delivery exists, expired, and is not made again
+	// (taken for none, the create would fail until DynamoDB deleted it).
+	if created, existing, err := st.CreateDelivery(ctx, gone, future); err != nil || created || existing.ID != gone.ID || existing.Status != domain.DeliveryFailed {
+		t.Errorf("create over an expired delivery: created %v, existing %+v, %v", created, existing, err)
+	}
+
+	// The first of kept's three attempts has expired: the latest two show.
+	_, payload, attempts, truncated, err := st.DeliveryDetail(ctx, account, kept.ID, 100)
+	if err != nil || payload == nil || len(attempts) != 2 || attempts[0].Number != 2 || attempts[1].Number != 3 || truncated {
+		t.Errorf("detail of a kept delivery: payload %q, attempts %+v, truncated %v, %v", payload, attempts, truncated, err)
+	}
+	// bare's payload has expired: not shown, not sent, not brought back.
+	if _, payload, attempts, _, err := st.DeliveryDetail(ctx, account, bare.ID, 100); err != nil || payload != nil || len(attempts) != 0 {
+		t.Errorf("detail of a delivery whose payload expired: payload %q, attempts %+v, %v", payload, attempts, err)
+	}
+	if _, err := st.Payload(ctx, account, bare.ID); !errors.Is(err, domain.ErrNotFound) {
+		t.Errorf("expired payload read as %v, want not_found", err)
+	}
+	if _, err := st.StartRound(ctx, account, bare.ID, 0, time.Now(), future.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if exp, err := st.ExpiresAt(ctx, account, bare.ID, "#PAYLOAD"); err != nil || exp.After(time.Now()) {
+		t.Errorf("a new round brought an expired payload back: it expires %v (%v)", exp, err)
+	}
+}
