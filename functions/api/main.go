@@ -62,7 +62,7 @@ func main() {
 		Tasks:   &delivery.Enqueuer{Queue: queue.New(sqs.NewFromConfig(awsCfg)), QueueURL: cfg.DeliveryTasksQueueURL},
 		Sender:  dispatch.New(dispatch.Options{LocalMode: cfg.LocalMode}),
 		Counter: st, RateLimitPerMinute: cfg.RateLimitPerMinute, SendsPerMinute: cfg.SendsPerMinute,
-		SourceIPs: cfg.SourceIPs, LocalMode: cfg.LocalMode, Retention: cfg.LogRetention, Logger: logger,
+		SourceIPs: cfg.SourceIPs, LocalMode: cfg.LocalMode, Retention: cfg.LogRetention, PayloadRetention: cfg.PayloadRetention(), Logger: logger,
 	})
 	lambda.Start(gatewayHandler(handler))
 }

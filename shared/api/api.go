@@ -51,7 +51,7 @@ type (
 		ListDeliveries(ctx context.Context, account string, f store.DeliveryFilter, limit int, after string) ([]domain.Delivery, string, error)
 		DeliveryDetail(ctx context.Context, account, id string, maxAttempts int) (domain.Delivery, []byte, []domain.Attempt, bool, error)
 		GetDelivery(ctx context.Context, account, id string) (domain.Delivery, error)
-		StartRound(ctx context.Context, account, id string, attempts int, now, expires time.Time) (domain.Delivery, error)
+		StartRound(ctx context.Context, account, id string, attempts int, now, expires, payloadExpires time.Time) (domain.Delivery, error)
 		CreateDelivery(ctx context.Context, d domain.Delivery, expires time.Time) (bool, domain.Delivery, error)
 		PutLogItems(ctx context.Context, items []store.LogItem) error
 	}
@@ -91,7 +91,11 @@ type Deps struct {
 	// Retention is how long delivery-log items are kept; a redelivery keeps
 	// its delivery this long from then on.
 	Retention time.Duration
-	Logger    *slog.Logger
+	// PayloadRetention is how long a redelivery keeps its delivery's
+	// payload from then on (config.PayloadRetention); Retention when
+	// shorter.
+	PayloadRetention time.Duration
+	Logger           *slog.Logger
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
 }

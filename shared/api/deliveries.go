@@ -212,7 +212,7 @@ func (h *handler) redeliver(w http.ResponseWriter, r *http.Request, account stri
 			queued = next.RoundStart
 		}
 		now := h.Now()
-		started, err := h.Deliveries.StartRound(r.Context(), account, id, d.AttemptCount, now, now.Add(h.Retention))
+		started, err := h.Deliveries.StartRound(r.Context(), account, id, d.AttemptCount, now, now.Add(h.Retention), now.Add(max(h.PayloadRetention, h.Retention)))
 		if errors.Is(err, store.ErrConflict) {
 			// An attempt was recorded meanwhile. The task may have got to
 			// the delivery function first and started its round itself;

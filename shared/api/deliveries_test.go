@@ -177,7 +177,7 @@ func (e *env) queuedTasks(t *testing.T) []map[string]any {
 // round cannot be recorded (DynamoDB unavailable, the function timed out).
 type roundRefused struct{ deliveryLog }
 
-func (roundRefused) StartRound(context.Context, string, string, int, time.Time, time.Time) (domain.Delivery, error) {
+func (roundRefused) StartRound(context.Context, string, string, int, time.Time, time.Time, time.Time) (domain.Delivery, error) {
 	return domain.Delivery{}, errors.New("dynamodb unavailable")
 }
 
@@ -206,8 +206,8 @@ func TestRedeliverQueuesItsTaskFirst(t *testing.T) {
 // count that is no longer the one it read.
 type workerFirst struct{ *store.Store }
 
-func (l workerFirst) StartRound(ctx context.Context, account, id string, attempts int, now, expires time.Time) (domain.Delivery, error) {
-	d, err := l.Store.StartRound(ctx, account, id, attempts, now, expires)
+func (l workerFirst) StartRound(ctx context.Context, account, id string, attempts int, now, expires, payloadExpires time.Time) (domain.Delivery, error) {
+	d, err := l.Store.StartRound(ctx, account, id, attempts, now, expires, payloadExpires)
 	if err != nil {
 		return domain.Delivery{}, err
 	}
@@ -215,7 +215,7 @@ func (l workerFirst) StartRound(ctx context.Context, account, id string, attempt
 	if err := l.SaveDelivery(ctx, d, attempts, expires); err != nil {
 		return domain.Delivery{}, err
 	}
-	return l.Store.StartRound(ctx, account, id, attempts, now, expires)
+	return l.Store.StartRound(ctx, account, id, attempts, now, expires, payloadExpires)
 }
 
 // TestRedeliverWhoseTaskStartedTheRound: when the redelivery's task got to

@@ -109,7 +109,7 @@ func (conflicting) SaveEndpoint(context.Context, domain.Endpoint, []domain.Therm
 	return store.ErrConflict
 }
 func (conflicting) DeleteEndpoint(context.Context, domain.Endpoint) error { return store.ErrConflict }
-func (conflicting) StartRound(context.Context, string, string, int, time.Time, time.Time) (domain.Delivery, error) {
+func (conflicting) StartRound(context.Context, string, string, int, time.Time, time.Time, time.Time) (domain.Delivery, error) {
 	return domain.Delivery{}, store.ErrConflict
 }
 

@@ -94,6 +94,16 @@ func (c Config) RoundSpan() time.Duration {
 	return span
 }
 
+// PayloadRetention is how long a delivery's payload is kept from when it is
+// written: the log's retention and a round of retries more. The payload is
+// written once, at fan-out (and again at a redelivery's new round), while
+// every attempt keeps the delivery's summary for LogRetention from its own
+// time; kept only LogRetention, the payload would expire while the
+// delivery is still shown, or still to be redelivered.
+func (c Config) PayloadRetention() time.Duration {
+	return c.LogRetention + c.RoundSpan() + retentionMargin
+}
+
 // retentionMargin is how much longer than a round of retries the log keeps
 // a delivery at least: for messages that come back late, and a day to read
 // the outcome.

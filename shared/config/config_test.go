@@ -202,6 +202,20 @@ func TestARoundAllowsForRetryAfter(t *testing.T) {
 	}
 }
 
+// TestAPayloadOutlastsItsDelivery: a payload is written once, and every
+// attempt keeps its delivery a retention from its own time, so the payload
+// is kept a round of retries, and a day, longer.
+func TestAPayloadOutlastsItsDelivery(t *testing.T) {
+	cfg, err := Load(env(complete()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 7 days, a round of 1s,2s,5s (14.4 s with Retry-After and jitter), a day.
+	if got, want := cfg.PayloadRetention(), 8*24*time.Hour+14400*time.Millisecond; got != want {
+		t.Errorf("payload kept %v, want %v", got, want)
+	}
+}
+
 // TestARetryAfterWaitsUpToTheNextDelay: the delay before a retry is the
 // schedule's, or the wait a receiver asked for when longer, up to the
 // schedule's next delay; the last retry keeps its own, and a schedule that

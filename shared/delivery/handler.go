@@ -58,7 +58,7 @@ type (
 		CreateDelivery(ctx context.Context, d domain.Delivery, expires time.Time) (bool, domain.Delivery, error)
 		GetDelivery(ctx context.Context, account, id string) (domain.Delivery, error)
 		SaveDelivery(ctx context.Context, d domain.Delivery, prev int, expires time.Time) error
-		StartRound(ctx context.Context, account, id string, attempts int, now, expires time.Time) (domain.Delivery, error)
+		StartRound(ctx context.Context, account, id string, attempts int, now, expires, payloadExpires time.Time) (domain.Delivery, error)
 		Payload(ctx context.Context, account, id string) ([]byte, error)
 		PutLogItems(ctx context.Context, items []store.LogItem) error
 		PutPayloadIfAbsent(ctx context.Context, li store.LogItem) error
@@ -102,6 +102,9 @@ type Handler struct {
 	Jitter func(time.Duration) time.Duration
 	// Retention is how long log items are kept.
 	Retention time.Duration
+	// PayloadRetention is how long a payload is kept
+	// (config.PayloadRetention); Retention when shorter.
+	PayloadRetention time.Duration
 	// FanOutPage bounds the endpoints one invocation fans an event out to;
 	// the rest continue in a message of their own.
 	FanOutPage int
@@ -249,6 +252,11 @@ func (t taskMessage) body() string { return string(payload.Encode(t)) }
 const maxInlinePayload = 200 << 10
 
 func (h *Handler) expires() time.Time { return h.Now().Add(h.Retention) }
+
+// payloadExpires is when a payload written now expires.
+func (h *Handler) payloadExpires() time.Time {
+	return h.Now().Add(max(h.PayloadRetention, h.Retention))
+}
 
 func (h *Handler) parallel(n int, fn func(i int)) { h.parallelN(h.Concurrency, n, fn) }
 

@@ -202,12 +202,12 @@ func (h *Handler) fanOut(ctx context.Context, ev event.Event, raw json.RawMessag
 			// renamed meanwhile): the log keeps the first run's, which the
 			// first run's task may carry, unless that run stopped before
 			// writing it. One delivery id never goes out with two bodies.
-			if err := h.Store.PutPayloadIfAbsent(ctx, store.LogItem{AccountID: d.AccountID, DeliveryID: d.ID, Payload: body, Expires: h.expires()}); err != nil {
+			if err := h.Store.PutPayloadIfAbsent(ctx, store.LogItem{AccountID: d.AccountID, DeliveryID: d.ID, Payload: body, Expires: h.payloadExpires()}); err != nil {
 				results[i].err = err
 				return
 			}
 		} else {
-			results[i].payload = &store.LogItem{AccountID: d.AccountID, DeliveryID: d.ID, Payload: body, Expires: h.expires()}
+			results[i].payload = &store.LogItem{AccountID: d.AccountID, DeliveryID: d.ID, Payload: body, Expires: h.payloadExpires()}
 		}
 		tm := taskMessage{Kind: "delivery", AccountID: d.AccountID, DeliveryID: d.ID, RoundStart: d.RoundStart}
 		// A task carries the body only when it is the one the delivery was

@@ -316,7 +316,7 @@ func TestARedeliveryIsSentWhateverTheLinks(t *testing.T) {
 	if d.LastError != "thermometer no longer linked to the endpoint" || rc.count() != 0 {
 		t.Fatalf("delivery %+v, %d webhooks; want it stopped unsent", d, rc.count())
 	}
-	d, err := hs.st.StartRound(ctx, hs.account, d.ID, d.AttemptCount, time.Now(), time.Now().Add(time.Hour))
+	d, err := hs.st.StartRound(ctx, hs.account, d.ID, d.AttemptCount, time.Now(), time.Now().Add(time.Hour), time.Now().Add(time.Hour))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -387,5 +387,35 @@ func TestARetryAfterPutsTheRetryOff(t *testing.T) {
 		if next := d.NextAttemptAt.Sub(d.UpdatedAt); next < c.want-time.Second || next > c.want+time.Second {
 			t.Errorf("%d: %d with Retry-After %q: next attempt in %v, want %v", i, c.status, c.retryAfter, next, c.want)
 		}
+	}
+}
+
+// TestAPayloadIsKeptLongerThanItsDelivery: fan-out writes a delivery's
+// payload once, and every attempt keeps the delivery's summary a retention
+// from its own time; the payload is kept PayloadRetention, so that it does
+// not expire while its delivery is still shown or can be redelivered.
+func TestAPayloadIsKeptLongerThanItsDelivery(t *testing.T) {
+	hs := newHarness(t, time.Second)
+	hs.h.PayloadRetention = 3 * time.Hour // Retention is an hour
+	rc, ep := hs.oneDelivery("evt_payload_kept", 200)
+	hs.drainUntil(func() bool { return rc.count() == 1 }, 300*time.Millisecond)
+	d, _ := hs.deliveryOf("evt_payload_kept", ep)
+	table := awstest.LoadStack(t).Outputs["DeliveriesTableName"]
+	expiry := func(sk string) time.Duration {
+		out, err := dynamodb.NewFromConfig(awstest.Config(t)).GetItem(context.Background(), &dynamodb.GetItemInput{TableName: &table,
+			Key: map[string]dbtypes.AttributeValue{"pk": &dbtypes.AttributeValueMemberS{Value: "DELIVERY#" + d.AccountID + "#" + d.ID}, "sk": &dbtypes.AttributeValueMemberS{Value: sk}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		n, _ := out.Item["expires_at"].(*dbtypes.AttributeValueMemberN)
+		if n == nil {
+			t.Fatalf("%s has no expiry: %v", sk, out.Item)
+		}
+		var unix int64
+		fmt.Sscan(n.Value, &unix)
+		return time.Until(time.Unix(unix, 0)).Round(time.Minute)
+	}
+	if summary, payload := expiry("#SUMMARY"), expiry("#PAYLOAD"); summary != time.Hour || payload != 3*time.Hour {
+		t.Errorf("the summary expires in %v and the payload in %v, want 1h and 3h", summary, payload)
 	}
 }

@@ -286,7 +286,7 @@ func (h *Handler) prepareAndSend(ctx context.Context, a *attempt, rec *metrics.R
 		// before the API recorded its start, or whose start the API could
 		// not record. However often it has been received: a process that
 		// died before starting the round must not leave it undone.
-		if d, err = h.Store.StartRound(ctx, d.AccountID, d.ID, d.AttemptCount, h.Now(), h.expires()); err != nil {
+		if d, err = h.Store.StartRound(ctx, d.AccountID, d.ID, d.AttemptCount, h.Now(), h.expires(), h.payloadExpires()); err != nil {
 			a.err = err
 			return
 		}

@@ -72,9 +72,9 @@ func deliveryPK(account, id string) string { return "DELIVERY#" + account + "#" 
 // expired reports whether an item whose expires_at is unix has outlived the
 // log's retention. DynamoDB deletes expired items within days, not at
 // once, and until then every read still finds them; the log treats them
-// as deleted, so that it keeps a delivery (and the respondent's details in
-// its payload) no longer than its retention says, and shows no delivery
-// whose payload or attempts TTL has already taken.
+// as deleted, so that it shows a delivery (and the respondent's details in
+// its payload) no longer than its retention says, and never one of which
+// the TTL has already taken a part.
 func expired(unix int64) bool { return unix > 0 && unix <= time.Now().Unix() }
 
 // sortTime is a fixed-width UTC time, so index sort keys order by time.
@@ -168,14 +168,22 @@ func (st *Store) CreateDelivery(ctx context.Context, d domain.Delivery, expires 
 		return false, domain.Delivery{}, err
 	}
 	_, err = st.db.PutItem(ctx, &dynamodb.PutItemInput{
-		TableName: &st.deliveriesTable, Item: av, ConditionExpression: aws.String("attribute_not_exists(pk)"),
+		TableName: &st.deliveriesTable, Item: av,
+		// An expired delivery never attempted (its fan-out stopped before
+		// its task, and the event came back after the retention, from the
+		// dead-letter queue) is made anew: nothing of it was sent.
+		ConditionExpression: aws.String("attribute_not_exists(pk) OR (expires_at <= :now AND attempt_count = :zero)"),
+		ExpressionAttributeValues: map[string]types.AttributeValue{
+			":now":  &types.AttributeValueMemberN{Value: strconv.FormatInt(time.Now().Unix(), 10)},
+			":zero": &types.AttributeValueMemberN{Value: "0"},
+		},
 	})
 	var ccf *types.ConditionalCheckFailedException
 	if errors.As(err, &ccf) {
-		// Expired or not, the delivery exists under this id: an event
-		// resent after its delivery's retention is not delivered again
-		// (nor, were the expired delivery taken for none, retried until
-		// DynamoDB deletes it).
+		// Expired or not, the delivery exists under this id and was
+		// attempted: an event resent after its delivery's retention is not
+		// delivered again (nor, were the expired delivery taken for none,
+		// retried until DynamoDB deletes it).
 		existing, err := st.summary(ctx, d.AccountID, d.ID)
 		return false, fromSummary(existing), err
 	}
@@ -437,7 +445,7 @@ func (st *Store) DeliveryDetail(ctx context.Context, account, id string, maxAtte
 		}
 	}
 	if !found {
-		return d, nil, nil, false, domain.Errorf(domain.CodeNotFound, "delivery %s not found", id)
+		return domain.Delivery{}, nil, nil, false, domain.Errorf(domain.CodeNotFound, "delivery %s not found", id)
 	}
 	in := &dynamodb.QueryInput{
 		TableName:                 &st.deliveriesTable,
@@ -578,12 +586,13 @@ func (st *Store) ListDeliveries(ctx context.Context, account string, f DeliveryF
 	// read on until it is full or the index ends. One more than asked tells
 	// whether a next page exists.
 	bySummary := f.Status != "" && !StatusIndexed(f.Status)
+	skipped := false // entries whose summaries expired (see expired)
 	for queries := 1; len(out) <= limit; queries++ {
 		in.Limit = aws.Int32(int32(limit + 1 - len(out)))
 		switch {
 		case filter != nil:
 			in.Limit = aws.Int32(max(*in.Limit, listScan))
-		case bySummary && queries > 1:
+		case (bySummary || skipped) && queries > 1:
 			// The first Query did not fill the page: look further at once.
 			in.Limit = aws.Int32(max(*in.Limit, min(listScan, int32(listBatch))))
 		}
@@ -605,7 +614,10 @@ func (st *Store) ListDeliveries(ctx context.Context, account string, f DeliveryF
 		}
 		for _, key := range items {
 			it, ok := summaries[stringAttr(key, "pk")]
-			if !ok || expired(it.ExpiresAt) || (f.Status != "" && it.Status != f.Status) {
+			if ok && expired(it.ExpiresAt) {
+				ok, skipped = false, true
+			}
+			if !ok || (f.Status != "" && it.Status != f.Status) {
 				continue
 			}
 			out = append(out, fromSummary(it))
@@ -687,18 +699,19 @@ func (st *Store) summaries(ctx context.Context, entries []map[string]types.Attri
 
 // StartRound starts a new round of attempts for account's delivery id if
 // it still has attempts attempts: status pending, the next attempt numbered
-// attempts+1, and the delivery and its payload kept until expires (a round
-// started late in the retention period must not lose its payload). It
-// returns the delivery as updated; ErrConflict when another attempt was
-// recorded meanwhile, not_found when the delivery is gone.
-func (st *Store) StartRound(ctx context.Context, account, id string, attempts int, now, expires time.Time) (domain.Delivery, error) {
+// attempts+1, the delivery kept until expires and its payload until
+// payloadExpires (a round started late in the retention period must not
+// lose its payload). It returns the delivery as updated; ErrConflict when
+// another attempt was recorded meanwhile, not_found when the delivery is
+// gone or expired at now.
+func (st *Store) StartRound(ctx context.Context, account, id string, attempts int, now, expires, payloadExpires time.Time) (domain.Delivery, error) {
 	key := func(sk string) map[string]types.AttributeValue {
 		return map[string]types.AttributeValue{"pk": s(deliveryPK(account, id)), "sk": s(sk)}
 	}
 	exp := &types.AttributeValueMemberN{Value: strconv.FormatInt(expires.Unix(), 10)}
 	// An expired delivery is not brought back: its payload and attempts
 	// may already be gone (see expired).
-	unexpired := &types.AttributeValueMemberN{Value: strconv.FormatInt(time.Now().Unix(), 10)}
+	unexpired := &types.AttributeValueMemberN{Value: strconv.FormatInt(now.Unix(), 10)}
 	out, err := st.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 		TableName: &st.deliveriesTable,
 		Key:       key(summarySK),
@@ -732,9 +745,10 @@ func (st *Store) StartRound(ctx context.Context, account, id string, attempts in
 	}
 	_, err = st.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 		TableName: &st.deliveriesTable, Key: key(payloadSK),
-		UpdateExpression:          aws.String("SET expires_at = :exp"),
-		ConditionExpression:       aws.String("attribute_exists(pk) AND expires_at > :unexpired"),
-		ExpressionAttributeValues: map[string]types.AttributeValue{":exp": exp, ":unexpired": unexpired},
+		UpdateExpression:    aws.String("SET expires_at = :exp"),
+		ConditionExpression: aws.String("attribute_exists(pk) AND expires_at > :unexpired"),
+		ExpressionAttributeValues: map[string]types.AttributeValue{
+			":exp": &types.AttributeValueMemberN{Value: strconv.FormatInt(payloadExpires.Unix(), 10)}, ":unexpired": unexpired},
 	})
 	if err != nil && !errors.As(err, &ccf) {
 		return domain.Delivery{}, fmt.Errorf("keep the payload of %s: %w", id, err)

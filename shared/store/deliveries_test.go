@@ -314,23 +314,24 @@ func TestStartRound(t *testing.T) {
 	if err := st.PutLogItems(ctx, []store.LogItem{{AccountID: account, DeliveryID: d.ID, Payload: []byte(`{"id":"x"}`), Expires: time.Now().Add(time.Hour)}}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := st.StartRound(ctx, account, d.ID, 2, time.Now(), time.Now()); !errors.Is(err, store.ErrConflict) {
+	if _, err := st.StartRound(ctx, account, d.ID, 2, time.Now(), time.Now(), time.Now()); !errors.Is(err, store.ErrConflict) {
 		t.Errorf("start on a stale attempt count: %v, want a conflict", err)
 	}
-	if _, err := st.StartRound(ctx, account, "dlv_00000000000000000000000000", 0, time.Now(), time.Now()); !errors.Is(err, domain.ErrNotFound) {
+	if _, err := st.StartRound(ctx, account, "dlv_00000000000000000000000000", 0, time.Now(), time.Now(), time.Now()); !errors.Is(err, domain.ErrNotFound) {
 		t.Errorf("start on an unknown delivery: %v, want not_found", err)
 	}
 	expires := time.Now().Add(40 * 24 * time.Hour).Truncate(time.Second)
-	got, err := st.StartRound(ctx, account, d.ID, 3, time.Now(), expires)
+	payloadExpires := expires.Add(50 * time.Hour)
+	got, err := st.StartRound(ctx, account, d.ID, 3, time.Now(), expires, payloadExpires)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if got.Status != domain.DeliveryPending || got.RoundStart != 4 || got.AttemptCount != 3 {
 		t.Errorf("after StartRound: %+v", got)
 	}
-	for _, sk := range []string{"#SUMMARY", "#PAYLOAD"} {
-		if exp, err := st.ExpiresAt(ctx, account, d.ID, sk); err != nil || !exp.Equal(expires) {
-			t.Errorf("%s expires %v (%v), want %v", sk, exp, err, expires)
+	for sk, want := range map[string]time.Time{"#SUMMARY": expires, "#PAYLOAD": payloadExpires} {
+		if exp, err := st.ExpiresAt(ctx, account, d.ID, sk); err != nil || !exp.Equal(want) {
+			t.Errorf("%s expires %v (%v), want %v", sk, exp, err, want)
 		}
 	}
 	// A worker that read the old round and made attempt 4 does not undo the
@@ -452,7 +453,7 @@ func TestOnlyDeliveriesInTroubleAreInTheStatusIndex(t *testing.T) {
 	filed("retrying", domain.DeliveryRetrying)
 	save(domain.DeliveryFailed)
 	filed("failed", domain.DeliveryFailed)
-	got, err := st.StartRound(ctx, account, d.ID, d.AttemptCount, time.Now(), time.Now().Add(time.Hour))
+	got, err := st.StartRound(ctx, account, d.ID, d.AttemptCount, time.Now(), time.Now().Add(time.Hour), time.Now().Add(time.Hour))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -593,7 +594,7 @@ func TestSaveDeliveryWhoseAnswerWasLost(t *testing.T) {
 	d2 := putDelivery(t, plain, account, "ep_1", domain.DeliveryPending, 1)
 	cfg2 := awstest.Config(t)
 	cfg2.HTTPClient = &losingAnswer{next: cfg2.HTTPClient, op: "PutItem", between: func() {
-		if _, err := plain.StartRound(ctx, account, d2.ID, 1, time.Now(), time.Now().Add(time.Hour)); err != nil {
+		if _, err := plain.StartRound(ctx, account, d2.ID, 1, time.Now(), time.Now().Add(time.Hour), time.Now().Add(time.Hour)); err != nil {
 			t.Error(err)
 		}
 	}}
@@ -667,6 +668,7 @@ func TestExpiredDeliveriesAreGone(t *testing.T) {
 	kept := put(1, future, future, past, future, future)
 	gone := put(2, past, past, past)
 	bare := put(3, future, past)
+	unsent := put(4, past, past)
 
 	for _, f := range []store.DeliveryFilter{{}, {EndpointID: "ep_1"}, {Status: domain.DeliveryFailed}} {
 		if got, _ := listAll(t, st, account, f, 10); !slices.Equal(got, []string{bare.ID, kept.ID}) {
@@ -679,13 +681,21 @@ func TestExpiredDeliveriesAreGone(t *testing.T) {
 	if _, _, _, _, err := st.DeliveryDetail(ctx, account, gone.ID, 100); !errors.Is(err, domain.ErrNotFound) {
 		t.Errorf("detail of an expired delivery: %v, want not_found", err)
 	}
-	if _, err := st.StartRound(ctx, account, gone.ID, 1, time.Now(), future); !errors.Is(err, domain.ErrNotFound) {
+	if _, err := st.StartRound(ctx, account, gone.ID, 1, time.Now(), future, future); !errors.Is(err, domain.ErrNotFound) {
 		t.Errorf("new round of an expired delivery: %v, want not_found", err)
 	}
 	// Its event resent: the delivery exists, expired, and is not made again
 	// (taken for none, the create would fail until DynamoDB deleted it).
 	if created, existing, err := st.CreateDelivery(ctx, gone, future); err != nil || created || existing.ID != gone.ID || existing.Status != domain.DeliveryFailed {
 		t.Errorf("create over an expired delivery: created %v, existing %+v, %v", created, existing, err)
+	}
+	// An expired delivery never attempted is made anew: nothing of it was sent.
+	unsent.Status = domain.DeliveryPending
+	if created, _, err := st.CreateDelivery(ctx, unsent, future); err != nil || !created {
+		t.Errorf("create over an expired delivery never attempted: created %v, %v", created, err)
+	}
+	if d, err := st.GetDelivery(ctx, account, unsent.ID); err != nil || d.Status != domain.DeliveryPending {
+		t.Errorf("the delivery made anew: %+v, %v", d, err)
 	}
 
 	// The first of kept's three attempts has expired: the latest two show.
@@ -700,7 +710,7 @@ func TestExpiredDeliveriesAreGone(t *testing.T) {
 	if _, err := st.Payload(ctx, account, bare.ID); !errors.Is(err, domain.ErrNotFound) {
 		t.Errorf("expired payload read as %v, want not_found", err)
 	}
-	if _, err := st.StartRound(ctx, account, bare.ID, 0, time.Now(), future.Add(time.Hour)); err != nil {
+	if _, err := st.StartRound(ctx, account, bare.ID, 0, time.Now(), future.Add(time.Hour), future.Add(time.Hour)); err != nil {
 		t.Fatal(err)
 	}
 	if exp, err := st.ExpiresAt(ctx, account, bare.ID, "#PAYLOAD"); err != nil || exp.After(time.Now()) {
