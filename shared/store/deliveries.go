@@ -180,7 +180,7 @@ func (st *Store) CreateDelivery(ctx context.Context, d domain.Delivery, expires 
 	})
 	var ccf *types.ConditionalCheckFailedException
 	if errors.As(err, &ccf) {
-		// Expired or not, the delivery exists under this id and was
+		// The delivery exists under this id, and, if expired, was
 		// attempted: an event resent after its delivery's retention is not
 		// delivered again (nor, were the expired delivery taken for none,
 		// retried until DynamoDB deletes it).
@@ -731,7 +731,7 @@ func (st *Store) StartRound(ctx context.Context, account, id string, attempts in
 	})
 	var ccf *types.ConditionalCheckFailedException
 	if errors.As(err, &ccf) {
-		if len(ccf.Item) == 0 || expired(numberAttr(ccf.Item, "expires_at")) {
+		if len(ccf.Item) == 0 || numberAttr(ccf.Item, "expires_at") <= now.Unix() {
 			return domain.Delivery{}, domain.Errorf(domain.CodeNotFound, "delivery %s not found", id)
 		}
 		return domain.Delivery{}, fmt.Errorf("start a round of %s: %w", id, ErrConflict)
