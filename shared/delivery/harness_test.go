@@ -395,16 +395,17 @@ func (hs *harness) handleAtOnce(ctx context.Context, msgs ...delivery.Message) (
 
 // deleteItem removes one item of d's from the log table.
 func (hs *harness) deleteItem(d domain.Delivery, sk string) error {
-	stack := awstest.LoadStack(hs.t)
-	table := stack.Outputs["DeliveriesTableName"]
-	_, err := dynamodb.NewFromConfig(awstest.Config(hs.t)).DeleteItem(context.Background(), &dynamodb.DeleteItemInput{
-		TableName: &table,
-		Key: map[string]dbtypes.AttributeValue{
-			"pk": &dbtypes.AttributeValueMemberS{Value: "DELIVERY#" + d.AccountID + "#" + d.ID},
-			"sk": &dbtypes.AttributeValueMemberS{Value: sk},
-		},
-	})
+	table, key := hs.logItem(d, sk)
+	_, err := dynamodb.NewFromConfig(awstest.Config(hs.t)).DeleteItem(context.Background(), &dynamodb.DeleteItemInput{TableName: &table, Key: key})
 	return err
+}
+
+// logItem is the delivery-log table and the key of d's item sk.
+func (hs *harness) logItem(d domain.Delivery, sk string) (string, map[string]dbtypes.AttributeValue) {
+	return awstest.LoadStack(hs.t).Outputs["DeliveriesTableName"], map[string]dbtypes.AttributeValue{
+		"pk": &dbtypes.AttributeValueMemberS{Value: "DELIVERY#" + d.AccountID + "#" + d.ID},
+		"sk": &dbtypes.AttributeValueMemberS{Value: sk},
+	}
 }
 
 // deleteEndpointItem removes e's own item and leaves its links, as a

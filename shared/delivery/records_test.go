@@ -400,10 +400,9 @@ func TestAPayloadIsKeptLongerThanItsDelivery(t *testing.T) {
 	rc, ep := hs.oneDelivery("evt_payload_kept", 200)
 	hs.drainUntil(func() bool { return rc.count() == 1 }, 300*time.Millisecond)
 	d, _ := hs.deliveryOf("evt_payload_kept", ep)
-	table := awstest.LoadStack(t).Outputs["DeliveriesTableName"]
 	expiry := func(sk string) time.Duration {
-		out, err := dynamodb.NewFromConfig(awstest.Config(t)).GetItem(context.Background(), &dynamodb.GetItemInput{TableName: &table,
-			Key: map[string]dbtypes.AttributeValue{"pk": &dbtypes.AttributeValueMemberS{Value: "DELIVERY#" + d.AccountID + "#" + d.ID}, "sk": &dbtypes.AttributeValueMemberS{Value: sk}}})
+		table, key := hs.logItem(d, sk)
+		out, err := dynamodb.NewFromConfig(awstest.Config(t)).GetItem(context.Background(), &dynamodb.GetItemInput{TableName: &table, Key: key})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -77,6 +77,11 @@ func deliveryPK(account, id string) string { return "DELIVERY#" + account + "#" 
 // the TTL has already taken a part.
 func expired(unix int64) bool { return unix > 0 && unix <= time.Now().Unix() }
 
+// deliveryNotFound is the error for a delivery that is gone or expired.
+func deliveryNotFound(id string) error {
+	return domain.Errorf(domain.CodeNotFound, "delivery %s not found", id)
+}
+
 // sortTime is a fixed-width UTC time, so index sort keys order by time.
 func sortTime(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.000000000Z") }
 
@@ -200,7 +205,7 @@ func (st *Store) GetDelivery(ctx context.Context, account, id string) (domain.De
 		return domain.Delivery{}, err
 	}
 	if expired(it.ExpiresAt) {
-		return domain.Delivery{}, domain.Errorf(domain.CodeNotFound, "delivery %s not found", id)
+		return domain.Delivery{}, deliveryNotFound(id)
 	}
 	return fromSummary(it), nil
 }
@@ -216,7 +221,7 @@ func (st *Store) summary(ctx context.Context, account, id string) (summaryItem, 
 		return summaryItem{}, fmt.Errorf("get delivery %s: %w", id, err)
 	}
 	if out.Item == nil {
-		return summaryItem{}, domain.Errorf(domain.CodeNotFound, "delivery %s not found", id)
+		return summaryItem{}, deliveryNotFound(id)
 	}
 	var it summaryItem
 	if err := attributevalue.UnmarshalMap(out.Item, &it); err != nil {
@@ -445,7 +450,7 @@ func (st *Store) DeliveryDetail(ctx context.Context, account, id string, maxAtte
 		}
 	}
 	if !found {
-		return domain.Delivery{}, nil, nil, false, domain.Errorf(domain.CodeNotFound, "delivery %s not found", id)
+		return domain.Delivery{}, nil, nil, false, deliveryNotFound(id)
 	}
 	in := &dynamodb.QueryInput{
 		TableName:                 &st.deliveriesTable,
@@ -732,7 +737,7 @@ func (st *Store) StartRound(ctx context.Context, account, id string, attempts in
 	var ccf *types.ConditionalCheckFailedException
 	if errors.As(err, &ccf) {
 		if len(ccf.Item) == 0 || numberAttr(ccf.Item, "expires_at") <= now.Unix() {
-			return domain.Delivery{}, domain.Errorf(domain.CodeNotFound, "delivery %s not found", id)
+			return domain.Delivery{}, deliveryNotFound(id)
 		}
 		return domain.Delivery{}, fmt.Errorf("start a round of %s: %w", id, ErrConflict)
 	}
